@@ -1,0 +1,19 @@
+package intake
+
+import "errors"
+
+var (
+	// ErrNotFound: no such request, or not one the caller may see. The two
+	// are deliberately indistinguishable.
+	ErrNotFound = errors.New("request not found")
+	// ErrConflict: the state machine forbids the change asked for.
+	ErrConflict = errors.New("transition not allowed")
+	// ErrIdempotencyMismatch: an Idempotency-Key was reused with another body.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different body")
+	// ErrForbidden: the caller's role may not do this at all.
+	ErrForbidden = errors.New("not allowed for this role")
+	// ErrOverloaded: intake's commit queue is full; the caller should retry.
+	ErrOverloaded = errors.New("intake overloaded")
+	// ErrClosed: intake is shutting down and takes no new work.
+	ErrClosed = errors.New("intake closed")
+)

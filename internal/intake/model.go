@@ -1,0 +1,133 @@
+// Package intake is the Request Service of the founding design: it accepts
+// assistance requests, keeps their state machine, and answers who may see
+// or change which request. It stores through the Store it is given and
+// announces every change through outbox messages written in the same
+// transaction; it never talks to a broker, an insurer or a driver itself.
+package intake
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ServiceType is the kind of help asked for.
+type ServiceType string
+
+const (
+	Tow          ServiceType = "tow"
+	JumpStart    ServiceType = "jump_start"
+	FlatTire     ServiceType = "flat_tire"
+	FuelDelivery ServiceType = "fuel_delivery"
+	Lockout      ServiceType = "lockout"
+	Winch        ServiceType = "winch"
+)
+
+// ServiceTypes lists every service type.
+var ServiceTypes = []ServiceType{Tow, JumpStart, FlatTire, FuelDelivery, Lockout, Winch}
+
+// VehicleType is the class of the broken-down vehicle.
+type VehicleType string
+
+// VehicleTypes lists every vehicle type.
+var VehicleTypes = []VehicleType{"car", "motorcycle", "light_commercial", "heavy"}
+
+// InsuranceStatus is where the policy check stands.
+type InsuranceStatus string
+
+const (
+	InsurancePending      InsuranceStatus = "pending"
+	InsuranceApproved     InsuranceStatus = "approved"
+	InsuranceRejected     InsuranceStatus = "rejected"
+	InsuranceManualReview InsuranceStatus = "manual_review"
+	InsuranceWaived       InsuranceStatus = "waived"
+)
+
+// Location is a point with its human description. Province and district
+// drive the reports, so intake keeps them as given.
+type Location struct {
+	Lat      float64 `json:"lat"`
+	Lng      float64 `json:"lng"`
+	Address  string  `json:"address,omitempty"`
+	Province string  `json:"province,omitempty"`
+	District string  `json:"district,omitempty"`
+}
+
+// Vehicle is the customer's vehicle.
+type Vehicle struct {
+	Plate string      `json:"plate"`
+	Make  string      `json:"make,omitempty"`
+	Model string      `json:"model,omitempty"`
+	Type  VehicleType `json:"type"`
+}
+
+// Policy names the insurance policy that pays for the job.
+type Policy struct {
+	Insurer      string `json:"insurer"`
+	PolicyNumber string `json:"policy_number"`
+}
+
+// Contact is who the driver calls on arrival.
+type Contact struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+}
+
+// Insurance is the outcome of the policy check.
+type Insurance struct {
+	Status    InsuranceStatus `json:"status"`
+	CheckedAt *time.Time      `json:"checked_at"`
+	Reason    *string         `json:"reason"`
+	Coverage  json.RawMessage `json:"coverage"`
+	Reference *string         `json:"reference"`
+}
+
+// Position is where a driver was at a moment.
+type Position struct {
+	Lat float64   `json:"lat"`
+	Lng float64   `json:"lng"`
+	At  time.Time `json:"at"`
+}
+
+// Assignment is the driver on the job.
+type Assignment struct {
+	DriverID       string    `json:"driver_id"`
+	DriverName     string    `json:"driver_name"`
+	VehiclePlate   string    `json:"vehicle_plate"`
+	AssignedAt     time.Time `json:"assigned_at"`
+	ETASeconds     int       `json:"eta_seconds"`
+	DriverLocation *Position `json:"driver_location"`
+}
+
+// TimelineEntry records one status the request went through.
+type TimelineEntry struct {
+	Status  Status    `json:"status"`
+	At      time.Time `json:"at"`
+	ActorID string    `json:"-"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// Request is an assistance request as stored and as shown (the JSON shape
+// is the contract's request representation).
+type Request struct {
+	ID string `json:"id"`
+	// OwnerID is the account that asked for help: a customer, or the
+	// operator who took the call.
+	OwnerID     string          `json:"-"`
+	Status      Status          `json:"status"`
+	ServiceType ServiceType     `json:"service_type"`
+	Location    Location        `json:"location"`
+	Destination *Location       `json:"destination"`
+	Vehicle     Vehicle         `json:"vehicle"`
+	Policy      Policy          `json:"policy"`
+	Contact     Contact         `json:"contact"`
+	Notes       string          `json:"notes"`
+	Insurance   Insurance       `json:"insurance"`
+	Assignment  *Assignment     `json:"assignment"`
+	Timeline    []TimelineEntry `json:"timeline"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+
+	// Version increases with every stored change; stores use it for
+	// optimistic concurrency.
+	Version int `json:"-"`
+}

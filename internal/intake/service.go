@@ -1,0 +1,292 @@
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/yolda/yolda/internal/id"
+	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/validate"
+)
+
+// Options configure a Service.
+type Options struct {
+	Batch BatchOptions
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// KnownInsurer reports whether an insurer code is configured. Nil
+	// accepts any well-formed code.
+	KnownInsurer func(code string) bool
+	// DispatchBeforeCover reports whether dispatch may start before the
+	// insurer confirms cover. Nil means it may, for every insurer.
+	DispatchBeforeCover func(insurer string) bool
+	Logger              *slog.Logger
+}
+
+// Service is the request use cases: create, read, list, cancel.
+type Service struct {
+	store     Store
+	committer *groupCommitter
+	now       func() time.Time
+	known     func(string) bool
+	early     func(string) bool
+	log       *slog.Logger
+}
+
+// NewService starts the group committer; Close stops it.
+func NewService(store Store, o Options) *Service {
+	s := &Service{
+		store:     store,
+		committer: newGroupCommitter(store, o.Batch),
+		now:       o.Now,
+		known:     o.KnownInsurer,
+		early:     o.DispatchBeforeCover,
+		log:       o.Logger,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// Close commits what is queued and stops taking new requests. Call it after
+// the HTTP server has drained, so that no handler waits on a closed queue.
+func (s *Service) Close() { s.committer.close() }
+
+// Created is the answer to Create.
+type Created struct {
+	Request Request
+	// Replayed is true when an earlier call with the same Idempotency-Key
+	// created the request.
+	Replayed bool
+}
+
+// Create validates a submission and commits it with its first timeline
+// entry and its outbox messages. When Create returns without error the
+// request is durable.
+func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submission, idempotencyKey string) (Created, error) {
+	if who.Role != identity.Customer && !who.Role.Staff() {
+		return Created{}, ErrForbidden
+	}
+	r, err := sub.normalize()
+	if err == nil && s.known != nil && !s.known(r.Policy.Insurer) {
+		err = validate.Errors{{Field: "policy.insurer", Message: "is not an insurer Yolda works with"}}
+	}
+	if err != nil {
+		return Created{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	r.ID = id.New("req", now)
+	r.OwnerID = who.UserID
+	r.Status = StatusReceived
+	r.Insurance = Insurance{Status: InsurancePending}
+	r.Timeline = []TimelineEntry{{Status: StatusReceived, At: now, ActorID: who.UserID}}
+	r.CreatedAt, r.UpdatedAt = now, now
+	r.Version = 1
+
+	msgs, err := s.creationMessages(r, outbox.ActorOf(who))
+	if err != nil {
+		return Created{}, err
+	}
+	c := &Creation{Request: r, IdempotencyKey: idempotencyKey, Outbox: msgs}
+	if idempotencyKey != "" {
+		c.Fingerprint = fingerprint(sub)
+	}
+	if err := s.committer.commit(ctx, c); err != nil {
+		return Created{}, fmt.Errorf("create request: %w", err)
+	}
+	if c.Err != nil {
+		return Created{}, c.Err
+	}
+	if c.ReplayOf != "" {
+		prev, err := s.store.Request(ctx, c.ReplayOf)
+		if err != nil {
+			return Created{}, fmt.Errorf("load replayed request: %w", err)
+		}
+		return Created{Request: prev, Replayed: true}, nil
+	}
+	return Created{Request: r}, nil
+}
+
+// creationMessages are the jobs and the event a new request leaves in the
+// outbox: always the insurance check and request.created; the dispatch job
+// only where the insurer lets dispatch start before cover is confirmed.
+func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Message, error) {
+	at := r.CreatedAt
+	verify, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", at, r.ID, actor, VerifyJob{
+		Insurer:      r.Policy.Insurer,
+		PolicyNumber: r.Policy.PolicyNumber,
+		Plate:        r.Vehicle.Plate,
+		ServiceType:  r.ServiceType,
+		IncidentAt:   at,
+	})
+	if err != nil {
+		return nil, err
+	}
+	msgs := []outbox.Message{verify}
+	if s.early == nil || s.early(r.Policy.Insurer) {
+		dispatch, err := outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
+			ServiceType: r.ServiceType,
+			Location:    r.Location,
+		})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, dispatch)
+	}
+	created, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, actor, r)
+	if err != nil {
+		return nil, err
+	}
+	return append(msgs, created), nil
+}
+
+// VerifyJob is the data of an insurance.verify job.
+type VerifyJob struct {
+	Insurer      string      `json:"insurer"`
+	PolicyNumber string      `json:"policy_number"`
+	Plate        string      `json:"plate"`
+	ServiceType  ServiceType `json:"service_type"`
+	IncidentAt   time.Time   `json:"incident_at"`
+}
+
+// DispatchJob is the data of a dispatch.request job.
+type DispatchJob struct {
+	ServiceType ServiceType `json:"service_type"`
+	Location    Location    `json:"location"`
+}
+
+// StatusChange is the data of a request.status_changed event.
+type StatusChange struct {
+	From   Status    `json:"from"`
+	To     Status    `json:"to"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// fingerprint identifies a submission independently of its JSON spelling
+// (key order, spacing), so a client that re-encodes the same body on retry
+// is still recognised.
+func fingerprint(sub Submission) string {
+	b, _ := json.Marshal(sub) // a decoded Submission always encodes
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Get returns a request the caller may see.
+func (s *Service) Get(ctx context.Context, who identity.Principal, requestID string) (Request, error) {
+	if !id.Valid("req", requestID) {
+		return Request{}, ErrNotFound
+	}
+	r, err := s.store.Request(ctx, requestID)
+	if err != nil {
+		return Request{}, err
+	}
+	if !mayRead(who, r) {
+		return Request{}, ErrNotFound
+	}
+	return r, nil
+}
+
+// mayRead is the object-level rule: staff see everything, a customer its
+// own requests, a driver the requests assigned to it.
+func mayRead(who identity.Principal, r Request) bool {
+	switch {
+	case who.Role.Staff():
+		return true
+	case who.Role == identity.Customer:
+		return r.OwnerID == who.UserID
+	case who.Role == identity.Driver:
+		return r.Assignment != nil && r.Assignment.DriverID == who.UserID
+	}
+	return false
+}
+
+// Page is one page of a list.
+type Page struct {
+	Items      []Request
+	NextCursor string
+}
+
+// Limits of a list page.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// List returns the requests matching f that the caller may see. A
+// customer's filter is narrowed to its own requests, a driver's to those
+// assigned to it, whatever it asked for.
+func (s *Service) List(ctx context.Context, who identity.Principal, f Filter) (Page, error) {
+	switch {
+	case who.Role.Staff():
+	case who.Role == identity.Customer:
+		f.OwnerID = who.UserID
+	case who.Role == identity.Driver:
+		f.DriverID = who.UserID
+	default:
+		return Page{}, ErrForbidden
+	}
+	if f.Limit <= 0 {
+		f.Limit = DefaultLimit
+	}
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	items, err := s.store.Requests(ctx, f)
+	if err != nil {
+		return Page{}, fmt.Errorf("list requests: %w", err)
+	}
+	page := Page{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		page.NextCursor = items[limit-1].ID
+	}
+	return page, nil
+}
+
+// Cancel calls a request off. Its customer may cancel until the driver has
+// arrived; staff may cancel anything not yet final.
+func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID, reason string) (Request, error) {
+	var errs validate.Errors
+	reason = errs.Text("reason", reason, false, maxReason)
+	if err := errs.Err(); err != nil {
+		return Request{}, err
+	}
+	if !id.Valid("req", requestID) {
+		return Request{}, ErrNotFound
+	}
+	return s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
+		if !mayRead(who, *r) || who.Role == identity.Driver {
+			return Change{}, ErrNotFound
+		}
+		if !CanMove(r.Status, StatusCancelled) || (!who.Role.Staff() && !customerMayCancel(r.Status)) {
+			return Change{}, fmt.Errorf("cancel a request that is %s: %w", r.Status, ErrConflict)
+		}
+		return s.move(r, who, StatusCancelled, reason)
+	})
+}
+
+// move changes r's status and returns the change to store with it: the
+// timeline entry and the request.status_changed event.
+func (s *Service) move(r *Request, who identity.Principal, to Status, reason string) (Change, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	from := r.Status
+	r.Status = to
+	r.UpdatedAt = now
+	entry := TimelineEntry{Status: to, At: now, ActorID: who.UserID, Reason: reason}
+	ev, err := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged,
+		now, r.ID, outbox.ActorOf(who), StatusChange{From: from, To: to, At: now, Reason: reason})
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{Timeline: &entry, Outbox: []outbox.Message{ev}}, nil
+}

@@ -1,0 +1,90 @@
+// Package outbox defines the messages that a state change leaves behind for
+// the rest of the platform: jobs for workers and events for anyone who
+// listens. A store writes them in the same transaction as the change they
+// announce; the relay (a separate role) moves committed rows to the broker.
+// Nothing here talks to a broker or a database.
+package outbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/yolda/yolda/internal/id"
+	"github.com/yolda/yolda/internal/identity"
+)
+
+// EnvelopeVersion is the version of the Envelope layout. Consumers must
+// ignore fields they do not know and reject versions they do not.
+const EnvelopeVersion = 1
+
+// Subjects of the jobs and events that intake emits. Jobs live under
+// "jobs.", events under "events."; the broker streams are split on that.
+const (
+	SubjectInsuranceVerify = "jobs.insurance.verify"
+	SubjectDispatchRequest = "jobs.dispatch.request"
+
+	EventRequestCreated       = "request.created"
+	EventRequestStatusChanged = "request.status_changed"
+)
+
+// EventSubject is the broker subject an event of the given type travels on.
+func EventSubject(eventType string) string { return "events." + eventType }
+
+// Message is one outbox row: an opaque payload bound for a subject. ID is
+// unique and becomes the broker's Nats-Msg-Id, so re-publishing a row is
+// harmless.
+type Message struct {
+	ID        string
+	Subject   string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// Actor is who caused a change, as recorded in an envelope.
+type Actor struct {
+	ID   string        `json:"id,omitempty"`
+	Role identity.Role `json:"role,omitempty"`
+}
+
+// ActorOf turns a principal into the actor of an envelope.
+func ActorOf(p identity.Principal) Actor { return Actor{ID: p.UserID, Role: p.Role} }
+
+// SystemActor marks changes made by Yolda itself (workers, sweeper).
+var SystemActor = Actor{ID: "system", Role: ""}
+
+// Envelope wraps every job and event payload. Its fields are documented in
+// docs/events.md; add fields, never rename them.
+type Envelope struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Version    int             `json:"version"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	RequestID  string          `json:"request_id,omitempty"`
+	Actor      Actor           `json:"actor"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// New builds an outbox message carrying an envelope of the given type.
+// The envelope id and the message id are the same, so a consumer can use
+// either to make itself idempotent.
+func New(subject, msgType string, at time.Time, requestID string, actor Actor, data any) (Message, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode %s data: %w", msgType, err)
+	}
+	env := Envelope{
+		ID:         id.New("msg", at),
+		Type:       msgType,
+		Version:    EnvelopeVersion,
+		OccurredAt: at.UTC(),
+		RequestID:  requestID,
+		Actor:      actor,
+		Data:       raw,
+	}
+	payload, err := json.Marshal(env)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode %s envelope: %w", msgType, err)
+	}
+	return Message{ID: env.ID, Subject: subject, Payload: payload, CreatedAt: env.OccurredAt}, nil
+}

@@ -1,0 +1,92 @@
+// Package validate collects per-field problems with client input so that a
+// caller learns every mistake in one answer, each named by its JSON path
+// ("location.lat"). The HTTP layer turns Errors into an RFC 9457 document.
+package validate
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// FieldError is one problem with one field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Errors is a list of field problems; it is an error when not empty.
+type Errors []FieldError
+
+func (e Errors) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid input: ")
+	for i, f := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Field + ": " + f.Message)
+	}
+	return b.String()
+}
+
+// Add records a problem.
+func (e *Errors) Add(field, message string) { *e = append(*e, FieldError{field, message}) }
+
+// Err returns e as an error, or nil when there is nothing wrong.
+func (e Errors) Err() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Text checks a free-text field: valid UTF-8, no control characters other
+// than newline and tab, at most max characters, and present when required.
+// It returns the value with surrounding space trimmed.
+func (e *Errors) Text(field, value string, required bool, max int) string {
+	v := strings.TrimSpace(value)
+	switch {
+	case v == "" && required:
+		e.Add(field, "is required")
+	case !utf8.ValidString(v):
+		e.Add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(v) > max:
+		e.Add(field, "must be at most "+itoa(max)+" characters")
+	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0:
+		e.Add(field, "must not contain control characters")
+	}
+	return v
+}
+
+// OneOf checks that value is one of allowed.
+func OneOf[T ~string](e *Errors, field string, value T, allowed []T) {
+	if value == "" {
+		e.Add(field, "is required")
+		return
+	}
+	for _, a := range allowed {
+		if a == value {
+			return
+		}
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	e.Add(field, "must be one of "+strings.Join(names, ", "))
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var buf [20]byte
+	i := len(buf)
+	for n > 0 {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(buf[i:])
+}
