@@ -233,24 +233,10 @@ type worker struct {
 }
 
 func (w *worker) run(ctx context.Context, s *schedule) {
-	var timer *time.Timer
 	for ctx.Err() == nil {
 		at, measured, ok := s.next(time.Now())
-		if !ok {
+		if !ok || !sleepUntil(ctx, at) {
 			return
-		}
-		if d := time.Until(at); d > 0 {
-			if timer == nil {
-				timer = time.NewTimer(d)
-				defer timer.Stop()
-			} else {
-				timer.Reset(d)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
 		}
 		// In closed loop the clock starts at the actual send.
 		if s.interval == 0 {
@@ -274,6 +260,22 @@ func (w *worker) run(ctx context.Context, s *schedule) {
 			w.statuses[status]++
 		}
 		w.latencies = append(w.latencies, end.Sub(at))
+	}
+}
+
+// sleepUntil waits for t and reports whether ctx let it.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 

@@ -47,7 +47,9 @@ CREATE TABLE requests (
     insurance_status     text NOT NULL,
     insurance_checked_at timestamptz,
     insurance_reason     text,
-    insurance_coverage   jsonb,
+    -- json, not jsonb: jsonb re-formats and re-orders the insurer's document,
+    -- and the API hands it back byte for byte.
+    insurance_coverage   json,
     insurance_reference  text,
     driver_id            text REFERENCES users (id),
     driver_name          text,

@@ -1,0 +1,134 @@
+// Package app is the composition root: it reads the configuration, picks a
+// backend for every store by URL, builds the services and runs the roles a
+// process was asked for. Nothing else in Yolda knows which engines are in
+// use.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+)
+
+// Env is the process environment the app sees; tests supply their own.
+type Env struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// ErrUsage marks a command line that could not be understood; main exits 2.
+var ErrUsage = errors.New("usage")
+
+const usage = `yolda: roadside assistance dispatch
+
+Usage:
+  yolda serve [flags]           run the platform (every role, or --roles)
+  yolda migrate [flags]         bring the database schema up to date
+  yolda users add [flags]       create an account
+  yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda version                 print the version
+
+Run "yolda COMMAND --help" for a command's flags. Every flag can also be set
+through its environment variable (YOLDA_HTTP_ADDR for --http-addr, ...).
+`
+
+// Run executes one command line and returns when it is done or ctx ends.
+func Run(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return ErrUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, env)
+	case "migrate":
+		return migrateCmd(ctx, rest, env)
+	case "users":
+		if len(rest) == 0 || rest[0] != "add" {
+			fmt.Fprintln(env.Stderr, "usage: yolda users add --role ROLE --username U --password P [--name N] [--phone P] [--vehicle-plate X --capabilities tow,...]")
+			return ErrUsage
+		}
+		return usersAdd(ctx, rest[1:], env)
+	case "bench":
+		if len(rest) == 0 || rest[0] != "intake" {
+			fmt.Fprintln(env.Stderr, "usage: yolda bench intake [flags]")
+			return ErrUsage
+		}
+		return benchIntake(ctx, rest[1:], env)
+	case "version", "--version", "-version":
+		fmt.Fprintln(env.Stdout, "yolda", Version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(env.Stderr, "yolda: unknown command %q\n\n%s", cmd, usage)
+	return ErrUsage
+}
+
+// Version is the module version, or the VCS revision of a development build.
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "devel-" + rev
+}
+
+func newFlagSet(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("yolda "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parse parses fs and turns --help and bad flags into ErrUsage.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ErrUsage
+		}
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

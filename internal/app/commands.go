@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/loadgen"
+)
+
+func migrateCmd(ctx context.Context, args []string, env Env) error {
+	cfg, err := loadConfig("migrate", args, env)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg) // opening migrates
+	if err != nil {
+		return err
+	}
+	defer store.close()
+	fmt.Fprintf(env.Stdout, "schema up to date (%s)\n", store.engine)
+	return nil
+}
+
+func usersAdd(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("users add", env)
+	var n account.NewUser
+	var role, caps string
+	fs.StringVar(&role, "role", "", "customer, driver, operator or admin")
+	fs.StringVar(&n.Username, "username", "", "login name")
+	fs.StringVar(&n.Password, "password", "", "password, 8 characters or more")
+	fs.StringVar(&n.Name, "name", "", "full name")
+	fs.StringVar(&n.Phone, "phone", "", "phone number")
+	fs.StringVar(&n.VehiclePlate, "vehicle-plate", "", "drivers: the service vehicle's plate")
+	fs.StringVar(&caps, "capabilities", "", "drivers: comma-separated services, e.g. tow,jump_start")
+	cfg, err := loadConfigWith(fs, args, env)
+	if err != nil {
+		return err
+	}
+	n.Role = identity.Role(role)
+	if caps != "" {
+		n.Capabilities = strings.Split(caps, ",")
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.close()
+	svc, err := account.NewService(store, account.DefaultHasher())
+	if err != nil {
+		return err
+	}
+	u, err := svc.Add(ctx, n)
+	if err != nil {
+		if errors.Is(err, account.ErrUsernameTaken) {
+			return fmt.Errorf("username %q is taken", n.Username)
+		}
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "created %s %s (id %s)\n", u.Role, u.Username, u.ID)
+	return nil
+}
+
+func benchIntake(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("bench intake", env)
+	opts := loadgen.Flags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "intake: %d connections, %s (+%s warmup) against %s\n", opts.Concurrency, opts.Duration, opts.Warmup, opts.BaseURL)
+	res, err := loadgen.Run(ctx, *opts)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	res.Print(env.Stdout)
+	return nil
+}

@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/auth"
+	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/intake"
+)
+
+// knownRoles are the roles this build can run. DESIGN.md lists the ones
+// still to come (relay, dispatch, insurance, realtime, warehouse).
+var knownRoles = []string{"api"}
+
+func parseRoles(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return knownRoles, nil
+	}
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if !slices.Contains(knownRoles, r) {
+			return nil, fmt.Errorf("%w: unknown role %q (this build runs: %s)", ErrUsage, r, strings.Join(knownRoles, ", "))
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// loadConfig reads flags over the environment over the defaults.
+func loadConfig(name string, args []string, env Env) (config.Config, error) {
+	return loadConfigWith(newFlagSet(name, env), args, env)
+}
+
+// loadConfigWith is loadConfig for a command with flags of its own.
+func loadConfigWith(fs *flag.FlagSet, args []string, env Env) (config.Config, error) {
+	cfg := config.Defaults()
+	if err := cfg.Register(fs, env.Getenv); err != nil {
+		return cfg, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err := parse(fs, args); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, args []string, env Env) error {
+	cfg, err := loadConfig("serve", args, env)
+	if err != nil {
+		return err
+	}
+	roles, err := parseRoles(cfg.Roles)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, env.Stderr)
+	log.Info("starting yolda", append([]any{"version", Version()}, cfg.Masked()...)...)
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	// Runs last, after the HTTP server and intake have drained.
+	defer store.close()
+	log.Info("operational store ready", "engine", store.engine)
+
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(secret, cfg.TokenTTL, nil)
+	if err != nil {
+		return err
+	}
+	accounts, err := account.NewService(store, account.DefaultHasher())
+	if err != nil {
+		return err
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "yolda_intake_batch_size", Help: "Requests committed per intake transaction.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	commitSeconds := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "yolda_intake_commit_seconds", Help: "Time of one intake transaction.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12),
+	})
+	commitErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "yolda_intake_commit_errors_total", Help: "Intake transactions that failed.",
+	})
+	registry.MustRegister(batchSize, commitSeconds, commitErrors)
+
+	writers := cfg.IntakeWriters
+	if writers == 0 {
+		writers = store.writers
+	}
+	requests := intake.NewService(store, intake.Options{
+		Batch: intake.BatchOptions{
+			MaxBatch: cfg.IntakeBatchMax, Writers: writers, Linger: cfg.IntakeBatchWait, Queue: cfg.IntakeQueueLimit,
+			Observe: func(size int, took time.Duration, err error) {
+				batchSize.Observe(float64(size))
+				commitSeconds.Observe(took.Seconds())
+				if err != nil {
+					commitErrors.Inc()
+				}
+			},
+		},
+		Logger: log,
+	})
+	defer requests.Close()
+
+	proxies, _ := cfg.ProxyNets() // validated above
+	api := httpapi.New(httpapi.Deps{
+		Intake: requests, Accounts: accounts, Tokens: tokens,
+		Ready: store.Ping, Registry: registry, Logger: log,
+		Options: httpapi.Options{
+			MaxBodyBytes: cfg.MaxBodyBytes, MaxInFlight: cfg.MaxInFlight,
+			UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst,
+			TrustedProxies: proxies, Version: Version(),
+		},
+	})
+
+	g, ctx := errgroup.WithContext(ctx)
+	if slices.Contains(roles, "api") {
+		g.Go(func() error { return serveHTTP(ctx, cfg, api, requests, log) })
+	}
+	log.Info("roles running", "roles", strings.Join(roles, ","))
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
+
+// serveHTTP listens until ctx ends, then stops accepting, lets in-flight
+// requests finish (each waits for its commit) and only then closes intake.
+func serveHTTP(ctx context.Context, cfg config.Config, h http.Handler, requests *intake.Service, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining http requests", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	requests.Close()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+func jwtSecret(cfg config.Config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	return auth.LoadOrCreateSecret(cfg.DataDir)
+}

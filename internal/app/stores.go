@@ -1,0 +1,48 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/store/postgres"
+	"github.com/yolda/yolda/internal/store/sqlite"
+)
+
+// operationalStore is every port the SQL stores implement.
+type operationalStore interface {
+	intake.Store
+	account.Store
+	Ping(ctx context.Context) error
+	Migrate(ctx context.Context) error
+}
+
+// openedStore is a store with what the composition root needs to know
+// about its engine.
+type openedStore struct {
+	operationalStore
+	engine string
+	close  func()
+	// writers is how many intake transactions pay off at once.
+	writers int
+}
+
+// openStore picks the engine by URL: PostgreSQL for postgres://, SQLite in
+// the data dir otherwise. Opening migrates the schema.
+func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
+	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
+		s, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		return &openedStore{operationalStore: s, engine: "postgres", close: func() { _ = s.Close() }, writers: 4}, nil
+	}
+	s, err := sqlite.Open(ctx, cfg.DatabasePath())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	return &openedStore{operationalStore: s, engine: "sqlite", close: func() { _ = s.Close() }, writers: 1}, nil
+}

@@ -1,0 +1,84 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/yolda/yolda/internal/validate"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads exactly one JSON object of at most maxBytes into dst,
+// refusing unknown fields. Its errors are problems naming the field where
+// that is possible.
+func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any, allowEmpty bool) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send application/json.")
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if errors.Is(err, io.EOF) && allowEmpty {
+		return nil
+	}
+	if err != nil {
+		return decodeProblem(err, maxBytes)
+	}
+	if dec.More() {
+		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
+	}
+	return nil
+}
+
+func decodeProblem(err error, maxBytes int64) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", fmt.Sprintf("The body may be at most %d bytes.", maxBytes))
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return validate.Errors{{Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return validate.Errors{{Field: name, Message: "is not a known field"}}
+	}
+	return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body could not be read as JSON.")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "float64", "float32", "int", "int64", "int32":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	}
+	return "an object"
+}

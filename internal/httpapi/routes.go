@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/intake"
+)
+
+// route is one operation: how it is served and how it is documented. The
+// OpenAPI document is generated from this table, so the two cannot drift.
+type route struct {
+	method  string
+	pattern string
+	summary string
+	tag     string
+	// public routes need no token; limited public routes are rate
+	// limited per address.
+	public  bool
+	limited bool
+	// roles that may call it; empty means any authenticated role.
+	roles   []identity.Role
+	handler http.HandlerFunc
+
+	body    any // request body type, for the schema
+	success int
+	result  any // response body type; nil for no body
+	query   []param
+	headers []param
+	errors  []int
+}
+
+type param struct {
+	name, description string
+	kind              string // "string", "integer"
+	enum              []string
+}
+
+var (
+	staff     = []identity.Role{identity.Operator, identity.Admin}
+	requester = []identity.Role{identity.Customer, identity.Operator, identity.Admin}
+)
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{method: "GET", pattern: "/healthz", summary: "Liveness: the process answers", tag: "operations", public: true,
+			handler: s.handleHealth, success: 200, result: map[string]string{}},
+		{method: "GET", pattern: "/readyz", summary: "Readiness: the stores answer", tag: "operations", public: true,
+			handler: s.handleReady, success: 200, result: map[string]string{}, errors: []int{503}},
+		{method: "GET", pattern: "/metrics", summary: "Prometheus metrics", tag: "operations", public: true,
+			handler: s.metricsHandler().ServeHTTP, success: 200},
+		{method: "GET", pattern: "/openapi.json", summary: "This document", tag: "operations", public: true,
+			handler: s.handleOpenAPI, success: 200, result: map[string]any{}},
+
+		{method: "POST", pattern: "/v1/auth/login", summary: "Exchange a username and password for an access token", tag: "auth",
+			public: true, limited: true, handler: s.handleLogin, body: loginBody{}, success: 200, result: loginAnswer{},
+			errors: []int{400, 401, 413, 422, 429}},
+		{method: "GET", pattern: "/v1/me", summary: "Who the token speaks for", tag: "auth",
+			handler: s.handleMe, success: 200, result: meAnswer{}, errors: []int{401}},
+
+		{method: "POST", pattern: "/v1/requests", summary: "Ask for roadside assistance", tag: "requests", roles: requester,
+			handler: s.handleCreateRequest, body: intake.Submission{}, success: 202, result: intake.Request{},
+			headers: []param{{name: "Idempotency-Key", kind: "string", description: "1-255 printable characters; a repeat with the same body returns the first answer"}},
+			errors:  []int{400, 401, 403, 413, 415, 422, 429, 503}},
+		{method: "GET", pattern: "/v1/requests", summary: "List requests (a customer sees its own, a driver its jobs)", tag: "requests",
+			handler: s.handleListRequests, success: 200, result: requestList{}, query: listParams(), errors: []int{401, 422, 429}},
+		{method: "GET", pattern: "/v1/requests/{id}", summary: "Read one request", tag: "requests",
+			handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
+		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
+			handler: s.handleCancelRequest, body: cancelBody{}, success: 200, result: intake.Request{},
+			errors: []int{400, 401, 403, 404, 409, 422, 429}},
+	}
+}
+
+func listParams() []param {
+	statuses := make([]string, len(intake.Statuses))
+	for i, st := range intake.Statuses {
+		statuses[i] = string(st)
+	}
+	services := make([]string, len(intake.ServiceTypes))
+	for i, st := range intake.ServiceTypes {
+		services[i] = string(st)
+	}
+	return []param{
+		{name: "status", kind: "string", description: "one status or several, comma-separated", enum: statuses},
+		{name: "province", kind: "string"},
+		{name: "insurer", kind: "string"},
+		{name: "service_type", kind: "string", enum: services},
+		{name: "from", kind: "string", description: "RFC 3339; created at or after"},
+		{name: "to", kind: "string", description: "RFC 3339; created before"},
+		{name: "limit", kind: "integer", description: "1-500, default 50"},
+		{name: "cursor", kind: "string", description: "next_cursor of the previous page"},
+	}
+}

@@ -1,0 +1,202 @@
+// Package httpapi is the edge inside the process: routing, authentication,
+// object-level authorisation hand-off, rate limits, body limits, problem
+// documents, access logs, metrics and the OpenAPI document. Handlers decode
+// and encode; every rule lives in the domain packages they call.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/intake"
+)
+
+// Intake is what the API needs of the request service.
+type Intake interface {
+	Create(ctx context.Context, who identity.Principal, sub intake.Submission, idempotencyKey string) (intake.Created, error)
+	Get(ctx context.Context, who identity.Principal, requestID string) (intake.Request, error)
+	List(ctx context.Context, who identity.Principal, f intake.Filter) (intake.Page, error)
+	Cancel(ctx context.Context, who identity.Principal, requestID, reason string) (intake.Request, error)
+}
+
+// Accounts checks credentials.
+type Accounts interface {
+	Authenticate(ctx context.Context, username, password string) (account.User, error)
+}
+
+// Tokens issues and verifies bearer tokens.
+type Tokens interface {
+	Issue(p identity.Principal) (string, error)
+	Verify(token string) (identity.Principal, error)
+	TTL() time.Duration
+}
+
+// Options are the edge's limits.
+type Options struct {
+	// MaxBodyBytes caps a request body (413 past it).
+	MaxBodyBytes int64
+	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap.
+	MaxInFlight int
+	// UserRate and UserBurst limit requests per authenticated identity;
+	// IPRate and IPBurst limit unauthenticated calls (login) per address.
+	// A rate of 0 disables the limit.
+	UserRate  float64
+	UserBurst int
+	IPRate    float64
+	IPBurst   int
+	// TrustedProxies may set X-Forwarded-For.
+	TrustedProxies []*net.IPNet
+	Version        string
+}
+
+// Deps are what the server is built from.
+type Deps struct {
+	Intake   Intake
+	Accounts Accounts
+	Tokens   Tokens
+	// Ready reports whether the stores answer (readiness probe).
+	Ready    func(ctx context.Context) error
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	Options  Options
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	intake    Intake
+	accounts  Accounts
+	tokens    Tokens
+	ready     func(ctx context.Context) error
+	registry  *prometheus.Registry
+	log       *slog.Logger
+	opts      Options
+	metrics   *metrics
+	userLimit Limiter
+	ipLimit   Limiter
+	routes    []route
+	handler   http.Handler
+	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
+	inFlight chan struct{}
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	if d.Options.MaxBodyBytes <= 0 {
+		d.Options.MaxBodyBytes = 64 << 10
+	}
+	s := &Server{
+		intake:    d.Intake,
+		accounts:  d.Accounts,
+		tokens:    d.Tokens,
+		ready:     d.Ready,
+		registry:  d.Registry,
+		log:       d.Logger,
+		opts:      d.Options,
+		metrics:   newMetrics(d.Registry),
+		userLimit: NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
+		ipLimit:   NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if d.Options.MaxInFlight > 0 {
+		s.inFlight = make(chan struct{}, d.Options.MaxInFlight)
+	}
+	s.routes = s.routeTable()
+	s.handler = s.mux()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// mux registers every path once and dispatches on the method itself, so
+// that a wrong method and an unknown path get problem documents too.
+func (s *Server) mux() http.Handler {
+	byPath := map[string]map[string]http.Handler{}
+	var paths []string
+	for _, rt := range s.routes {
+		h := http.Handler(rt.handler)
+		switch {
+		case rt.public && rt.limited:
+			h = s.limitIP(h)
+		case !rt.public:
+			h = s.authenticate(rt.roles, h)
+		}
+		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
+			h = s.shed(h)
+		}
+		h = s.observe(rt.pattern, h)
+		if byPath[rt.pattern] == nil {
+			byPath[rt.pattern] = map[string]http.Handler{}
+			paths = append(paths, rt.pattern)
+		}
+		byPath[rt.pattern][rt.method] = h
+	}
+	mux := http.NewServeMux()
+	for _, p := range paths {
+		methods := byPath[p]
+		var allow []string
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		sort.Strings(allow)
+		notAllowed := s.observe(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", joinComma(allow))
+			s.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+				"This resource answers "+joinComma(allow)+"."))
+		}))
+		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h, ok := methods[r.Method]; ok {
+				h.ServeHTTP(w, r)
+				return
+			}
+			notAllowed.ServeHTTP(w, r)
+		}))
+	}
+	mux.Handle("/", s.observe("unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
+	})))
+	return mux
+}
+
+func joinComma(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.opts.Version})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.ready != nil {
+		if err := s.ready(ctx); err != nil {
+			s.log.WarnContext(ctx, "not ready", "err", err)
+			s.writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", "A store does not answer."))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
+}

@@ -1,0 +1,175 @@
+// Package postgres is the scale-out operational store: PostgreSQL through a
+// pgx connection pool. It passes the same conformance suite as the embedded
+// SQLite store (internal/store/storetest).
+//
+// Round trips are what a busy intake pays for besides the WAL flush, so the
+// hot paths pipeline their statements: CreateRequests is one round trip for
+// a whole group-commit batch (one statement inserting the idempotency
+// claims, requests, timelines and outbox rows from arrays, plus one read of
+// the batch's keys, run as one implicit transaction), UpdateRequest three
+// (lock and read, write, commit), reads one.
+//
+// Durability is the server's: a committed transaction is flushed unless the
+// operator turns synchronous_commit off, which this package never does.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/store/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the PostgreSQL implementation of every store port.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var (
+	_ intake.Store  = (*Store)(nil)
+	_ account.Store = (*Store)(nil)
+)
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct {
+	schema   string
+	maxConns int32
+	migrate  bool
+}
+
+// WithSchema makes the store live in the given schema (it must exist): it
+// becomes the search_path of every connection. Tests use it to give each
+// store a fresh, empty schema. A search_path in the URL does the same.
+func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
+
+// WithMaxConns caps the pool (default: pgxpool's, max(4, CPUs), unless the
+// URL sets pool_max_conns).
+func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = int32(n) } }
+
+// WithoutMigrate opens the store without applying migrations (for a
+// process that must not change the schema; `yolda migrate` does it).
+func WithoutMigrate() Option { return func(o *options) { o.migrate = false } }
+
+// Open connects to the database at url (postgres://... or a key=value
+// DSN; pgx's pool_* parameters apply) and, unless WithoutMigrate, brings
+// its schema up to date.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := options{migrate: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if o.schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
+	}
+	if o.maxConns > 0 {
+		cfg.MaxConns = o.maxConns
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "yolda"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	s := &Store{pool: pool}
+	if o.migrate {
+		if err := s.Migrate(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+// It returns nil; the error is there to match the SQLite store.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error {
+	return s.pool.Ping(ctx)
+}
+
+// Pool exposes the connection pool, for the relay and for tests.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// migrateLockClass is the first key of the advisory lock that serialises
+// migrations; the second is a hash of the schema, so stores in different
+// schemas of one database migrate independently.
+const migrateLockClass = 0x59_4c_44_41 // "YLDA"
+
+// Migrate applies the migrations not yet applied, all in one transaction
+// that first takes a transaction-scoped advisory lock: processes starting
+// at once wait for each other, and each migration is applied once.
+func (s *Store) Migrate(ctx context.Context) error {
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))`,
+			int32(migrateLockClass)); err != nil {
+			return fmt.Errorf("lock for migrations: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		for _, m := range all[min(current, len(all)):] {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("apply migration %s: %w", m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, time.Now()); err != nil {
+				return fmt.Errorf("record migration %s: %w", m.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// isUniqueViolation reports whether err is a unique violation of the named
+// constraint (any constraint if name is empty).
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" &&
+		(constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// utc returns t in UTC: pgx hands timestamptz back in the local zone.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
