@@ -26,7 +26,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send application/json.")
+			return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send the body as Content-Type: application/json (with curl: --json).")
 		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))

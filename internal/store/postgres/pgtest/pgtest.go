@@ -64,7 +64,9 @@ func Schema(t testing.TB) (dbURL, schema string) {
 		t.Fatalf("create test schema: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := admin(base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+		// A connection left open in a transaction would make DROP wait
+		// for ever; fail the test instead.
+		if err := admin(base, "SET lock_timeout = '30s'; DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
 			t.Errorf("drop test schema %s: %v", schema, err)
 		}
 	})

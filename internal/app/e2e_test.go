@@ -1,0 +1,350 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/yolda/yolda/internal/store/postgres/pgtest"
+)
+
+// These tests run the real binary: the commands, the embedded defaults,
+// graceful shutdown and what survives a SIGKILL.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "yolda-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "yolda")
+	build := exec.Command("go", "build", "-race", "-o", binary, "../../cmd/yolda")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build yolda:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type instance struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// environment for one Yolda: a data dir and, optionally, PostgreSQL.
+type environment struct {
+	dataDir     string
+	databaseURL string
+}
+
+func (e environment) env(extra ...string) []string {
+	env := append(os.Environ(), "YOLDA_DATA_DIR="+e.dataDir, "YOLDA_LOG_FORMAT=json",
+		"YOLDA_RATE_LIMIT_USER=0", "YOLDA_RATE_LIMIT_IP=0")
+	if e.databaseURL != "" {
+		env = append(env, "YOLDA_DATABASE_URL="+e.databaseURL)
+	}
+	return append(env, extra...)
+}
+
+func (e environment) run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = e.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+
+func (e environment) start(t *testing.T) *instance {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--http-addr", "127.0.0.1:0")
+	cmd.Env = e.env()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	addrc := make(chan string, 1)
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			mu.Lock()
+			in.logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+		in.done <- cmd.Wait()
+	}()
+	select {
+	case in.addr = <-addrc:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("yolda did not start:\n%s", in.logs.String())
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
+	return in
+}
+
+func (in *instance) url(path string) string { return "http://" + in.addr + path }
+
+func login(t *testing.T, in *instance, user, password string) string {
+	t.Helper()
+	resp, err := http.Post(in.url("/v1/auth/login"), "application/json",
+		strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, user, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("login %s: %d %v", user, resp.StatusCode, err)
+	}
+	return m.AccessToken
+}
+
+const body = `{"service_type":"jump_start","location":{"lat":39.93,"lng":32.85,"province":"Ankara"},
+"vehicle":{"plate":"06ABC123","type":"car"},"policy":{"insurer":"anadolu","policy_number":"POL-1"},
+"contact":{"name":"Ali Veli","phone":"+905551112233"}}`
+
+func post(client *http.Client, in *instance, token string) (string, int, error) {
+	req, _ := http.NewRequest("POST", in.url("/v1/requests"), strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	var m struct {
+		ID string `json:"id"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &m)
+	return m.ID, resp.StatusCode, nil
+}
+
+func get(t *testing.T, in *instance, token, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", in.url(path), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func engines(t *testing.T) map[string]func(t *testing.T) environment {
+	return map[string]func(t *testing.T) environment{
+		"sqlite": func(t *testing.T) environment { return environment{dataDir: t.TempDir()} },
+		"postgres": func(t *testing.T) environment {
+			return environment{dataDir: t.TempDir(), databaseURL: pgtest.URL(t)}
+		},
+	}
+}
+
+func TestCommands(t *testing.T) {
+	e := environment{dataDir: t.TempDir()}
+	out, err := e.run(t, "serve", "--help")
+	if err == nil || !strings.Contains(out, "YOLDA_DATABASE_URL") || !strings.Contains(out, "YOLDA_NATS_URL") || !strings.Contains(out, "-http-addr") {
+		t.Errorf("serve --help should list flags with their variables and exit 2:\n%s", out)
+	}
+	if cmd := exec.Command(binary, "frobnicate"); cmd.Run() == nil || cmd.ProcessState.ExitCode() != 2 {
+		t.Error("unknown command did not exit 2")
+	}
+	if out, err := e.run(t, "migrate"); err != nil || !strings.Contains(out, "schema up to date (sqlite)") {
+		t.Errorf("migrate: %v %s", err, out)
+	}
+	if out, err := e.run(t, "version"); err != nil || !strings.HasPrefix(out, "yolda ") {
+		t.Errorf("version: %v %s", err, out)
+	}
+	if out, err := e.run(t, "users", "add", "--role", "pilot", "--username", "x1x", "--password", "password1"); err == nil || !strings.Contains(out, "role") {
+		t.Errorf("bad role accepted: %s", out)
+	}
+	if out, err := e.run(t, "users", "add", "--role", "driver", "--username", "driver1", "--password", "password1"); err == nil || !strings.Contains(out, "vehicle_plate") {
+		t.Errorf("driver without a vehicle accepted: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(e.dataDir, "yolda.db")); err != nil {
+		t.Errorf("embedded database not created in the data dir: %v", err)
+	}
+}
+
+// TestServeAndShutdown: accounts are added while the server runs, a
+// SIGTERM lets in-flight requests finish, and every 202 is there after a
+// restart.
+func TestServeAndShutdown(t *testing.T) {
+	for name, newEnv := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			in := e.start(t)
+			if out, err := e.run(t, "users", "add", "--role", "customer", "--username", "ayse", "--password", "ayse-password"); err != nil {
+				t.Fatalf("users add while serving: %v %s", err, out)
+			}
+			if out, err := e.run(t, "users", "add", "--role", "operator", "--username", "operator1", "--password", "op-password"); err != nil {
+				t.Fatalf("users add: %v %s", err, out)
+			}
+			token := login(t, in, "ayse", "ayse-password")
+
+			accepted := make(chan string, 10000)
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			client := &http.Client{Timeout: 30 * time.Second}
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						id, code, err := post(client, in, token)
+						if err != nil {
+							return // the listener closed
+						}
+						if code == 202 {
+							accepted <- id
+						}
+					}
+				}()
+			}
+			time.Sleep(500 * time.Millisecond)
+			in.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-in.done:
+				if err != nil {
+					t.Errorf("yolda exited with %v after SIGTERM\n%s", err, in.logs.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("yolda did not stop after SIGTERM")
+			}
+			close(stop)
+			wg.Wait()
+			close(accepted)
+			var ids []string
+			for id := range accepted {
+				ids = append(ids, id)
+			}
+			if len(ids) == 0 {
+				t.Fatal("no request was accepted before the shutdown")
+			}
+			in = e.start(t)
+			opToken := login(t, in, "operator1", "op-password")
+			missing := 0
+			for _, id := range ids {
+				if code, _ := get(t, in, opToken, "/v1/requests/"+id); code != 200 {
+					missing++
+				}
+			}
+			t.Logf("%s: %d requests accepted before SIGTERM, %d missing after restart", name, len(ids), missing)
+			if missing > 0 {
+				t.Errorf("%d of %d accepted requests lost", missing, len(ids))
+			}
+			in.cmd.Process.Signal(syscall.SIGTERM)
+			<-in.done
+		})
+	}
+}
+
+// TestKill9LosesNothingAccepted posts requests at full speed, kills the
+// server with SIGKILL mid-stream, restarts it and checks that every request
+// answered 202 is stored with its timeline.
+func TestKill9LosesNothingAccepted(t *testing.T) {
+	for name, newEnv := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			if out, err := e.run(t, "users", "add", "--role", "customer", "--username", "ayse", "--password", "ayse-password"); err != nil {
+				t.Fatalf("users add: %v %s", err, out)
+			}
+			if out, err := e.run(t, "users", "add", "--role", "operator", "--username", "operator1", "--password", "op-password"); err != nil {
+				t.Fatalf("users add: %v %s", err, out)
+			}
+			in := e.start(t)
+			token := login(t, in, "ayse", "ayse-password")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var mu sync.Mutex
+			var ids []string
+			var wg sync.WaitGroup
+			client := &http.Client{Timeout: 10 * time.Second}
+			for range 32 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ctx.Err() == nil {
+						id, code, err := post(client, in, token)
+						if err != nil {
+							return
+						}
+						if code == 202 {
+							mu.Lock()
+							ids = append(ids, id)
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			time.Sleep(time.Second)
+			if err := in.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-in.done
+			cancel()
+			wg.Wait()
+			if len(ids) < 10 {
+				t.Fatalf("only %d requests accepted before the kill", len(ids))
+			}
+			in = e.start(t)
+			opToken := login(t, in, "operator1", "op-password")
+			missing := 0
+			for _, id := range ids {
+				code, b := get(t, in, opToken, "/v1/requests/"+id)
+				if code != 200 || !bytes.Contains(b, []byte(`"timeline":[{"status":"received"`)) {
+					missing++
+				}
+			}
+			t.Logf("%s: %d requests accepted before SIGKILL, %d missing after restart", name, len(ids), missing)
+			if missing != 0 {
+				t.Errorf("%d of %d accepted requests lost to kill -9", missing, len(ids))
+			}
+			in.cmd.Process.Signal(syscall.SIGTERM)
+			<-in.done
+		})
+	}
+}

@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of [Config].
+const (
+	DefaultEventsMaxAge    = 7 * 24 * time.Hour
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultName            = "yolda"
+)
+
+// Config chooses and tunes the broker. The zero value (plus a DataDir) runs
+// an embedded broker.
+type Config struct {
+	// URL is empty for an embedded broker, or a comma-separated list of
+	// servers of one cluster: nats://a:4222,nats://b:4222.
+	URL string
+	// DataDir holds the embedded broker's files (under DataDir/nats).
+	// Unused with an external broker.
+	DataDir string
+
+	// CredsFile is a NATS credentials file (JWT and seed). External only.
+	CredsFile string
+	// TLSCAFile, TLSCertFile and TLSKeyFile set up TLS to an external
+	// broker: the CA to trust, and a client certificate for mutual TLS.
+	TLSCAFile   string
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// Replicas of each stream: 0 picks 1 for an embedded broker or a single
+	// external server, and 3 when the external server is part of a cluster.
+	Replicas int
+	// EventsMaxAge is how long EVENTS keeps a message (0: 7 days).
+	EventsMaxAge time.Duration
+	// DuplicateWindow is how long the streams remember a Nats-Msg-Id to drop
+	// a re-published copy (0: 2 minutes).
+	DuplicateWindow time.Duration
+	// Name identifies this process to the broker (and names the embedded
+	// server); "yolda" if empty.
+	Name string
+
+	// Registerer receives the bus's metrics; nil keeps them unregistered.
+	// Several buses may share one Registerer: they share the collectors.
+	Registerer prometheus.Registerer
+}
+
+// Embedded reports whether the config asks for an in-process broker.
+func (c Config) Embedded() bool { return strings.TrimSpace(c.URL) == "" }
+
+func (c Config) withDefaults() Config {
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.Replicas == 0 && c.Embedded() {
+		c.Replicas = 1
+	}
+	return c
+}
+
+// Validate checks what can be checked without connecting.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Embedded() {
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("data dir is required for the embedded broker"))
+		}
+		if c.Replicas > 1 {
+			errs = append(errs, fmt.Errorf("replicas %d: the embedded broker has one node", c.Replicas))
+		}
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("replicas %d: want 0-5", c.Replicas))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls cert and key files go together"))
+	}
+	if c.EventsMaxAge < 0 {
+		errs = append(errs, errors.New("events max age must not be negative"))
+	}
+	if c.DuplicateWindow < 0 {
+		errs = append(errs, errors.New("duplicate window must not be negative"))
+	}
+	if c.EventsMaxAge > 0 && c.DuplicateWindow > c.EventsMaxAge {
+		// The server refuses this; say so before connecting.
+		errs = append(errs, errors.New("duplicate window must not exceed events max age"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,63 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrDeliveryLimit is given to the dead-letter hook for a message whose
+// deliveries all ended without an answer from the handler (it ran past
+// AckWait, or the process died), so there is no handler error to report.
+var ErrDeliveryLimit = errors.New("delivery limit reached without an answer from the handler")
+
+// Delivery is one delivery of a message to a handler.
+type Delivery struct {
+	// ID is the message's Nats-Msg-Id (the outbox id). Handlers make
+	// themselves idempotent with it. A message published without one gets
+	// "<stream>:<sequence>", which is stable for the message's lifetime.
+	ID      string
+	Subject string
+	Data    []byte
+	// NumDelivered counts the broker's deliveries of this message to this
+	// consumer, this one included: 1 on the first. Explicit retries
+	// ([Retry]) count here too, though not towards MaxDeliver.
+	NumDelivered uint64
+	Stream       string
+	Consumer     string
+	// StreamSeq is the message's sequence in its stream.
+	StreamSeq uint64
+	// Published is when the stream stored the message.
+	Published time.Time
+}
+
+// Handler processes one delivery. It returns nil only once its own
+// transaction has committed: the message is acknowledged after that, and
+// never before. Any other outcome may deliver the message again, so a
+// handler must be idempotent (keyed by Delivery.ID). Its context ends when
+// AckWait is nearly spent; it does not end when the consumer shuts down, so
+// a handler in flight gets to finish.
+type Handler func(ctx context.Context, d Delivery) error
+
+// retryError asks for a delayed redelivery that is not a failure.
+type retryError struct{ after time.Duration }
+
+func (e *retryError) Error() string { return fmt.Sprintf("retry in %s", e.after) }
+
+// Retry returns an error that asks for the message again after the given
+// delay without counting a failure: for a handler that could not try at all
+// (an insurer's breaker is open, no driver is free yet). It may be wrapped
+// to say why: fmt.Errorf("insurer %s breaker open: %w", name, bus.Retry(d)).
+// Retries are not limited by MaxDeliver; the domain bounds them (an
+// insurer's patience, an offer's deadline).
+func Retry(after time.Duration) error { return &retryError{after: after} }
+
+// retryAfter reports whether err asks for a retry, and after how long.
+func retryAfter(err error) (time.Duration, bool) {
+	var r *retryError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}

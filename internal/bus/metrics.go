@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a delivery, as counted in yolda_bus_consumed_total.
+const (
+	outcomeAck    = "ack"    // handled and acknowledged
+	outcomeRetry  = "retry"  // the handler asked for a delayed retry
+	outcomeFailed = "failed" // the handler failed; redelivered after a back-off
+	outcomeDead   = "dead"   // handed to the dead-letter hook and terminated
+)
+
+// metrics are the bus's collectors. They belong to a Bus, never to the
+// package, so tests and several buses in one process do not collide.
+type metrics struct {
+	published       *prometheus.CounterVec
+	publishDuration *prometheus.HistogramVec
+	consumed        *prometheus.CounterVec
+	redeliveries    *prometheus.CounterVec
+	handlerDuration *prometheus.HistogramVec
+	pending         *prometheus.GaugeVec
+	redelivered     *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	var errs []error
+	reuse := func(c prometheus.Collector) prometheus.Collector {
+		c, err := register(reg, c)
+		errs = append(errs, err)
+		return c
+	}
+	consumerLabels := []string{"stream", "consumer"}
+	m := &metrics{
+		published: reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "published_total",
+			Help: "Messages published, by stream and result (stored, duplicate: the stream already had it, error).",
+		}, []string{"stream", "result"})).(*prometheus.CounterVec),
+		publishDuration: reuse(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "publish_duration_seconds",
+			Help:    "Time to publish and have acknowledged one message (mode single) or one whole batch (mode batch).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"mode"})).(*prometheus.HistogramVec),
+		consumed: reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "consumed_total",
+			Help: "Deliveries handled, by consumer and outcome (ack, retry, failed, dead).",
+		}, append(consumerLabels, "outcome"))).(*prometheus.CounterVec),
+		redeliveries: reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "redeliveries_total",
+			Help: "Deliveries of a message this consumer had been given before.",
+		}, consumerLabels)).(*prometheus.CounterVec),
+		handlerDuration: reuse(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "handler_duration_seconds",
+			Help:    "Time a handler took, whatever its outcome.",
+			Buckets: prometheus.DefBuckets,
+		}, consumerLabels)).(*prometheus.HistogramVec),
+		pending: reuse(prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "consumer_pending",
+			Help: "Messages of a consumer not yet done, by state: undelivered (NumPending) or unacked (NumAckPending, including those waiting for a delayed redelivery). Sampled.",
+		}, append(consumerLabels, "state"))).(*prometheus.GaugeVec),
+		redelivered: reuse(prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "consumer_redelivered",
+			Help: "Unacknowledged messages of a consumer that have been delivered more than once (NumRedelivered). Sampled.",
+		}, consumerLabels)).(*prometheus.GaugeVec),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register adds c to reg, or returns the collector already registered under
+// the same description, so two buses on one registry share their series.
+func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			return are.ExistingCollector, nil
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) observePublish(ack *jetstream.PubAck, err error) {
+	switch {
+	case err != nil:
+		m.published.WithLabelValues("", "error").Inc()
+	case ack.Duplicate:
+		m.published.WithLabelValues(ack.Stream, "duplicate").Inc()
+	default:
+		m.published.WithLabelValues(ack.Stream, "stored").Inc()
+	}
+}

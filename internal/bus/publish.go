@@ -1,0 +1,150 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNoMsgID is returned for a message without an id: deduplication, and so
+// safe re-publishing, depends on it.
+var ErrNoMsgID = errors.New("message id is required")
+
+const (
+	// batchWindow is how many messages of one batch may await their acks at
+	// once: enough to keep the broker busy, few enough that concurrent
+	// batches stay under asyncMaxPending.
+	batchWindow = 2048
+	// stallWait is how long a publish waits for room under
+	// asyncMaxPending when other batches fill it.
+	stallWait = 5 * time.Second
+)
+
+// Message is one message to publish. ID becomes the Nats-Msg-Id header, by
+// which the stream drops a copy it already has.
+type Message struct {
+	ID      string
+	Subject string
+	Payload []byte
+}
+
+// Publish stores one message in its stream and waits for the broker's
+// acknowledgement. A message the stream already had (same ID inside the
+// duplicate window) is not an error.
+func (b *Bus) Publish(ctx context.Context, subject, msgID string, payload []byte) error {
+	if msgID == "" {
+		return fmt.Errorf("publish %s: %w", subject, ErrNoMsgID)
+	}
+	start := time.Now()
+	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: payload}, jetstream.WithMsgID(msgID))
+	b.metrics.publishDuration.WithLabelValues("single").Observe(time.Since(start).Seconds())
+	b.metrics.observePublish(ack, err)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+// BatchError lists which messages of a batch were not confirmed by the
+// broker. A failed message may still have been stored; publishing it again
+// is harmless.
+type BatchError struct {
+	// Errs has one entry per message of the batch, nil where the broker
+	// confirmed it.
+	Errs []error
+}
+
+func (e *BatchError) Error() string {
+	n := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			n++
+		}
+	}
+	return fmt.Sprintf("publish batch: %d of %d failed, first: %v", n, len(e.Errs), first)
+}
+
+// Unwrap gives the individual errors to errors.Is and errors.As.
+func (e *BatchError) Unwrap() []error { return e.Errs }
+
+// Failed reports whether message i of the batch was not confirmed.
+func (e *BatchError) Failed(i int) bool { return e.Errs[i] != nil }
+
+// PublishBatch publishes msgs without waiting for each ack in turn, then
+// waits for all of them: this is how the relay keeps the broker busy. It
+// returns nil when every message was confirmed (stored, or already there),
+// or a *BatchError saying which were not. When ctx ends it stops sending and
+// waiting; messages not confirmed by then count as failed.
+func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
+	start := time.Now()
+	defer func() {
+		b.metrics.publishDuration.WithLabelValues("batch").Observe(time.Since(start).Seconds())
+	}()
+
+	errs := make([]error, len(msgs))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	failed := false
+	await := func(i int) {
+		f := futures[i]
+		if f == nil {
+			return
+		}
+		var ack *jetstream.PubAck
+		var err error
+		select {
+		case ack = <-f.Ok():
+		case err = <-f.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		b.metrics.observePublish(ack, err)
+		if err != nil {
+			errs[i] = fmt.Errorf("publish %s: %w", msgs[i].Subject, err)
+			failed = true
+		}
+	}
+
+	oldest := 0 // first message whose ack has not been awaited
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			for j := i; j < len(msgs); j++ {
+				errs[j] = err
+			}
+			failed = true
+			break
+		}
+		if m.ID == "" {
+			errs[i] = fmt.Errorf("publish %s: %w", m.Subject, ErrNoMsgID)
+			failed = true
+			continue
+		}
+		for i-oldest >= batchWindow {
+			await(oldest)
+			oldest++
+		}
+		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Payload},
+			jetstream.WithMsgID(m.ID), jetstream.WithStallWait(stallWait))
+		if err != nil {
+			b.metrics.observePublish(nil, err)
+			errs[i] = fmt.Errorf("publish %s: %w", m.Subject, err)
+			failed = true
+			continue
+		}
+		futures[i] = f
+	}
+	for ; oldest < len(msgs); oldest++ {
+		await(oldest)
+	}
+	if failed {
+		return &BatchError{Errs: errs}
+	}
+	return nil
+}

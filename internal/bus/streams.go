@@ -1,0 +1,85 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Streams and the subjects they hold. The outbox package names subjects
+// under these prefixes.
+const (
+	StreamJobs   = "JOBS"
+	StreamEvents = "EVENTS"
+
+	SubjectsJobs   = "jobs.>"
+	SubjectsEvents = "events.>"
+)
+
+// retryBucket is the key-value bucket where consumers count the explicit
+// retries of a message (see ConsumerConfig). Its keys expire on their own.
+const retryBucket = "CONSUMER_RETRIES"
+
+// streamConfigs are the declared streams, as the broker should hold them.
+func (b *Bus) streamConfigs() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamJobs,
+			Description: "Yolda jobs: each message is work for one worker role, removed once acknowledged",
+			Subjects:    []string{SubjectsJobs},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    b.cfg.Replicas,
+			Duplicates:  b.cfg.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        StreamEvents,
+			Description: "Yolda events: state changes for any listener, kept for a while",
+			Subjects:    []string{SubjectsEvents},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    b.cfg.Replicas,
+			Duplicates:  b.cfg.DuplicateWindow,
+			MaxAge:      b.cfg.EventsMaxAge,
+			Discard:     jetstream.DiscardOld,
+		},
+	}
+}
+
+// EnsureStreams creates the streams and the retry bucket, or updates them to
+// the configured settings. It is idempotent and safe to run from every
+// process at start. Settings the broker cannot change in place (retention,
+// storage) fail with the broker's error rather than being recreated: a
+// recreated stream would lose its messages.
+func (b *Bus) EnsureStreams(ctx context.Context) error {
+	for _, sc := range b.streamConfigs() {
+		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	_, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      retryBucket,
+		Description: "explicit retries per consumer and message, so they do not count as failures",
+		TTL:         retryLedgerTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", retryBucket, err)
+	}
+	return nil
+}
+
+// StreamLastSeq is the sequence of the last message the stream ever stored
+// (it does not fall when a work queue removes consumed messages). If it is
+// lower than a value seen before, the broker lost its unflushed tail and
+// the relay should re-publish recent rows.
+func (b *Bus) StreamLastSeq(ctx context.Context, stream string) (uint64, error) {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	return s.CachedInfo().State.LastSeq, nil
+}
