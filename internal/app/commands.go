@@ -70,7 +70,6 @@ func benchIntake(ctx context.Context, args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "intake: %d connections, %s (+%s warmup) against %s\n", opts.Concurrency, opts.Duration, opts.Warmup, opts.BaseURL)
 	res, err := loadgen.Run(ctx, *opts)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -21,6 +21,8 @@ import (
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/store/postgres"
+	"github.com/yolda/yolda/internal/store/postgres/pgtest"
 	"github.com/yolda/yolda/internal/store/sqlite"
 )
 
@@ -43,6 +45,14 @@ type fixture struct {
 var engines = map[string]func(t *testing.T) apiStore{
 	"sqlite": func(t *testing.T) apiStore {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	},
+	"postgres": func(t *testing.T) apiStore {
+		s, err := postgres.Open(context.Background(), pgtest.URL(t))
 		if err != nil {
 			t.Fatal(err)
 		}

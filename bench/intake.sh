@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Intake benchmark: POST /v1/requests at 16, 64 and 256 connections, on
+# SQLite and on PostgreSQL, with group commit and with one transaction per
+# request. Prints one line per run; docs/benchmarks.md holds the results.
+#
+#   bench/intake.sh [DURATION]          # default 10s per run
+#
+# The load generator runs on the same machine as the server and the
+# database, as in docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+work=$(mktemp -d)
+trap 'pkill -f "$work/yolda serve" 2>/dev/null || true; scripts/postgres-test-cluster.sh stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+go build -o "$work/yolda" ./cmd/yolda
+pg_url=$(scripts/postgres-test-cluster.sh start "$work/pg")
+export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0
+
+run() { # engine batch_max
+	local engine=$1 batch=$2 port=18090 data="$work/data-$1-$2"
+	mkdir -p "$data"
+	local db_env=()
+	if [ "$engine" = postgres ]; then
+		psql -q "$pg_url" -c 'DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench' >/dev/null
+		db_env=(YOLDA_DATABASE_URL="${pg_url}&search_path=bench")
+	fi
+	env "${db_env[@]}" YOLDA_DATA_DIR="$data" "$work/yolda" users add --role customer --username bench --password bench-password >/dev/null
+	env "${db_env[@]}" YOLDA_DATA_DIR="$data" YOLDA_INTAKE_BATCH_MAX="$batch" \
+		"$work/yolda" serve --http-addr 127.0.0.1:$port 2>"$data/serve.log" &
+	local pid=$!
+	for _ in $(seq 50); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
+	for c in 16 64 256; do
+		printf '%-8s batch=%-4s c=%-4s ' "$engine" "$batch" "$c"
+		"$work/yolda" bench intake -url http://127.0.0.1:$port -concurrency "$c" -duration "$duration" -warmup 2s \
+			-insurers anadolu,axa,allianz | tail -2 | tr '\n' ' '
+		echo
+	done
+	kill "$pid"; wait "$pid" || true
+}
+
+for engine in sqlite postgres; do
+	for batch in 128 1; do
+		run "$engine" "$batch"
+	done
+done
