@@ -1,0 +1,131 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/validate"
+)
+
+type memStore struct {
+	mu    sync.Mutex
+	users map[string]User
+}
+
+func (m *memStore) CreateUser(_ context.Context, u User) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[u.Username]; ok {
+		return ErrUsernameTaken
+	}
+	m.users[u.Username] = u
+	return nil
+}
+
+func (m *memStore) UserByUsername(_ context.Context, name string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[name]
+	if !ok {
+		return User{}, ErrNotFound
+	}
+	return u, nil
+}
+
+func TestHasher(t *testing.T) {
+	h := &Hasher{Memory: 64, Time: 1, Threads: 1}
+	enc, err := h.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(enc, "$argon2id$v=19$m=64,t=1,p=1$") {
+		t.Errorf("encoding %q", enc)
+	}
+	if ok, err := h.Verify(enc, "correct horse"); !ok || err != nil {
+		t.Errorf("right password: %v %v", ok, err)
+	}
+	if ok, _ := h.Verify(enc, "correct horsE"); ok {
+		t.Error("wrong password accepted")
+	}
+	again, _ := h.Hash("correct horse")
+	if again == enc {
+		t.Error("two hashes of one password are equal: salt is not random")
+	}
+	// A hash made with other parameters still verifies: they travel in it.
+	strong := &Hasher{Memory: 128, Time: 2, Threads: 1}
+	if ok, _ := h.Verify(mustHash(t, strong, "pw-12345"), "pw-12345"); !ok {
+		t.Error("hash with other parameters does not verify")
+	}
+	for _, bad := range []string{"", "$argon2i$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA", "$argon2id$v=19$m=x$a$b", enc[:len(enc)-3] + "!!!"} {
+		if _, err := h.Verify(bad, "x"); err == nil {
+			t.Errorf("malformed %q verified without error", bad)
+		}
+	}
+}
+
+func mustHash(t *testing.T, h *Hasher, pw string) string {
+	t.Helper()
+	s, err := h.Hash(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAddAndAuthenticate(t *testing.T) {
+	svc, err := NewService(&memStore{users: map[string]User{}}, &Hasher{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	u, err := svc.Add(ctx, NewUser{Username: " Ayse ", Password: "ayse-password", Role: identity.Customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Username != "ayse" || !strings.HasPrefix(u.ID, "usr_") || u.PasswordHash == "ayse-password" {
+		t.Errorf("added %+v", u)
+	}
+	if _, err := svc.Add(ctx, NewUser{Username: "ayse", Password: "another-pw", Role: identity.Customer}); !errors.Is(err, ErrUsernameTaken) {
+		t.Errorf("duplicate: %v", err)
+	}
+	got, err := svc.Authenticate(ctx, "AYSE", "ayse-password")
+	if err != nil || got.ID != u.ID {
+		t.Errorf("authenticate: %v %+v", err, got)
+	}
+	for _, c := range [][2]string{{"ayse", "wrong-password"}, {"nobody", "ayse-password"}} {
+		if _, err := svc.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("%v: err = %v, want ErrBadCredentials", c, err)
+		}
+	}
+	d, err := svc.Add(ctx, NewUser{Username: "driver1", Password: "driver-pw", Role: identity.Driver, VehiclePlate: "34tow1", Capabilities: []string{"tow", " jump_start"}})
+	if err != nil || d.Driver == nil || d.Driver.VehiclePlate != "34TOW1" || len(d.Driver.Capabilities) != 2 {
+		t.Errorf("driver: %v %+v", err, d.Driver)
+	}
+	cases := map[string]NewUser{
+		"username":      {Username: "a", Password: "long-enough", Role: identity.Customer},
+		"password":      {Username: "shortpw", Password: "short", Role: identity.Customer},
+		"role":          {Username: "norole", Password: "long-enough", Role: "pilot"},
+		"capabilities":  {Username: "driver2", Password: "long-enough", Role: identity.Driver, VehiclePlate: "34X1", Capabilities: []string{"teleport"}},
+		"vehicle_plate": {Username: "driver3", Password: "long-enough", Role: identity.Driver, Capabilities: []string{"tow"}},
+	}
+	for field, n := range cases {
+		_, err := svc.Add(ctx, n)
+		var errs validate.Errors
+		if !errors.As(err, &errs) || !hasField(errs, field) {
+			t.Errorf("%s: err = %v", field, err)
+		}
+	}
+}
+
+func hasField(errs validate.Errors, field string) bool {
+	for _, e := range errs {
+		if e.Field == field {
+			return true
+		}
+	}
+	return false
+}
