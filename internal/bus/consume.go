@@ -20,6 +20,9 @@ const (
 	// resumeDelay spaces attempts to resume after the broker interrupted
 	// the consumer (deleted, leader lost, connection replaced).
 	resumeDelay = time.Second
+	// nextPoll bounds how long a refill the pull iterator skipped can go
+	// unnoticed; see next.
+	nextPoll = 250 * time.Millisecond
 )
 
 // Consume runs the durable consumer cfg describes until ctx ends, with at
@@ -43,7 +46,12 @@ func Consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler Handler) e
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
-	return c.run(ctx)
+	err = c.run(ctx)
+	if err != nil && b.nc.IsClosed() && !errors.Is(err, ErrClosed) {
+		// Whatever failed, the cause is the closed bus; say so.
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
 
 // consumer is one running Consume call.
@@ -95,13 +103,15 @@ func (c *consumer) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	statsCtx, stopStats := context.WithCancel(ctx)
 	statsDone := make(chan struct{})
 	go func() {
 		defer close(statsDone)
-		c.sampleStats(ctx, cons)
+		c.sampleStats(statsCtx, cons)
 	}()
 
 	it, pullErr := c.pull(ctx, cons)
+	stopStats()
 	deadline := time.Now().Add(c.cfg.DrainTimeout)
 	if it != nil {
 		c.handOffBuffered(it, deadline)
@@ -148,7 +158,7 @@ func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer) (jetstream
 		if ctx.Err() != nil {
 			return nil, nil
 		}
-		if c.b.nc.IsClosed() {
+		if c.b.nc.IsClosed() || c.b.nc.IsDraining() {
 			return nil, fmt.Errorf("consumer %s: %w", c.cfg.Durable, ErrClosed)
 		}
 		c.log.Warn("consumer interrupted, resuming", "err", err)
@@ -177,7 +187,7 @@ func (c *consumer) pump(ctx context.Context, it jetstream.MessagesContext) error
 		case <-ctx.Done():
 			return nil
 		}
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		msg, err := c.next(ctx, it)
 		if err != nil {
 			<-c.slots
 			switch {
@@ -193,6 +203,28 @@ func (c *consumer) pump(ctx context.Context, it jetstream.MessagesContext) error
 			}
 		}
 		c.dispatch(msg)
+	}
+}
+
+// next waits for the iterator's next message until ctx ends. It wakes up
+// every nextPoll to call Next again: the iterator decides whether to pull
+// more only when Next is called, and it skips that decision while its
+// previous pull request is still being sent. If that request's messages all
+// arrive in that moment, a Next that just blocks would wait for the missed
+// heartbeat (30s) before pulling again, with messages waiting in the stream.
+// The same wake-up notices a closed connection.
+func (c *consumer) next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, nextPoll)
+		msg, err := it.Next(jetstream.NextContext(pctx))
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return msg, err
+		}
+		if c.b.nc.IsClosed() {
+			// The iterator does not notice a closed connection by itself.
+			return nil, ErrClosed
+		}
 	}
 }
 

@@ -39,7 +39,8 @@ var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Sec
 //     goes to DeadLetter and is then terminated, so it is never delivered
 //     again. A message whose deliveries ended without an answer (the
 //     handler overran AckWait or the process died) is dead-lettered with
-//     [ErrDeliveryLimit] when it comes back once more.
+//     [ErrDeliveryLimit], without running the handler, when it comes back
+//     after MaxDeliver such deliveries.
 //
 // The broker's own MaxDeliver and BackOff are not used. MaxDeliver would
 // drop a message without telling us (no dead-letter hook, and the message

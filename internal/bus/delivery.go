@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-// ErrDeliveryLimit is given to the dead-letter hook for a message whose
-// deliveries all ended without an answer from the handler (it ran past
-// AckWait, or the process died), so there is no handler error to report.
-var ErrDeliveryLimit = errors.New("delivery limit reached without an answer from the handler")
+// ErrDeliveryLimit is given to the dead-letter hook for a message that has
+// used up MaxDeliver when the last failure's error is not known: its
+// deliveries ended without an answer (the handler ran past AckWait, or the
+// process died), or an earlier call of the hook failed.
+var ErrDeliveryLimit = errors.New("delivery limit reached; last error unknown")
 
 // Delivery is one delivery of a message to a handler.
 type Delivery struct {

@@ -37,10 +37,10 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		c.redeliveries.Inc()
 	}
 
-	// A delivery past MaxDeliver means earlier ones were retries, or ended
-	// with no answer at all (handler past AckWait, process gone). The
-	// latter are failures nobody settled: settle them now, before the
-	// handler gets another go.
+	// A delivery past MaxDeliver means earlier ones were retries, or
+	// failures left unsettled: no answer at all (handler past AckWait,
+	// process gone), or a dead letter that could not be stored. Settle
+	// those now, before the handler gets another go.
 	if d.NumDelivered > uint64(c.cfg.MaxDeliver) {
 		prior, err := c.failures(d.StreamSeq, d.NumDelivered-1)
 		if err != nil {
