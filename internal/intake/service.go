@@ -143,7 +143,8 @@ func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Mess
 		}
 		msgs = append(msgs, dispatch)
 	}
-	created, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, actor, r)
+	created, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, actor,
+		CreatedEvent{Request: r, OwnerID: r.OwnerID})
 	if err != nil {
 		return nil, err
 	}
@@ -165,12 +166,20 @@ type DispatchJob struct {
 	Location    Location    `json:"location"`
 }
 
+// CreatedEvent is the data of a request.created event: the request as
+// stored, and who asked for it.
+type CreatedEvent struct {
+	Request Request `json:"request"`
+	OwnerID string  `json:"owner_id"`
+}
+
 // StatusChange is the data of a request.status_changed event.
 type StatusChange struct {
-	From   Status    `json:"from"`
-	To     Status    `json:"to"`
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason,omitempty"`
+	From    Status    `json:"from"`
+	To      Status    `json:"to"`
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason,omitempty"`
+	OwnerID string    `json:"owner_id"`
 }
 
 // fingerprint identifies a submission independently of its JSON spelling
@@ -284,7 +293,7 @@ func (s *Service) move(r *Request, who identity.Principal, to Status, reason str
 	r.UpdatedAt = now
 	entry := TimelineEntry{Status: to, At: now, ActorID: who.UserID, Reason: reason}
 	ev, err := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged,
-		now, r.ID, outbox.ActorOf(who), StatusChange{From: from, To: to, At: now, Reason: reason})
+		now, r.ID, outbox.ActorOf(who), StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
 	if err != nil {
 		return Change{}, err
 	}

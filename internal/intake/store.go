@@ -56,6 +56,11 @@ type Change struct {
 	Timeline *TimelineEntry
 	// Outbox messages are committed with the change.
 	Outbox []outbox.Message
+	// Receipt, if set, is recorded with the change; if it was recorded
+	// before, the store commits nothing and returns
+	// outbox.ErrAlreadyProcessed. This is how a consumer applies a message
+	// once however often it is delivered.
+	Receipt *outbox.Receipt
 }
 
 // Filter selects requests for a list. Zero fields match everything.

@@ -7,6 +7,7 @@ package outbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,7 +40,24 @@ type Message struct {
 	Subject   string
 	Payload   []byte
 	CreatedAt time.Time
+	// Seq is the row's position in commit order, set when read from a
+	// store; zero on a message not yet stored.
+	Seq int64
+	// SentAt is when the relay published it; zero while unsent.
+	SentAt time.Time
 }
+
+// Receipt names one message as processed by one consumer. A store records
+// it in the same transaction as the message's effect, under a unique
+// constraint, so that a redelivered message changes nothing twice.
+type Receipt struct {
+	Consumer  string
+	MessageID string
+}
+
+// ErrAlreadyProcessed: the receipt was recorded before; the effect has
+// been applied and the caller should acknowledge the message.
+var ErrAlreadyProcessed = errors.New("message already processed")
 
 // Actor is who caused a change, as recorded in an envelope.
 type Actor struct {

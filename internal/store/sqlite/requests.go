@@ -314,6 +314,11 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 		if err != nil {
 			return err
 		}
+		if change.Receipt != nil {
+			if err := recordReceipt(ctx, tx, *change.Receipt, r.UpdatedAt); err != nil {
+				return err
+			}
+		}
 		r.Version++
 		args := requestArgs(&r)
 		// requestArgs is in column order; UPDATE sets every column but id.

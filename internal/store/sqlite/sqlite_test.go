@@ -33,3 +33,14 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		s.Close()
 	}
 }
+
+func TestMessagingConformance(t *testing.T) {
+	storetest.RunMessaging(t, func(t *testing.T) storetest.MessagingStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -1,0 +1,293 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
+	"github.com/yolda/yolda/internal/outbox"
+)
+
+// recordReceipt inserts a processed-message receipt; the primary key turns
+// a second processing into outbox.ErrAlreadyProcessed.
+func recordReceipt(ctx context.Context, tx *sql.Tx, r outbox.Receipt, at time.Time) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO processed_messages (consumer, message_id, processed_at)
+		VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.Consumer, r.MessageID, toMicros(at))
+	if err != nil {
+		return fmt.Errorf("record receipt: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return outbox.ErrAlreadyProcessed
+	}
+	return nil
+}
+
+// RelayOutbox hands up to limit unsent messages, in commit order, to
+// publish, and marks sent those that publish confirms. SQLite has one
+// writer, so the rows are read outside the write lock and only the marking
+// takes it; two relays on one SQLite file would publish a row twice, which
+// the broker's deduplication absorbs.
+func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
+	msgs, err := s.PendingOutbox(ctx, limit)
+	if err != nil || len(msgs) == 0 {
+		return 0, err
+	}
+	ok := publish(msgs)
+	var seqs []any
+	for i, m := range msgs {
+		if i < len(ok) && ok[i] {
+			seqs = append(seqs, m.Seq)
+		}
+	}
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = ? WHERE seq IN (`+marks+`)`,
+			append([]any{toMicros(time.Now())}, seqs...)...)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mark outbox sent: %w", err)
+	}
+	return len(seqs), nil
+}
+
+// OutboxSentSince returns messages sent at or after since, in commit order,
+// after afterSeq: what the relay publishes again when the broker may have
+// lost its unflushed tail.
+func (s *Store) OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error) {
+	return s.queryOutbox(ctx, `SELECT seq, id, subject, payload, created_at, sent_at FROM outbox
+		WHERE sent_at >= ? AND seq > ? ORDER BY seq LIMIT ?`, toMicros(since), afterSeq, limit)
+}
+
+// PruneOutbox deletes up to limit messages sent before the given time.
+func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (
+			SELECT seq FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? ORDER BY seq LIMIT ?)`, toMicros(sentBefore), limit)
+		if err != nil {
+			return fmt.Errorf("prune outbox: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+// OutboxBacklog counts unsent messages and returns when the oldest was
+// committed (zero time when there is none).
+func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, fromMicros(oldest.Int64), nil
+}
+
+// PendingOutbox returns up to limit unsent outbox messages in commit order.
+func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error) {
+	return s.queryOutbox(ctx, `SELECT seq, id, subject, payload, created_at, sent_at FROM outbox
+		WHERE sent_at IS NULL ORDER BY seq LIMIT ?`, limit)
+}
+
+func (s *Store) queryOutbox(ctx context.Context, q string, args ...any) ([]outbox.Message, error) {
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []outbox.Message
+	for rows.Next() {
+		var m outbox.Message
+		var at int64
+		var sent sql.NullInt64
+		if err := rows.Scan(&m.Seq, &m.ID, &m.Subject, &m.Payload, &at, &sent); err != nil {
+			return nil, fmt.Errorf("scan outbox: %w", err)
+		}
+		m.CreatedAt = fromMicros(at)
+		if sent.Valid {
+			m.SentAt = fromMicros(sent.Int64)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// EnqueueOutbox commits messages on their own (re-driven work).
+func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, msgs) })
+}
+
+// AddDeadLetter implements deadletter.Store.
+func (s *Store) AddDeadLetter(ctx context.Context, l deadletter.Letter) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO dead_letters
+			(id, consumer, stream, subject, message_id, payload, error, deliveries, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (consumer, message_id) DO NOTHING`,
+			l.ID, l.Consumer, l.Stream, l.Subject, l.MessageID, l.Payload, l.Error, l.Deliveries, toMicros(l.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert dead letter: %w", err)
+		}
+		return nil
+	})
+}
+
+const deadLetterColumns = `id, consumer, stream, subject, message_id, payload, error, deliveries, created_at, redriven_at`
+
+func scanDeadLetter(row rowScanner) (deadletter.Letter, error) {
+	var l deadletter.Letter
+	var created int64
+	var redriven sql.NullInt64
+	if err := row.Scan(&l.ID, &l.Consumer, &l.Stream, &l.Subject, &l.MessageID, &l.Payload, &l.Error, &l.Deliveries, &created, &redriven); err != nil {
+		return l, err
+	}
+	l.CreatedAt = fromMicros(created)
+	if redriven.Valid {
+		t := fromMicros(redriven.Int64)
+		l.RedrivenAt = &t
+	}
+	return l, nil
+}
+
+// DeadLetters implements deadletter.Store.
+func (s *Store) DeadLetters(ctx context.Context, before string, limit int) ([]deadletter.Letter, error) {
+	q := `SELECT ` + deadLetterColumns + ` FROM dead_letters`
+	args := []any{}
+	if before != "" {
+		q += ` WHERE id < ?`
+		args = append(args, before)
+	}
+	rows, err := s.read.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []deadletter.Letter
+	for rows.Next() {
+		l, err := scanDeadLetter(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan dead letter: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// RedriveDeadLetter implements deadletter.Store.
+func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, msg func(deadletter.Letter) outbox.Message) (deadletter.Letter, error) {
+	var out deadletter.Letter
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		l, err := scanDeadLetter(tx.QueryRowContext(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return deadletter.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read dead letter: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE dead_letters SET redriven_at = ? WHERE id = ?`, toMicros(at), id); err != nil {
+			return fmt.Errorf("mark dead letter: %w", err)
+		}
+		if err := insertOutbox(ctx, tx, []outbox.Message{msg(l)}); err != nil {
+			return err
+		}
+		l.RedrivenAt = &at
+		out = l
+		return nil
+	})
+	return out, err
+}
+
+// RecordNotifications implements notify.Store.
+func (s *Store) RecordNotifications(ctx context.Context, r outbox.Receipt, ns []notify.Notification) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := recordReceipt(ctx, tx, r, time.Now()); err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, n.ID, n.RequestID, n.RecipientID, n.Channel, n.Template, n.Body, toMicros(n.CreatedAt)); err != nil {
+				return fmt.Errorf("insert notification: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Notifications implements notify.Store.
+func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.Notification, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, request_id, recipient_id, channel, template, body, created_at
+		FROM notifications WHERE request_id = ? ORDER BY id`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []notify.Notification
+	for rows.Next() {
+		var n notify.Notification
+		var at int64
+		if err := rows.Scan(&n.ID, &n.RequestID, &n.RecipientID, &n.Channel, &n.Template, &n.Body, &at); err != nil {
+			return nil, fmt.Errorf("scan notification: %w", err)
+		}
+		n.CreatedAt = fromMicros(at)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// NudgeStale finds up to limit requests in status whose last change (or
+// last nudge) is older than olderThan, commits the jobs that move them on,
+// and marks them nudged at now, all in one transaction. It returns the ids
+// nudged.
+func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
+	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests
+			WHERE status = ? AND COALESCE(nudged_at, updated_at) < ? ORDER BY updated_at LIMIT ?`,
+			string(status), toMicros(olderThan), limit)
+		if err != nil {
+			return fmt.Errorf("find stale requests: %w", err)
+		}
+		var stale []intake.Request
+		for rows.Next() {
+			r, err := scanRequest(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("scan stale request: %w", err)
+			}
+			stale = append(stale, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range stale {
+			msgs, err := jobs(r)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE requests SET nudged_at = ? WHERE id = ?`, toMicros(now), r.ID); err != nil {
+				return fmt.Errorf("mark nudged: %w", err)
+			}
+			if err := insertOutbox(ctx, tx, msgs); err != nil {
+				return err
+			}
+			ids = append(ids, r.ID)
+		}
+		return nil
+	})
+	return ids, err
+}
