@@ -40,6 +40,18 @@ type Config struct {
 	IPBurst         int
 	TrustedProxies  string
 
+	NATSCredsFile     string
+	NATSTLSCAFile     string
+	NATSTLSCertFile   string
+	NATSTLSKeyFile    string
+	NATSReplicas      int
+	EventsMaxAge      time.Duration
+	DuplicateWindow   time.Duration
+	RepublishWindow   time.Duration
+	OutboxRetention   time.Duration
+	SweepInterval     time.Duration
+	WorkerConcurrency int
+
 	IntakeBatchMax   int
 	IntakeWriters    int
 	IntakeBatchWait  time.Duration
@@ -49,23 +61,29 @@ type Config struct {
 // Defaults returns the embedded-laptop defaults.
 func Defaults() Config {
 	return Config{
-		HTTPAddr:         "127.0.0.1:8080",
-		DataDir:          "./yolda-data",
-		Roles:            "all",
-		LogLevel:         "info",
-		LogFormat:        "json",
-		TokenTTL:         time.Hour,
-		ShutdownTimeout:  20 * time.Second,
-		MaxBodyBytes:     64 << 10,
-		MaxInFlight:      4096,
-		UserRate:         20,
-		UserBurst:        40,
-		IPRate:           5,
-		IPBurst:          20,
-		IntakeBatchMax:   128,
-		IntakeWriters:    0, // per engine: 1 for SQLite, 4 for PostgreSQL
-		IntakeBatchWait:  0,
-		IntakeQueueLimit: 8192,
+		HTTPAddr:          "127.0.0.1:8080",
+		DataDir:           "./yolda-data",
+		Roles:             "all",
+		LogLevel:          "info",
+		LogFormat:         "json",
+		TokenTTL:          time.Hour,
+		ShutdownTimeout:   20 * time.Second,
+		MaxBodyBytes:      64 << 10,
+		MaxInFlight:       4096,
+		UserRate:          20,
+		UserBurst:         40,
+		IPRate:            5,
+		IPBurst:           20,
+		EventsMaxAge:      7 * 24 * time.Hour,
+		DuplicateWindow:   5 * time.Minute,
+		RepublishWindow:   150 * time.Second,
+		OutboxRetention:   time.Hour,
+		SweepInterval:     10 * time.Second,
+		WorkerConcurrency: 8,
+		IntakeBatchMax:    128,
+		IntakeWriters:     0, // per engine: 1 for SQLite, 4 for PostgreSQL
+		IntakeBatchWait:   0,
+		IntakeQueueLimit:  8192,
 	}
 }
 
@@ -120,6 +138,17 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.DataDir, "data-dir", "files of the embedded stores")
 	str(&c.DatabaseURL, "database-url", "operational database: empty for SQLite in the data dir, or postgres://...")
 	str(&c.NATSURL, "nats-url", "broker: empty for embedded JetStream, or nats://host:4222[,nats://...]")
+	str(&c.NATSCredsFile, "nats-creds-file", "credentials file for an external NATS")
+	str(&c.NATSTLSCAFile, "nats-tls-ca-file", "CA bundle that signs the NATS servers' certificates")
+	str(&c.NATSTLSCertFile, "nats-tls-cert-file", "client certificate for NATS (mutual TLS)")
+	str(&c.NATSTLSKeyFile, "nats-tls-key-file", "client key for NATS (mutual TLS)")
+	integer(&c.NATSReplicas, "nats-replicas", "stream replicas (0: 1 embedded, 3 in a cluster)")
+	dur(&c.EventsMaxAge, "events-max-age", "how long the EVENTS stream keeps events")
+	dur(&c.DuplicateWindow, "nats-duplicate-window", "how long the streams remember a message id to drop a second copy")
+	dur(&c.RepublishWindow, "relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail")
+	dur(&c.OutboxRetention, "outbox-retention", "how long sent outbox rows are kept")
+	dur(&c.SweepInterval, "sweep-interval", "how often the sweeper looks for stuck requests")
+	integer(&c.WorkerConcurrency, "worker-concurrency", "handlers in flight per consumer in this process")
 	str(&c.RedisURL, "redis-url", "cache and positions: empty for in-process, or redis://...")
 	str(&c.WarehouseURL, "warehouse-url", "reporting warehouse: empty for DuckDB in the data dir")
 	str(&c.JWTSecret, "jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)")
@@ -184,6 +213,15 @@ func (c *Config) Validate() error {
 	}
 	if c.IntakeWriters < 0 || c.IntakeWriters > 64 {
 		errs = append(errs, errors.New("intake-writers must be 0-64"))
+	}
+	if c.RepublishWindow <= 0 || c.RepublishWindow > c.DuplicateWindow {
+		errs = append(errs, errors.New("relay-republish-window must be positive and at most nats-duplicate-window, so the broker drops what it still has"))
+	}
+	if c.OutboxRetention <= c.RepublishWindow {
+		errs = append(errs, errors.New("outbox-retention must exceed relay-republish-window"))
+	}
+	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
+		errs = append(errs, errors.New("worker-concurrency must be 1-1024"))
 	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)

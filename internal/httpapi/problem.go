@@ -9,6 +9,7 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -48,7 +49,7 @@ func problemFor(err error) *Problem {
 		p := newProblem(http.StatusUnprocessableEntity, "validation", "Invalid input", "One or more fields are invalid.")
 		p.Errors = fields
 		return p
-	case errors.Is(err, intake.ErrNotFound), errors.Is(err, account.ErrNotFound):
+	case errors.Is(err, intake.ErrNotFound), errors.Is(err, account.ErrNotFound), errors.Is(err, deadletter.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource.")
 	case errors.Is(err, intake.ErrConflict):
 		return newProblem(http.StatusConflict, "conflict", "Conflict", err.Error())

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
 )
@@ -69,6 +70,15 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
 			handler: s.handleCancelRequest, body: cancelBody{}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
+		{method: "GET", pattern: "/v1/requests/{id}/notifications", summary: "What the customer was told about a request", tag: "requests",
+			handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
+
+		{method: "GET", pattern: "/v1/admin/dead-letters", summary: "Messages a worker gave up on", tag: "admin", roles: staff,
+			handler: s.handleDeadLetters, success: 200, result: deadLetterList{},
+			query:  []param{{name: "limit", kind: "integer", description: "1-500, default 50"}, {name: "cursor", kind: "string"}},
+			errors: []int{401, 403, 422, 429}},
+		{method: "POST", pattern: "/v1/admin/dead-letters/{id}/retry", summary: "Send a dead letter's message again", tag: "admin", roles: staff,
+			handler: s.handleRetryDeadLetter, success: 202, result: deadletter.Letter{}, errors: []int{401, 403, 404, 429}},
 	}
 }
 

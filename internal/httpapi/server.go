@@ -16,8 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
 )
 
 // Intake is what the API needs of the request service.
@@ -26,6 +28,17 @@ type Intake interface {
 	Get(ctx context.Context, who identity.Principal, requestID string) (intake.Request, error)
 	List(ctx context.Context, who identity.Principal, f intake.Filter) (intake.Page, error)
 	Cancel(ctx context.Context, who identity.Principal, requestID, reason string) (intake.Request, error)
+}
+
+// DeadLetters lists and re-drives what consumers gave up on.
+type DeadLetters interface {
+	List(ctx context.Context, before string, limit int) ([]deadletter.Letter, error)
+	Retry(ctx context.Context, letterID string) (deadletter.Letter, error)
+}
+
+// Notifications lists what a request's people were told.
+type Notifications interface {
+	Notifications(ctx context.Context, requestID string) ([]notify.Notification, error)
 }
 
 // Accounts checks credentials.
@@ -63,6 +76,10 @@ type Deps struct {
 	Intake   Intake
 	Accounts Accounts
 	Tokens   Tokens
+	// DeadLetters and Notifications may be nil in tests that do not use
+	// them; their routes then answer 404.
+	DeadLetters   DeadLetters
+	Notifications Notifications
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -75,6 +92,8 @@ type Server struct {
 	intake    Intake
 	accounts  Accounts
 	tokens    Tokens
+	dead      DeadLetters
+	notes     Notifications
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -97,6 +116,8 @@ func New(d Deps) *Server {
 		intake:    d.Intake,
 		accounts:  d.Accounts,
 		tokens:    d.Tokens,
+		dead:      d.DeadLetters,
+		notes:     d.Notifications,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,

@@ -186,3 +186,20 @@ func (g *groupCommitter) flush(batch []*pendingCreation) {
 		p.done <- g.store.CreateRequests(ctx, []*Creation{p.c})
 	}
 }
+
+// withCommitHook chains hook after o.Observe for every successful commit.
+func withCommitHook(o BatchOptions, hook func()) BatchOptions {
+	if hook == nil {
+		return o
+	}
+	observe := o.Observe
+	o.Observe = func(size int, took time.Duration, err error) {
+		if observe != nil {
+			observe(size, took, err)
+		}
+		if err == nil {
+			hook()
+		}
+	}
+	return o
+}

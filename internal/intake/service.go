@@ -26,7 +26,10 @@ type Options struct {
 	// DispatchBeforeCover reports whether dispatch may start before the
 	// insurer confirms cover. Nil means it may, for every insurer.
 	DispatchBeforeCover func(insurer string) bool
-	Logger              *slog.Logger
+	// Committed, if set, is called after every transaction that committed
+	// outbox messages, so an in-process relay can wake at once.
+	Committed func()
+	Logger    *slog.Logger
 }
 
 // Service is the request use cases: create, read, list, cancel.
@@ -36,6 +39,7 @@ type Service struct {
 	now       func() time.Time
 	known     func(string) bool
 	early     func(string) bool
+	committed func()
 	log       *slog.Logger
 }
 
@@ -43,11 +47,15 @@ type Service struct {
 func NewService(store Store, o Options) *Service {
 	s := &Service{
 		store:     store,
-		committer: newGroupCommitter(store, o.Batch),
+		committer: newGroupCommitter(store, withCommitHook(o.Batch, o.Committed)),
 		now:       o.Now,
 		known:     o.KnownInsurer,
 		early:     o.DispatchBeforeCover,
+		committed: o.Committed,
 		log:       o.Logger,
+	}
+	if s.committed == nil {
+		s.committed = func() {}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -118,30 +126,12 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 }
 
 // creationMessages are the jobs and the event a new request leaves in the
-// outbox: always the insurance check and request.created; the dispatch job
-// only where the insurer lets dispatch start before cover is confirmed.
+// outbox: the jobs of its first status and request.created.
 func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Message, error) {
 	at := r.CreatedAt
-	verify, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", at, r.ID, actor, VerifyJob{
-		Insurer:      r.Policy.Insurer,
-		PolicyNumber: r.Policy.PolicyNumber,
-		Plate:        r.Vehicle.Plate,
-		ServiceType:  r.ServiceType,
-		IncidentAt:   at,
-	})
+	msgs, err := s.jobs(r, at, actor)
 	if err != nil {
 		return nil, err
-	}
-	msgs := []outbox.Message{verify}
-	if s.early == nil || s.early(r.Policy.Insurer) {
-		dispatch, err := outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
-			ServiceType: r.ServiceType,
-			Location:    r.Location,
-		})
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, dispatch)
 	}
 	created, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, actor,
 		CreatedEvent{Request: r, OwnerID: r.OwnerID})
@@ -149,6 +139,46 @@ func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Mess
 		return nil, err
 	}
 	return append(msgs, created), nil
+}
+
+// Jobs returns the jobs that move r on from its current status: what the
+// sweeper commits again when r has sat there too long. Workers take them
+// idempotently, so a duplicate changes nothing.
+func (s *Service) Jobs(r Request) ([]outbox.Message, error) {
+	return s.jobs(r, s.now().UTC(), outbox.SystemActor)
+}
+
+// jobs: a received request needs its insurance check and, where the
+// insurer lets dispatch start before cover is confirmed, its dispatch; a
+// request awaiting insurance needs the check; a dispatching one, dispatch.
+func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Message, error) {
+	verify := r.Status == StatusReceived || r.Status == StatusAwaitingInsurance
+	dispatch := r.Status == StatusDispatching || (r.Status == StatusReceived && (s.early == nil || s.early(r.Policy.Insurer)))
+	var msgs []outbox.Message
+	if verify {
+		m, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", at, r.ID, actor, VerifyJob{
+			Insurer:      r.Policy.Insurer,
+			PolicyNumber: r.Policy.PolicyNumber,
+			Plate:        r.Vehicle.Plate,
+			ServiceType:  r.ServiceType,
+			IncidentAt:   r.CreatedAt,
+		})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	if dispatch {
+		m, err := outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
+			ServiceType: r.ServiceType,
+			Location:    r.Location,
+		})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
 
 // VerifyJob is the data of an insurance.verify job.
@@ -273,6 +303,7 @@ func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID,
 	if !id.Valid("req", requestID) {
 		return Request{}, ErrNotFound
 	}
+	defer s.committed()
 	return s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
 		if !mayRead(who, *r) || who.Role == identity.Driver {
 			return Change{}, ErrNotFound
