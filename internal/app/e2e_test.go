@@ -75,9 +75,9 @@ func (e environment) run(t *testing.T, args ...string) (string, error) {
 
 var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 
-func (e environment) start(t *testing.T) *instance {
+func (e environment) start(t *testing.T, args ...string) *instance {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--http-addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = e.env()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -345,6 +345,106 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 			}
 			in.cmd.Process.Signal(syscall.SIGTERM)
 			<-in.done
+		})
+	}
+}
+
+// notificationCount is how many notifications a request has, as its
+// customer sees them.
+func notificationCount(t *testing.T, in *instance, token, id string) int {
+	t.Helper()
+	code, b := get(t, in, token, "/v1/requests/"+id+"/notifications")
+	if code != 200 {
+		t.Fatalf("notifications of %s: %d %s", id, code, b)
+	}
+	var m struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return len(m.Items)
+}
+
+// TestCrashBetweenCommitAndPublish: requests are committed by a process
+// that runs only the API (so nothing is published), the process is killed,
+// and a full process started later publishes every row; the notify worker
+// applies each exactly once. Then the full process is itself killed with
+// SIGKILL under load, restarted, and still every accepted request ends
+// with exactly one notification.
+func TestCrashBetweenCommitAndPublish(t *testing.T) {
+	for name, newEnv := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			if out, err := e.run(t, "users", "add", "--role", "customer", "--username", "ayse", "--password", "ayse-password"); err != nil {
+				t.Fatalf("users add: %v %s", err, out)
+			}
+			apiOnly := e.start(t, "--roles", "api")
+			token := login(t, apiOnly, "ayse", "ayse-password")
+			client := &http.Client{Timeout: 10 * time.Second}
+			var ids []string
+			for range 50 {
+				id, code, err := post(client, apiOnly, token)
+				if err != nil || code != 202 {
+					t.Fatalf("post: %d %v", code, err)
+				}
+				ids = append(ids, id)
+			}
+			apiOnly.cmd.Process.Kill()
+			<-apiOnly.done
+
+			full := e.start(t)
+			// Load while the full process runs, then kill it mid-stream.
+			ctx, cancel := context.WithCancel(context.Background())
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ctx.Err() == nil {
+						id, code, err := post(client, full, token)
+						if err != nil {
+							return
+						}
+						if code == 202 {
+							mu.Lock()
+							ids = append(ids, id)
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			time.Sleep(700 * time.Millisecond)
+			full.cmd.Process.Kill()
+			<-full.done
+			cancel()
+			wg.Wait()
+
+			again := e.start(t)
+			deadline := time.Now().Add(60 * time.Second)
+			var missing, doubled int
+			for {
+				missing, doubled = 0, 0
+				for _, id := range ids {
+					switch n := notificationCount(t, again, token, id); {
+					case n == 0:
+						missing++
+					case n > 1:
+						doubled++
+					}
+				}
+				if missing == 0 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			t.Logf("%s: %d accepted requests across two crashes: %d without a notification, %d with more than one", name, len(ids), missing, doubled)
+			if missing != 0 || doubled != 0 {
+				t.Errorf("%d missing, %d doubled notifications", missing, doubled)
+			}
+			again.cmd.Process.Signal(syscall.SIGTERM)
+			<-again.done
 		})
 	}
 }

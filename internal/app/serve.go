@@ -18,14 +18,23 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
+	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
+	"github.com/yolda/yolda/internal/relay"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // knownRoles are the roles this build can run. DESIGN.md lists the ones
-// still to come (relay, dispatch, insurance, realtime, warehouse).
-var knownRoles = []string{"api"}
+// still to come (dispatch, insurance, realtime, warehouse).
+//
+//   - api: the HTTP API.
+//   - relay: outbox -> broker, and the sweeper.
+//   - notify: request events -> customer notifications.
+var knownRoles = []string{"api", "relay", "notify"}
 
 func parseRoles(s string) ([]string, error) {
 	if s == "" || s == "all" {
@@ -112,6 +121,33 @@ func serve(ctx context.Context, args []string, env Env) error {
 	})
 	registry.MustRegister(batchSize, commitSeconds, commitErrors)
 
+	var b *bus.Bus
+	if slices.Contains(roles, "relay") || slices.Contains(roles, "notify") {
+		b, err = bus.Connect(ctx, bus.Config{
+			URL: cfg.NATSURL, DataDir: cfg.DataDir, CredsFile: cfg.NATSCredsFile,
+			TLSCAFile: cfg.NATSTLSCAFile, TLSCertFile: cfg.NATSTLSCertFile, TLSKeyFile: cfg.NATSTLSKeyFile,
+			Replicas: cfg.NATSReplicas, EventsMaxAge: cfg.EventsMaxAge, DuplicateWindow: cfg.DuplicateWindow,
+			Name: "yolda-" + strings.Join(roles, "-"), Registerer: registry,
+		}, log)
+		if err != nil {
+			return fmt.Errorf("connect broker: %w", err)
+		}
+		// Runs after every role has stopped, before the store closes.
+		defer b.Close()
+		if err := b.EnsureStreams(ctx); err != nil {
+			return fmt.Errorf("declare streams: %w", err)
+		}
+		log.Info("broker ready", "embedded", cfg.NATSURL == "", "replicas", b.Replicas())
+	}
+
+	var rel *relay.Relay
+	wake := func() {}
+	if slices.Contains(roles, "relay") {
+		rel = relay.New(store, b, relay.Options{RepublishWindow: cfg.RepublishWindow, Retention: cfg.OutboxRetention}, log, registry)
+		b.OnReconnect(func() { rel.BrokerMayHaveLost("reconnect") })
+		wake = rel.Wake
+	}
+
 	writers := cfg.IntakeWriters
 	if writers == 0 {
 		writers = store.writers
@@ -127,13 +163,15 @@ func serve(ctx context.Context, args []string, env Env) error {
 				}
 			},
 		},
-		Logger: log,
+		Committed: wake,
+		Logger:    log,
 	})
 	defer requests.Close()
+	deadLetters := deadletter.NewService(store, nil)
 
 	proxies, _ := cfg.ProxyNets() // validated above
 	api := httpapi.New(httpapi.Deps{
-		Intake: requests, Accounts: accounts, Tokens: tokens,
+		Intake: requests, Accounts: accounts, Tokens: tokens, DeadLetters: deadLetters, Notifications: store,
 		Ready: store.Ping, Registry: registry, Logger: log,
 		Options: httpapi.Options{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxInFlight: cfg.MaxInFlight,
@@ -146,10 +184,41 @@ func serve(ctx context.Context, args []string, env Env) error {
 	if slices.Contains(roles, "api") {
 		g.Go(func() error { return serveHTTP(ctx, cfg, api, requests, log) })
 	}
+	if rel != nil {
+		g.Go(func() error { return rel.Run(ctx) })
+		if l, ok := store.operationalStore.(outboxListener); ok {
+			// Other processes' commits wake this relay through the database.
+			g.Go(func() error { return l.ListenOutbox(ctx, rel.Wake) })
+		}
+		sw := sweeper.New(store, requests.Jobs, sweeper.DefaultRules, cfg.SweepInterval, log, registry)
+		g.Go(func() error { return sw.Run(ctx) })
+	}
+	if slices.Contains(roles, "notify") {
+		worker := notify.NewWorker(store, nil)
+		g.Go(func() error {
+			return bus.Consume(ctx, b, bus.ConsumerConfig{
+				Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
+				Concurrency: cfg.WorkerConcurrency, DeadLetter: deadLetterHook(deadLetters),
+			}, func(ctx context.Context, d bus.Delivery) error { return worker.Handle(ctx, d.Data) })
+		})
+	}
 	log.Info("roles running", "roles", strings.Join(roles, ","))
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// outboxListener is a store that can wake the relay when another process
+// commits outbox rows (PostgreSQL LISTEN/NOTIFY).
+type outboxListener interface {
+	ListenOutbox(ctx context.Context, wake func()) error
+}
+
+// deadLetterHook stores what a consumer gave up on.
+func deadLetterHook(s *deadletter.Service) func(ctx context.Context, d bus.Delivery, err error) error {
+	return func(ctx context.Context, d bus.Delivery, cause error) error {
+		return s.Record(ctx, d.Consumer, d.Stream, d.Subject, d.ID, d.Data, cause, int(d.NumDelivered))
+	}
 }
 
 // serveHTTP listens until ctx ends, then stops accepting, lets in-flight

@@ -7,15 +7,23 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
+	"github.com/yolda/yolda/internal/relay"
 	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/store/sqlite"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // operationalStore is every port the SQL stores implement.
 type operationalStore interface {
 	intake.Store
 	account.Store
+	relay.Store
+	sweeper.Store
+	deadletter.Store
+	notify.Store
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error
 }

@@ -17,9 +17,11 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
 	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/store/postgres/pgtest"
@@ -30,6 +32,8 @@ import (
 type apiStore interface {
 	intake.Store
 	account.Store
+	deadletter.Store
+	notify.Store
 	PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error)
 }
 
@@ -97,6 +101,7 @@ func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
 	}
 	api := httpapi.New(httpapi.Deps{
 		Intake: svc, Accounts: accounts, Tokens: tokens,
+		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry(), Options: opts,
 	})
 	f.srv = httptest.NewServer(api)
@@ -595,4 +600,72 @@ func TestLoadShedding(t *testing.T) {
 	if code := <-done; code != 202 {
 		t.Errorf("the request in flight: %d", code)
 	}
+}
+
+func TestDeadLettersAdmin(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		f := setup(t, engine, httpapi.Options{})
+		dead := deadletter.NewService(f.store, nil)
+		if err := dead.Record(context.Background(), "notify", "EVENTS", "events.request.created", "msg_1", []byte(`{"id":"msg_1"}`), fmt.Errorf("boom"), 5); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"ayse", "driver"} {
+			if a := f.do(t, "GET", "/v1/admin/dead-letters", who, ""); a.status != 403 {
+				t.Errorf("%s lists dead letters: %d", who, a.status)
+			}
+		}
+		a := f.do(t, "GET", "/v1/admin/dead-letters", "operator", "")
+		items, _ := a.json(t)["items"].([]any)
+		if a.status != 200 || len(items) != 1 {
+			t.Fatalf("list: %d %s", a.status, a.body)
+		}
+		l := items[0].(map[string]any)
+		if l["error"] != "boom" || l["consumer"] != "notify" || l["redriven_at"] != nil {
+			t.Errorf("letter: %v", l)
+		}
+		before, _ := f.store.PendingOutbox(context.Background(), 100)
+		r := f.do(t, "POST", "/v1/admin/dead-letters/"+l["id"].(string)+"/retry", "operator", "")
+		if r.status != 202 || r.json(t)["redriven_at"] == nil {
+			t.Fatalf("retry: %d %s", r.status, r.body)
+		}
+		after, _ := f.store.PendingOutbox(context.Background(), 100)
+		if len(after) != len(before)+1 || after[len(after)-1].Subject != "events.request.created" {
+			t.Errorf("retry did not commit the message to the outbox")
+		}
+		if a := f.do(t, "POST", "/v1/admin/dead-letters/dlq_nope/retry", "operator", ""); a.status != 404 {
+			t.Errorf("retry of unknown: %d", a.status)
+		}
+		if a := f.do(t, "GET", "/v1/admin/dead-letters?limit=0", "operator", ""); a.status != 422 {
+			t.Errorf("bad limit: %d", a.status)
+		}
+	})
+}
+
+func TestNotificationsAreTheRequestOwners(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		f := setup(t, engine, httpapi.Options{})
+		created := f.do(t, "POST", "/v1/requests", "ayse", validBody)
+		id := created.json(t)["id"].(string)
+		// Feed the request.created event to the notify worker by hand.
+		msgs, _ := f.store.PendingOutbox(context.Background(), 100)
+		worker := notify.NewWorker(f.store, nil)
+		for _, m := range msgs {
+			if m.Subject == "events.request.created" {
+				if err := worker.Handle(context.Background(), m.Payload); err != nil {
+					t.Fatal(err)
+				}
+				if err := worker.Handle(context.Background(), m.Payload); err != nil { // a redelivery
+					t.Fatal(err)
+				}
+			}
+		}
+		a := f.do(t, "GET", "/v1/requests/"+id+"/notifications", "ayse", "")
+		items, _ := a.json(t)["items"].([]any)
+		if a.status != 200 || len(items) != 1 || items[0].(map[string]any)["template"] != "request.received" {
+			t.Fatalf("ayse's notifications: %d %s", a.status, a.body)
+		}
+		if a := f.do(t, "GET", "/v1/requests/"+id+"/notifications", "mehmet", ""); a.status != 404 {
+			t.Errorf("mehmet reads ayse's notifications: %d", a.status)
+		}
+	})
 }

@@ -3,9 +3,14 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/yolda/yolda/internal/outbox"
 )
+
+const outboxColumns = `seq, id, subject, payload, created_at, sent_at`
 
 // PendingOutbox returns up to limit unsent outbox messages in seq order.
 // seq is taken at insert, not at commit: of two transactions in flight, the
@@ -13,23 +18,43 @@ import (
 // "sent_at IS NULL" (as this does) loses nothing to that; one that keeps a
 // "seq > last" cursor would.
 func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, subject, payload, created_at FROM outbox
+	rows, err := s.pool.Query(ctx, `SELECT `+outboxColumns+` FROM outbox
 		WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
+	return scanOutbox(rows)
+}
+
+// scanOutbox reads rows of outboxColumns and closes them.
+func scanOutbox(rows pgx.Rows) ([]outbox.Message, error) {
 	defer rows.Close()
 	var out []outbox.Message
 	for rows.Next() {
 		var m outbox.Message
-		if err := rows.Scan(&m.ID, &m.Subject, &m.Payload, &m.CreatedAt); err != nil {
+		var sent *time.Time
+		if err := rows.Scan(&m.Seq, &m.ID, &m.Subject, &m.Payload, &m.CreatedAt, &sent); err != nil {
 			return nil, fmt.Errorf("scan outbox: %w", err)
 		}
 		m.CreatedAt = utc(m.CreatedAt)
+		if sent != nil {
+			m.SentAt = sent.UTC()
+		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	return out, nil
+}
+
+// queueOutbox queues, on b, the insertion of msgs (nothing if there are
+// none). Once the transaction has committed, call s.outboxCommitted.
+func queueOutbox(b *pgx.Batch, msgs []outbox.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	var a requestArrays
+	a.addOutbox("", msgs)
+	b.Queue(insertOutboxSQL, a.obID, a.obSubject, a.obPayload, a.obAt)
 }

@@ -9,8 +9,15 @@
 // the batch's keys, run as one implicit transaction), UpdateRequest three
 // (lock and read, write, commit), reads one.
 //
+// Every commit of outbox rows is followed by a notification on
+// OutboxChannel (coalesced, outside the committing transaction: see
+// notifyOutboxSQL), so relays (ListenOutbox) wake instead of polling;
+// RelayOutbox and NudgeStale lock with SKIP LOCKED, so relays and sweepers
+// run in any number of processes.
+//
 // Durability is the server's: a committed transaction is flushed unless the
-// operator turns synchronous_commit off, which this package never does.
+// operator turns synchronous_commit off, which this package never does for
+// a transaction that writes data (only for its notifications).
 package postgres
 
 import (
@@ -18,6 +25,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +33,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/store/migrate"
 )
 
@@ -35,11 +45,18 @@ var migrations embed.FS
 // Store is the PostgreSQL implementation of every store port.
 type Store struct {
 	pool *pgxpool.Pool
+
+	kick     chan struct{} // outboxCommitted -> notifier
+	stop     chan struct{} // closed by Close
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by the notifier on its way out
 }
 
 var (
-	_ intake.Store  = (*Store)(nil)
-	_ account.Store = (*Store)(nil)
+	_ intake.Store     = (*Store)(nil)
+	_ account.Store    = (*Store)(nil)
+	_ deadletter.Store = (*Store)(nil)
+	_ notify.Store     = (*Store)(nil)
 )
 
 // Option tunes Open.
@@ -89,19 +106,23 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if o.migrate {
 		if err := s.Migrate(ctx); err != nil {
 			pool.Close()
 			return nil, err
 		}
 	}
+	go s.notifier(s.stop, s.stopped)
 	return s, nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
-// It returns nil; the error is there to match the SQLite store.
+// Close stops the relays' notifier and closes the pool, waiting for
+// connections in use to be returned. It returns nil; the error is there to
+// match the SQLite store.
 func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.stopped
 	s.pool.Close()
 	return nil
 }

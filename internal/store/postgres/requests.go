@@ -341,6 +341,9 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("create requests: %w", err)
 	}
+	if len(inserted) > 0 && len(a.obID) > 0 {
+		s.outboxCommitted()
+	}
 
 	// The transaction has committed; report on every creation not inserted.
 	slices.Sort(inserted)
@@ -599,7 +602,9 @@ const insertOutboxSQL = `INSERT INTO outbox (id, subject, payload, created_at)
 // UpdateRequest implements intake.Store. SELECT ... FOR UPDATE serialises
 // writers of one request, so fn runs once, on the latest committed state.
 // Three round trips: begin, lock and read (one pipeline); the writes (one
-// pipeline); commit.
+// pipeline: the change's receipt, the row, its timeline entry and its
+// outbox rows); commit. A receipt recorded before rolls the whole change
+// back and returns outbox.ErrAlreadyProcessed.
 func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Request) (intake.Change, error)) (intake.Request, error) {
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
@@ -644,22 +649,37 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 	r.Version++
 
 	w := &pgx.Batch{}
+	if rc := change.Receipt; rc != nil {
+		w.Queue(insertReceiptSQL, rc.Consumer, rc.MessageID)
+	}
 	w.Queue(updateRequestSQL, requestArgs(&r)...)
 	if e := change.Timeline; e != nil {
 		w.Queue(`INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.ID, len(r.Timeline)+1, string(e.Status), e.At, e.ActorID, e.Reason)
 		r.Timeline = append(r.Timeline, *e)
 	}
-	if len(change.Outbox) > 0 {
-		var a requestArrays
-		a.addOutbox(r.ID, change.Outbox)
-		w.Queue(insertOutboxSQL, a.obID, a.obSubject, a.obPayload, a.obAt)
+	queueOutbox(w, change.Outbox)
+	wr := tx.SendBatch(ctx, w)
+	if change.Receipt != nil {
+		tag, err := wr.Exec()
+		if err != nil {
+			wr.Close()
+			return intake.Request{}, fmt.Errorf("record receipt: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			// The rest of the batch ran; the deferred rollback undoes it.
+			wr.Close()
+			return intake.Request{}, outbox.ErrAlreadyProcessed
+		}
 	}
-	if err := tx.SendBatch(ctx, w).Close(); err != nil {
+	if err := wr.Close(); err != nil {
 		return intake.Request{}, fmt.Errorf("update request %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return intake.Request{}, fmt.Errorf("commit: %w", err)
+	}
+	if len(change.Outbox) > 0 {
+		s.outboxCommitted()
 	}
 	return r, nil
 }

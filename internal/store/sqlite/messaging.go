@@ -256,7 +256,7 @@ func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan,
 	var ids []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests
-			WHERE status = ? AND COALESCE(nudged_at, updated_at) < ? ORDER BY updated_at LIMIT ?`,
+			WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
 			string(status), toMicros(olderThan), limit)
 		if err != nil {
 			return fmt.Errorf("find stale requests: %w", err)

@@ -1,0 +1,355 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/notify"
+	"github.com/yolda/yolda/internal/outbox"
+)
+
+// insertReceiptSQL records a processed-message receipt; zero rows affected
+// means it was recorded before (outbox.ErrAlreadyProcessed). A receipt
+// being recorded by a transaction still in flight is waited for.
+const insertReceiptSQL = `INSERT INTO processed_messages (consumer, message_id, processed_at)
+	VALUES ($1, $2, now()) ON CONFLICT DO NOTHING`
+
+// RelayOutbox hands up to limit unsent messages, in seq order, to publish,
+// and marks sent those that publish confirms, in one transaction that
+// holds the rows it read locked (FOR UPDATE SKIP LOCKED) until it commits:
+// relays in any number of processes each take rows no other holds, so no
+// row is published twice unless a relay fails between publishing and
+// committing (the broker's deduplication absorbs that). Rows are marked
+// sent at the relay's clock after publish returned, the clock that
+// OutboxSentSince's since is read against.
+func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`SELECT `+outboxColumns+` FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := br.Exec(); err != nil { // BEGIN
+		br.Close()
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	msgs, err := scanOutbox(rows)
+	if err != nil {
+		br.Close()
+		return 0, err
+	}
+	if err := br.Close(); err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	ok := publish(msgs)
+	seqs := make([]int64, 0, len(msgs))
+	for i, m := range msgs {
+		if i < len(ok) && ok[i] {
+			seqs = append(seqs, m.Seq)
+		}
+	}
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	// The rows are marked and the transaction committed even if ctx ended
+	// during publish: what the broker has confirmed should not be sent again.
+	wctx := context.WithoutCancel(ctx)
+	if _, err := tx.Exec(wctx, `UPDATE outbox SET sent_at = $2 WHERE seq = ANY($1)`, seqs, time.Now()); err != nil {
+		return 0, fmt.Errorf("mark outbox sent: %w", err)
+	}
+	if err := tx.Commit(wctx); err != nil {
+		return 0, fmt.Errorf("mark outbox sent: %w", err)
+	}
+	return len(seqs), nil
+}
+
+// OutboxSentSince returns messages sent at or after since, in seq order,
+// after afterSeq: what the relay publishes again when the broker may have
+// lost its unflushed tail.
+func (s *Store) OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+outboxColumns+` FROM outbox
+		WHERE sent_at >= $1 AND seq > $2 ORDER BY seq LIMIT $3`, since, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return scanOutbox(rows)
+}
+
+// PruneOutbox deletes up to limit messages sent before the given time.
+// Concurrent pruners skip each other's rows rather than wait for them.
+func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE seq IN (
+		SELECT seq FROM outbox WHERE sent_at < $1 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)`, sentBefore, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// OutboxBacklog counts unsent messages and returns when the oldest was
+// committed (zero time when there is none).
+func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", err)
+	}
+	if oldest == nil {
+		return n, time.Time{}, nil
+	}
+	return n, oldest.UTC(), nil
+}
+
+// EnqueueOutbox commits messages on their own (re-driven work), in one
+// implicit transaction, one round trip.
+func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	queueOutbox(b, msgs)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("enqueue outbox: %w", err)
+	}
+	s.outboxCommitted()
+	return nil
+}
+
+// AddDeadLetter implements deadletter.Store.
+func (s *Store) AddDeadLetter(ctx context.Context, l deadletter.Letter) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO dead_letters
+		(id, consumer, stream, subject, message_id, payload, error, deliveries, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (consumer, message_id) DO NOTHING`,
+		l.ID, l.Consumer, l.Stream, l.Subject, l.MessageID, nonNil(l.Payload), l.Error, int32(l.Deliveries), l.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert dead letter: %w", err)
+	}
+	return nil
+}
+
+const deadLetterColumns = `id, consumer, stream, subject, message_id, payload, error, deliveries, created_at, redriven_at`
+
+func scanDeadLetter(row rowScanner) (deadletter.Letter, error) {
+	var l deadletter.Letter
+	var deliveries int32
+	if err := row.Scan(&l.ID, &l.Consumer, &l.Stream, &l.Subject, &l.MessageID, &l.Payload, &l.Error,
+		&deliveries, &l.CreatedAt, &l.RedrivenAt); err != nil {
+		return l, err
+	}
+	l.Deliveries = int(deliveries)
+	l.CreatedAt = utc(l.CreatedAt)
+	l.RedrivenAt = utcPtr(l.RedrivenAt)
+	return l, nil
+}
+
+// DeadLetters implements deadletter.Store.
+func (s *Store) DeadLetters(ctx context.Context, before string, limit int) ([]deadletter.Letter, error) {
+	q := `SELECT ` + deadLetterColumns + ` FROM dead_letters`
+	args := []any{limit}
+	if before != "" {
+		q += ` WHERE id < $2`
+		args = append(args, before)
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY id DESC LIMIT $1`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []deadletter.Letter
+	for rows.Next() {
+		l, err := scanDeadLetter(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan dead letter: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// RedriveDeadLetter implements deadletter.Store: the letter is locked,
+// marked and its message committed to the outbox in one transaction.
+func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, msg func(deadletter.Letter) outbox.Message) (deadletter.Letter, error) {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1 FOR UPDATE`, id)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := br.Exec(); err != nil { // BEGIN
+		br.Close()
+		return deadletter.Letter{}, fmt.Errorf("begin: %w", err)
+	}
+	l, err := scanDeadLetter(br.QueryRow())
+	if errors.Is(err, pgx.ErrNoRows) {
+		br.Close()
+		return deadletter.Letter{}, deadletter.ErrNotFound
+	}
+	if err != nil {
+		br.Close()
+		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
+	}
+	w := &pgx.Batch{}
+	w.Queue(`UPDATE dead_letters SET redriven_at = $2 WHERE id = $1`, id, at)
+	queueOutbox(w, []outbox.Message{msg(l)})
+	if err := tx.SendBatch(ctx, w).Close(); err != nil {
+		return deadletter.Letter{}, fmt.Errorf("redrive dead letter %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return deadletter.Letter{}, fmt.Errorf("commit: %w", err)
+	}
+	s.outboxCommitted()
+	at = at.UTC()
+	l.RedrivenAt = &at
+	return l, nil
+}
+
+// recordNotificationsSQL records the receipt and, only if it is new, the
+// notifications, in one statement; it returns whether the receipt was new.
+const recordNotificationsSQL = `WITH receipt AS (
+	INSERT INTO processed_messages (consumer, message_id, processed_at)
+	VALUES ($1, $2, now()) ON CONFLICT DO NOTHING
+	RETURNING 1
+), ins AS (
+	INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
+	SELECT n.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+		AS n(id, request_id, recipient_id, channel, template, body, created_at)
+	WHERE EXISTS (SELECT FROM receipt)
+)
+SELECT EXISTS (SELECT FROM receipt)`
+
+// RecordNotifications implements notify.Store, in one statement and one
+// round trip.
+func (s *Store) RecordNotifications(ctx context.Context, r outbox.Receipt, ns []notify.Notification) error {
+	var id, req, recipient, channel, template, body []string
+	var at []time.Time
+	for _, n := range ns {
+		id, req, recipient = append(id, n.ID), append(req, n.RequestID), append(recipient, n.RecipientID)
+		channel, template, body = append(channel, n.Channel), append(template, n.Template), append(body, n.Body)
+		at = append(at, n.CreatedAt)
+	}
+	var fresh bool
+	if err := s.pool.QueryRow(ctx, recordNotificationsSQL, r.Consumer, r.MessageID,
+		id, req, recipient, channel, template, body, at).Scan(&fresh); err != nil {
+		return fmt.Errorf("record notifications: %w", err)
+	}
+	if !fresh {
+		return outbox.ErrAlreadyProcessed
+	}
+	return nil
+}
+
+// Notifications implements notify.Store.
+func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.Notification, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, request_id, recipient_id, channel, template, body, created_at
+		FROM notifications WHERE request_id = $1 ORDER BY id`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []notify.Notification
+	for rows.Next() {
+		var n notify.Notification
+		if err := rows.Scan(&n.ID, &n.RequestID, &n.RecipientID, &n.Channel, &n.Template, &n.Body, &n.CreatedAt); err != nil {
+			return nil, fmt.Errorf("scan notification: %w", err)
+		}
+		n.CreatedAt = utc(n.CreatedAt)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return out, nil
+}
+
+// NudgeStale finds up to limit requests in status whose last change and
+// last nudge are both older than olderThan, commits the jobs that move
+// them on, and marks them nudged at now, all in one transaction. It returns
+// the ids nudged. The requests are locked FOR UPDATE SKIP LOCKED, so
+// sweepers in several processes share the work, and a request that a
+// worker is changing right now is left alone.
+func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
+	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(selectWithTimeline+` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
+		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`, string(status), olderThan, limit)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := br.Exec(); err != nil { // BEGIN
+		br.Close()
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	var stale []intake.Request
+	rows, err := br.Query()
+	if err == nil {
+		for rows.Next() {
+			var tl timelineArrays
+			var r intake.Request
+			if r, err = scanRequest(rows, tl.dest()...); err != nil {
+				break
+			}
+			if err = tl.fill(&r); err != nil {
+				break
+			}
+			stale = append(stale, r)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		br.Close()
+		return nil, fmt.Errorf("find stale requests: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("find stale requests: %w", err)
+	}
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(stale))
+	var msgs []outbox.Message
+	for _, r := range stale {
+		m, err := jobs(r)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m...)
+		ids = append(ids, r.ID)
+	}
+	w := &pgx.Batch{}
+	w.Queue(`UPDATE requests SET nudged_at = $2 WHERE id = ANY($1)`, ids, now)
+	queueOutbox(w, msgs)
+	if err := tx.SendBatch(ctx, w).Close(); err != nil {
+		return nil, fmt.Errorf("nudge: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if len(msgs) > 0 {
+		s.outboxCommitted()
+	}
+	return ids, nil
+}

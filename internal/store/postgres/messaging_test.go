@@ -1,0 +1,335 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/store/postgres"
+	"github.com/yolda/yolda/internal/store/postgres/pgtest"
+	"github.com/yolda/yolda/internal/store/storetest"
+)
+
+func TestMessagingConformance(t *testing.T) {
+	storetest.RunMessaging(t, func(t *testing.T) storetest.MessagingStore { return open(t) })
+}
+
+// Relays in separate pools (as in separate processes) never publish a row
+// twice: each locks the rows it read with SKIP LOCKED.
+func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
+	u := pgtest.URL(t)
+	ctx := context.Background()
+	var stores []*postgres.Store
+	for range 4 {
+		s, err := postgres.Open(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	owner := addUser(t, stores[0], "ayse")
+	var batch []*intake.Creation
+	for range 100 {
+		batch = append(batch, creation(request(owner.ID, time.Now()), ""))
+	}
+	if err := stores[0].CreateRequests(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	published := map[string]int{}
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := s.RelayOutbox(ctx, 5, func(msgs []outbox.Message) []bool {
+					time.Sleep(time.Millisecond) // a broker round trip, so the relays overlap
+					mu.Lock()
+					defer mu.Unlock()
+					ok := make([]bool, len(msgs))
+					for i, m := range msgs {
+						published[m.ID]++
+						ok[i] = true
+					}
+					return ok
+				})
+				if err != nil {
+					t.Errorf("relay: %v", err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(published) != 300 {
+		t.Errorf("published %d distinct rows, want 300", len(published))
+	}
+	for id, n := range published {
+		if n > 1 {
+			t.Errorf("%s published %d times", id, n)
+		}
+	}
+}
+
+// Sweepers in several processes nudge each stale request once.
+func TestSweepersInSeveralProcessesNudgeOnce(t *testing.T) {
+	u := pgtest.URL(t)
+	ctx := context.Background()
+	var stores []*postgres.Store
+	for range 4 {
+		s, err := postgres.Open(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	owner := addUser(t, stores[0], "ayse")
+	old := time.Now().Add(-time.Hour)
+	var batch []*intake.Creation
+	for range 60 {
+		batch = append(batch, &intake.Creation{Request: request(owner.ID, old)})
+	}
+	if err := stores[0].CreateRequests(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	nudged := map[string]int{}
+	var wg sync.WaitGroup
+	now := time.Now()
+	for _, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ids, err := s.NudgeStale(ctx, intake.StatusReceived, now.Add(-time.Minute), now, 4,
+					func(r intake.Request) ([]outbox.Message, error) {
+						if len(r.Timeline) != 1 {
+							return nil, fmt.Errorf("request %s handed over with %d timeline entries", r.ID, len(r.Timeline))
+						}
+						m, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", now, r.ID, outbox.SystemActor, r)
+						return []outbox.Message{m}, err
+					})
+				if err != nil {
+					t.Errorf("nudge: %v", err)
+					return
+				}
+				if len(ids) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					nudged[id]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(nudged) != 60 {
+		t.Errorf("nudged %d requests, want 60", len(nudged))
+	}
+	for id, n := range nudged {
+		if n > 1 {
+			t.Errorf("%s nudged %d times", id, n)
+		}
+	}
+	if pending, _ := stores[0].PendingOutbox(ctx, 1000); len(pending) != 60 {
+		t.Errorf("%d messages pending, want 60 (no creation outbox rows + one per nudge)", len(pending))
+	}
+}
+
+// withAppName sets the application_name of the connections of dbURL.
+func withAppName(t *testing.T, dbURL, name string) string {
+	t.Helper()
+	if !strings.HasPrefix(dbURL, "postgres://") && !strings.HasPrefix(dbURL, "postgresql://") {
+		return dbURL + " application_name=" + name
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// listener runs ListenOutbox on s until the test ends and returns its
+// wakes, after the first one (listening).
+func listener(t *testing.T, s *postgres.Store) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	wakes := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ListenOutbox(ctx, func() {
+			select {
+			case wakes <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ListenOutbox returned %v when its context ended, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("ListenOutbox did not return when its context ended")
+		}
+	})
+	expectWake(t, wakes, 5*time.Second, "listening")
+	return wakes
+}
+
+func expectWake(t *testing.T, wakes <-chan struct{}, within time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-wakes:
+	case <-time.After(within):
+		t.Fatalf("no wake within %v after %s", within, what)
+	}
+}
+
+func expectNoWake(t *testing.T, wakes <-chan struct{}, within time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-wakes:
+		t.Errorf("woken by %s", what)
+	case <-time.After(within):
+	}
+}
+
+func drain(wakes <-chan struct{}) {
+	for {
+		select {
+		case <-wakes:
+		default:
+			return
+		}
+	}
+}
+
+func TestListenOutbox(t *testing.T) {
+	app := fmt.Sprintf("yolda-listen-test-%d", time.Now().UnixNano())
+	s := open(t)
+	ls, err := postgres.Open(context.Background(), withAppName(t, pgtest.URL(t), app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	other := open(t) // another schema of the same database
+	ctx := context.Background()
+	owner := addUser(t, ls, "ayse")
+	otherOwner := addUser(t, other, "ayse")
+	wakes := listener(t, ls)
+
+	create := func(what string) intake.Request {
+		t.Helper()
+		drain(wakes)
+		r := request(owner.ID, time.Now())
+		if err := ls.CreateRequests(ctx, []*intake.Creation{creation(r, "")}); err != nil {
+			t.Fatal(err)
+		}
+		expectWake(t, wakes, time.Second, what)
+		return r
+	}
+	r := create("a creation")
+
+	// Commits in other schemas of the database (other and s each have
+	// their own) do not wake this store's relays.
+	drain(wakes)
+	if err := other.CreateRequests(ctx, []*intake.Creation{creation(request(otherOwner.ID, time.Now()), "")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnqueueOutbox(ctx, []outbox.Message{{ID: "msg_elsewhere", Subject: "jobs.test", Payload: []byte(`{}`), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	expectNoWake(t, wakes, 200*time.Millisecond, "another schema's commit")
+
+	// Every other way of committing outbox rows wakes too.
+	drain(wakes)
+	if err := ls.EnqueueOutbox(ctx, []outbox.Message{{ID: "msg_enq", Subject: "jobs.test", Payload: []byte(`{}`), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	expectWake(t, wakes, time.Second, "EnqueueOutbox")
+	ev, _ := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged, time.Now(), r.ID, outbox.SystemActor, map[string]string{})
+	receipt := outbox.Receipt{Consumer: "test", MessageID: "msg_1"}
+	update := func(cur *intake.Request) (intake.Change, error) {
+		cur.Notes += "+"
+		return intake.Change{Outbox: []outbox.Message{ev}, Receipt: &receipt}, nil
+	}
+	drain(wakes)
+	if _, err := ls.UpdateRequest(ctx, r.ID, update); err != nil {
+		t.Fatal(err)
+	}
+	expectWake(t, wakes, time.Second, "UpdateRequest")
+	// A change rolled back (its receipt is there) notifies nobody.
+	drain(wakes)
+	if _, err := ls.UpdateRequest(ctx, r.ID, update); !errors.Is(err, outbox.ErrAlreadyProcessed) {
+		t.Fatalf("second application: %v", err)
+	}
+	expectNoWake(t, wakes, 200*time.Millisecond, "a rolled-back change")
+
+	// Kill the listener's connection: it comes back, wakes (it may have
+	// missed a commit) and wakes on the next commit again.
+	pid := listenerPID(t, s, app)
+	drain(wakes)
+	var killed bool
+	if err := s.Pool().QueryRow(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate listener backend %d: %v %v", pid, killed, err)
+	}
+	expectWake(t, wakes, 5*time.Second, "reconnecting")
+	if again := listenerPID(t, s, app); again == pid {
+		t.Errorf("listener still on backend %d", pid)
+	}
+	create("a creation after a reconnection")
+}
+
+// The listener pings a quiet connection and goes on listening.
+func TestListenOutboxQuietConnection(t *testing.T) {
+	t.Cleanup(postgres.SetListenHealthEvery(20 * time.Millisecond)) // runs after the listener's cleanup
+	s := open(t)
+	owner := addUser(t, s, "ayse")
+	wakes := listener(t, s)
+	for i := range 3 {
+		time.Sleep(100 * time.Millisecond) // several pings
+		drain(wakes)
+		if err := s.CreateRequests(context.Background(), []*intake.Creation{creation(request(owner.ID, time.Now()), "")}); err != nil {
+			t.Fatal(err)
+		}
+		expectWake(t, wakes, time.Second, fmt.Sprintf("creation %d", i))
+	}
+}
+
+// listenerPID finds the backend of the one listener whose connections
+// are named app.
+func listenerPID(t *testing.T, s *postgres.Store, app string) int32 {
+	t.Helper()
+	var pid int32
+	for range 50 {
+		err := s.Pool().QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND application_name = $1 AND query ILIKE 'listen%'`, app).Scan(&pid)
+		if err == nil {
+			return pid
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no listener backend for application %s", app)
+	return 0
+}
