@@ -1,0 +1,65 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/outbox"
+)
+
+type memStore struct {
+	receipts map[outbox.Receipt]bool
+	notes    []Notification
+}
+
+func (m *memStore) RecordNotifications(_ context.Context, r outbox.Receipt, ns []Notification) error {
+	if m.receipts[r] {
+		return outbox.ErrAlreadyProcessed
+	}
+	m.receipts[r] = true
+	m.notes = append(m.notes, ns...)
+	return nil
+}
+
+func (m *memStore) Notifications(context.Context, string) ([]Notification, error) {
+	return m.notes, nil
+}
+
+func event(t *testing.T, typ string, data any) []byte {
+	t.Helper()
+	m, err := outbox.New(outbox.EventSubject(typ), typ, time.Now(), "req_1", outbox.Actor{ID: "usr_op"}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Payload
+}
+
+func TestHandle(t *testing.T) {
+	store := &memStore{receipts: map[outbox.Receipt]bool{}}
+	w := NewWorker(store, nil)
+	ctx := context.Background()
+	created := event(t, outbox.EventRequestCreated, intake.CreatedEvent{Request: intake.Request{ServiceType: intake.Tow}, OwnerID: "usr_ayse"})
+	assigned := event(t, outbox.EventRequestStatusChanged, intake.StatusChange{From: intake.StatusDispatching, To: intake.StatusAssigned, OwnerID: "usr_ayse"})
+	silent := event(t, outbox.EventRequestStatusChanged, intake.StatusChange{From: intake.StatusReceived, To: intake.StatusDispatching, OwnerID: "usr_ayse"})
+	for _, p := range [][]byte{created, assigned, silent, created} { // created twice: a redelivery
+		if err := w.Handle(ctx, p); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	}
+	if len(store.notes) != 2 {
+		t.Fatalf("notifications: %+v", store.notes)
+	}
+	// The customer is notified even when an operator made the change.
+	if store.notes[0].RecipientID != "usr_ayse" || store.notes[0].Template != "request.received" || store.notes[1].Template != "request.assigned" {
+		t.Errorf("notifications: %+v", store.notes)
+	}
+	for _, bad := range [][]byte{[]byte("not json"), []byte(`{"id":"","type":"request.created"}`),
+		event(t, outbox.EventRequestCreated, intake.CreatedEvent{})} {
+		if err := w.Handle(ctx, bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Handle(%s): err = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
