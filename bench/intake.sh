@@ -5,17 +5,21 @@
 #
 #   bench/intake.sh [DURATION]          # default 10s per run
 #
+# ROLES picks what the server runs (default "api": intake alone; "all" adds
+# the relay and the notify worker, as in production).
+#
 # The load generator runs on the same machine as the server and the
 # database, as in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10s}
 work=$(mktemp -d)
+chmod 755 "$work" # the PostgreSQL cluster inside runs as the postgres user
 trap 'pkill -f "$work/yolda serve" 2>/dev/null || true; scripts/postgres-test-cluster.sh stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 go build -o "$work/yolda" ./cmd/yolda
 pg_url=$(scripts/postgres-test-cluster.sh start "$work/pg")
-export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0
+export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_ROLES=${ROLES:-api}
 
 run() { # engine batch_max
 	local engine=$1 batch=$2 port=18090 data="$work/data-$1-$2"
@@ -31,7 +35,7 @@ run() { # engine batch_max
 	local pid=$!
 	for _ in $(seq 50); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
 	for c in 16 64 256; do
-		printf '%-8s batch=%-4s c=%-4s ' "$engine" "$batch" "$c"
+		printf '%-8s roles=%-4s batch=%-4s c=%-4s ' "$engine" "$YOLDA_ROLES" "$batch" "$c"
 		"$work/yolda" bench intake -url http://127.0.0.1:$port -concurrency "$c" -duration "$duration" -warmup 2s \
 			-insurers anadolu,axa,allianz | tail -2 | tr '\n' ' '
 		echo

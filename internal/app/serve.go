@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -195,11 +196,18 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	if slices.Contains(roles, "notify") {
 		worker := notify.NewWorker(store, nil)
+		lag := consumerLag(registry)
 		g.Go(func() error {
 			return bus.Consume(ctx, b, bus.ConsumerConfig{
 				Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
 				Concurrency: cfg.WorkerConcurrency, DeadLetter: deadLetterHook(deadLetters),
-			}, func(ctx context.Context, d bus.Delivery) error { return worker.Handle(ctx, d.Data) })
+			}, func(ctx context.Context, d bus.Delivery) error {
+				err := worker.Handle(ctx, d.Data)
+				if err == nil && d.NumDelivered == 1 {
+					lag(notify.Consumer, d.Data)
+				}
+				return err
+			})
 		})
 	}
 	log.Info("roles running", "roles", strings.Join(roles, ","))
@@ -212,6 +220,26 @@ func serve(ctx context.Context, args []string, env Env) error {
 // commits outbox rows (PostgreSQL LISTEN/NOTIFY).
 type outboxListener interface {
 	ListenOutbox(ctx context.Context, wake func()) error
+}
+
+// consumerLag returns a function that records, for a handled message, the
+// time from the commit of the change it announces to the end of its
+// handling: the end-to-end latency of the backbone.
+func consumerLag(reg prometheus.Registerer) func(consumer string, payload []byte) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "yolda_consumer_lag_seconds",
+		Help:    "Time from a change's commit to its first successful handling by a consumer.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"consumer"})
+	reg.MustRegister(h)
+	return func(consumer string, payload []byte) {
+		var env struct {
+			OccurredAt time.Time `json:"occurred_at"`
+		}
+		if json.Unmarshal(payload, &env) == nil && !env.OccurredAt.IsZero() {
+			h.WithLabelValues(consumer).Observe(time.Since(env.OccurredAt).Seconds())
+		}
+	}
 }
 
 // deadLetterHook stores what a consumer gave up on.
