@@ -23,6 +23,12 @@ const (
 	// nextPoll bounds how long a refill the pull iterator skipped can go
 	// unnoticed; see next.
 	nextPoll = 250 * time.Millisecond
+	// pullExpiry is how long one pull request waits at the consumer's
+	// leader; pullHeartbeat is how often the leader says it still holds it.
+	// Two missed heartbeats mean the request is gone (the leader died or
+	// moved while our connection stayed up) and a new one must be sent.
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = 2 * time.Second
 )
 
 // Consume runs the durable consumer cfg describes until ctx ends, with at
@@ -148,7 +154,8 @@ func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer) (jetstream
 	for {
 		// The buffer holds one batch for the handlers: a message pulled
 		// early waits for a slot while its AckWait runs.
-		it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency))
+		it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err == nil {
 			err = c.pump(ctx, it)
 			if err == nil {
@@ -214,12 +221,24 @@ func (c *consumer) pump(ctx context.Context, it jetstream.MessagesContext) error
 // heartbeat (30s) before pulling again, with messages waiting in the stream.
 // The same wake-up notices a closed connection.
 func (c *consumer) next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	quiet := time.Now()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, nextPoll)
+		// The iterator watches heartbeats only within one Next call: short
+		// calls never see two missed. Once quiet that long, make one call
+		// long enough to see them; it resets the iterator's pull accounting
+		// and returns ErrNoHeartbeat, and the next call pulls afresh.
+		wait := nextPoll
+		if time.Since(quiet) >= 2*pullHeartbeat {
+			wait = 2*pullHeartbeat + nextPoll
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
 		msg, err := it.Next(jetstream.NextContext(pctx))
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return msg, err
+		}
+		if wait > nextPoll {
+			quiet = time.Now()
 		}
 		if c.b.nc.IsClosed() {
 			// The iterator does not notice a closed connection by itself.

@@ -1,0 +1,13 @@
+//go:build unix && !linux
+
+package natstest
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+func setParentDeathSignal(*exec.Cmd) {}
+
+func terminate(p *os.Process) error { return p.Signal(syscall.SIGTERM) }
