@@ -73,6 +73,20 @@ func (e environment) run(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// addAccounts creates the customer ayse and the operator operator1 with
+// `yolda users add`.
+func (e environment) addAccounts(t *testing.T) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"--role", "customer", "--username", "ayse", "--password", "ayse-password"},
+		{"--role", "operator", "--username", "operator1", "--password", "op-password"},
+	} {
+		if out, err := e.run(t, append([]string{"users", "add"}, args...)...); err != nil {
+			t.Fatalf("users add %v: %v %s", args, err, out)
+		}
+	}
+}
+
 var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 
 func (e environment) start(t *testing.T, args ...string) *instance {
@@ -212,12 +226,7 @@ func TestServeAndShutdown(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			in := e.start(t)
-			if out, err := e.run(t, "users", "add", "--role", "customer", "--username", "ayse", "--password", "ayse-password"); err != nil {
-				t.Fatalf("users add while serving: %v %s", err, out)
-			}
-			if out, err := e.run(t, "users", "add", "--role", "operator", "--username", "operator1", "--password", "op-password"); err != nil {
-				t.Fatalf("users add: %v %s", err, out)
-			}
+			e.addAccounts(t) // while the server runs
 			token := login(t, in, "ayse", "ayse-password")
 
 			accepted := make(chan string, 10000)
@@ -289,12 +298,7 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 	for name, newEnv := range engines(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			if out, err := e.run(t, "users", "add", "--role", "customer", "--username", "ayse", "--password", "ayse-password"); err != nil {
-				t.Fatalf("users add: %v %s", err, out)
-			}
-			if out, err := e.run(t, "users", "add", "--role", "operator", "--username", "operator1", "--password", "op-password"); err != nil {
-				t.Fatalf("users add: %v %s", err, out)
-			}
+			e.addAccounts(t)
 			in := e.start(t)
 			token := login(t, in, "ayse", "ayse-password")
 			ctx, cancel := context.WithCancel(context.Background())
@@ -376,9 +380,7 @@ func TestCrashBetweenCommitAndPublish(t *testing.T) {
 	for name, newEnv := range engines(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			if out, err := e.run(t, "users", "add", "--role", "customer", "--username", "ayse", "--password", "ayse-password"); err != nil {
-				t.Fatalf("users add: %v %s", err, out)
-			}
+			e.addAccounts(t)
 			apiOnly := e.start(t, "--roles", "api")
 			token := login(t, apiOnly, "ayse", "ayse-password")
 			client := &http.Client{Timeout: 10 * time.Second}

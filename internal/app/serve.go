@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -182,6 +183,9 @@ func serve(ctx context.Context, args []string, env Env) error {
 	})
 
 	g, ctx := errgroup.WithContext(ctx)
+	if cfg.PprofAddr != "" {
+		g.Go(func() error { return servePprof(ctx, cfg.PprofAddr, log) })
+	}
 	if slices.Contains(roles, "api") {
 		g.Go(func() error { return serveHTTP(ctx, cfg, api, requests, log) })
 	}
@@ -280,6 +284,26 @@ func serveHTTP(ctx context.Context, cfg config.Config, h http.Handler, requests 
 	requests.Close()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// servePprof serves the Go profiler on its own listener, apart from the
+// API, so that it never sits behind the public edge.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("profiler listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("pprof: %w", err)
 	}
 	return nil
 }

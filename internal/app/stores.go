@@ -46,7 +46,7 @@ func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		return &openedStore{operationalStore: s, engine: "postgres", close: func() { _ = s.Close() }, writers: 4}, nil
+		return &openedStore{operationalStore: s, engine: "postgres", close: func() { _ = s.Close() }, writers: 2}, nil
 	}
 	s, err := sqlite.Open(ctx, cfg.DatabasePath())
 	if err != nil {

@@ -27,6 +27,10 @@ type Config struct {
 	InsurersFile string
 	Roles        string
 
+	// PprofAddr, when set, serves net/http/pprof there (keep it on
+	// loopback: profiles reveal internals).
+	PprofAddr string
+
 	LogLevel  string
 	LogFormat string
 
@@ -81,7 +85,7 @@ func Defaults() Config {
 		SweepInterval:     10 * time.Second,
 		WorkerConcurrency: 8,
 		IntakeBatchMax:    128,
-		IntakeWriters:     0, // per engine: 1 for SQLite, 4 for PostgreSQL
+		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
 		IntakeQueueLimit:  8192,
 	}
@@ -154,6 +158,7 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.JWTSecret, "jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)")
 	str(&c.InsurersFile, "insurers-file", "YAML list of insurers")
 	str(&c.Roles, "roles", "comma-separated roles this process runs, or all")
+	str(&c.PprofAddr, "pprof-addr", "serve Go profiles (net/http/pprof) on this address; empty: off")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json or text")
 	dur(&c.TokenTTL, "token-ttl", "lifetime of an access token")

@@ -87,18 +87,21 @@ type Envelope struct {
 // The envelope id and the message id are the same, so a consumer can use
 // either to make itself idempotent.
 func New(subject, msgType string, at time.Time, requestID string, actor Actor, data any) (Message, error) {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return Message{}, fmt.Errorf("encode %s data: %w", msgType, err)
-	}
-	env := Envelope{
-		ID:         id.New("msg", at),
-		Type:       msgType,
-		Version:    EnvelopeVersion,
-		OccurredAt: at.UTC(),
-		RequestID:  requestID,
-		Actor:      actor,
-		Data:       raw,
+	// Encoded in one pass: marshalling data first and embedding it as a
+	// RawMessage would make encoding/json validate and compact it again.
+	env := struct {
+		Envelope
+		Data any `json:"data"`
+	}{
+		Envelope: Envelope{
+			ID:         id.New("msg", at),
+			Type:       msgType,
+			Version:    EnvelopeVersion,
+			OccurredAt: at.UTC(),
+			RequestID:  requestID,
+			Actor:      actor,
+		},
+		Data: data,
 	}
 	payload, err := json.Marshal(env)
 	if err != nil {

@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -16,12 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/bus/natstest"
-	"github.com/yolda/yolda/internal/deadletter"
-	"github.com/yolda/yolda/internal/identity"
-	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
 )
@@ -30,95 +25,17 @@ import (
 // runs it: one server that is SIGKILLed and restarted while requests pour
 // in, then a three-node cluster that loses a node.
 
-// newExternalPipeline is newPipeline (SQLite, relay, intake) against the
-// external broker cfg names, wired as internal/app does it: the relay
-// re-publishes recent rows after every reconnect. The bus and the relay
-// register their metrics on the returned registry. The logs of the bus and
-// the relay are printed if the test fails.
+// newExternalPipeline is a SQLite pipeline against the external broker cfg
+// names. The logs of the bus and the relay are printed if the test fails.
 func newExternalPipeline(t *testing.T, cfg bus.Config, opts relay.Options) (*pipeline, *prometheus.Registry) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store := stores["sqlite"](t)
-	reg := prometheus.NewRegistry()
-	cfg.Registerer = reg
-	log := tailLogger(t)
-	b, err := bus.Connect(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rel := relay.New(store, b, opts, log.With("component", "relay"), reg)
-	b.OnReconnect(func() { rel.BrokerMayHaveLost("reconnect") })
-	svc := intake.NewService(store, intake.Options{Committed: rel.Wake, Batch: intake.BatchOptions{MaxBatch: 64, Writers: 2}})
-	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
-	u, err := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = rel.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		svc.Close()
-		b.Close()
-	})
-	return &pipeline{store: store, bus: b, relay: rel, intake: svc, dead: deadletter.NewService(store, nil),
-		owner: identity.Principal{UserID: u.ID, Username: u.Username, Role: u.Role}, ctx: ctx}, reg
+	return newPipelineOn(t, stores["sqlite"](t), cfg, opts, tailLogger(t))
 }
 
-// TestExternalServerPipeline runs the pipeline's guarantees against a
-// nats-server process, then SIGKILLs that process in the middle of a stream
-// of requests and restarts it.
+// TestExternalServerPipeline SIGKILLs a nats-server process in the middle
+// of a stream of requests and restarts it. (The pipeline's other
+// guarantees run against an external server in pipeline_test.go.)
 func TestExternalServerPipeline(t *testing.T) {
-	t.Run("DeliversEveryRowOnce", func(t *testing.T) {
-		srv := natstest.StartServer(t, natstest.Options{})
-		p, _ := newExternalPipeline(t, bus.Config{URL: srv.URL()}, relay.Options{})
-		p.consumeNotify(t, nil)
-		ids := p.create(t, 300)
-		waitFor(t, "300 notifications", 20*time.Second, func() bool {
-			total, _, _ := p.countNotifications(t, ids)
-			return total >= 300
-		})
-		waitFor(t, "empty outbox", 5*time.Second, func() bool {
-			n, _, _ := p.store.OutboxBacklog(context.Background())
-			return n == 0
-		})
-		total, missing, doubled := p.countNotifications(t, ids)
-		if total != 300 || missing != 0 || doubled != 0 {
-			t.Errorf("notifications: %d total, %d missing, %d doubled", total, missing, doubled)
-		}
-		if n := streamMsgs(t, p.bus, bus.StreamJobs); n != 600 {
-			t.Errorf("JOBS holds %d messages, want 600", n)
-		}
-	})
-
-	t.Run("CrashAfterCommitBeforeAckAppliesOnce", func(t *testing.T) {
-		srv := natstest.StartServer(t, natstest.Options{})
-		p, _ := newExternalPipeline(t, bus.Config{URL: srv.URL()}, relay.Options{})
-		var redelivered atomic.Int64
-		p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-			return func(ctx context.Context, d bus.Delivery) error {
-				err := next(ctx, d)
-				if d.NumDelivered == 1 {
-					return errors.New("crashed after commit, before ack")
-				}
-				redelivered.Add(1)
-				return err
-			}
-		})
-		ids := p.create(t, 50)
-		waitFor(t, "every event redelivered", 20*time.Second, func() bool { return redelivered.Load() >= 50 })
-		total, missing, doubled := p.countNotifications(t, ids)
-		t.Logf("%d events delivered twice; notifications %d, missing %d, doubled %d", redelivered.Load(), total, missing, doubled)
-		if total != 50 || missing != 0 || doubled != 0 {
-			t.Errorf("after redelivery: %d notifications for 50 requests (%d missing, %d doubled)", total, missing, doubled)
-		}
-	})
-
 	t.Run("ServerKilledMidStream", func(t *testing.T) {
 		const n = 2000
 		srv := natstest.StartServer(t, natstest.Options{})

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/yolda/yolda/internal/account"
+
 	"github.com/yolda/yolda/internal/bus"
+	"github.com/yolda/yolda/internal/bus/natstest"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -73,20 +76,40 @@ type testWriter struct{}
 
 func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
 
+// brokers are the ways a test reaches JetStream: embedded in the process,
+// or a real nats-server process started for the test.
+var brokers = map[string]func(t *testing.T) bus.Config{
+	"embedded": func(t *testing.T) bus.Config { return bus.Config{DataDir: t.TempDir()} },
+	"external": func(t *testing.T) bus.Config {
+		return bus.Config{URL: natstest.StartServer(t, natstest.Options{}).URL()}
+	},
+}
+
 // newPipeline wires a real store, an embedded broker, a relay and intake.
-// The relay runs until the test ends.
 func newPipeline(t *testing.T, engine string, opts relay.Options) *pipeline {
 	t.Helper()
+	p, _ := newPipelineOn(t, stores[engine](t), bus.Config{DataDir: t.TempDir()}, opts, quietLogger())
+	return p
+}
+
+// newPipelineOn wires store, the broker cfg names, a relay and intake as
+// internal/app does (the relay publishes recent rows again after every
+// reconnect). The relay runs until the test ends; the bus and the relay
+// register their metrics on the returned registry.
+func newPipelineOn(t *testing.T, store pipelineStore, cfg bus.Config, opts relay.Options, log *slog.Logger) (*pipeline, *prometheus.Registry) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	store := stores[engine](t)
-	b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, quietLogger())
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	b, err := bus.Connect(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rel := relay.New(store, b, opts, quietLogger(), nil)
+	rel := relay.New(store, b, opts, log.With("component", "relay"), reg)
+	b.OnReconnect(func() { rel.BrokerMayHaveLost("reconnect") })
 	svc := intake.NewService(store, intake.Options{Committed: rel.Wake, Batch: intake.BatchOptions{MaxBatch: 64, Writers: 2}})
 	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
 	u, err := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
@@ -103,7 +126,7 @@ func newPipeline(t *testing.T, engine string, opts relay.Options) *pipeline {
 		b.Close()
 	})
 	return &pipeline{store: store, bus: b, relay: rel, intake: svc, dead: deadletter.NewService(store, nil),
-		owner: identity.Principal{UserID: u.ID, Username: u.Username, Role: u.Role}, ctx: ctx}
+		owner: identity.Principal{UserID: u.ID, Username: u.Username, Role: u.Role}, ctx: ctx}, reg
 }
 
 func submission(i int) intake.Submission {
@@ -203,6 +226,18 @@ func streamMsgs(t *testing.T, b *bus.Bus, stream string) uint64 {
 	return info.State.Msgs
 }
 
+// forEachStoreAndBroker runs fn on every store engine with every broker.
+func forEachStoreAndBroker(t *testing.T, fn func(t *testing.T, p *pipeline)) {
+	for engine := range stores {
+		for broker, cfg := range brokers {
+			t.Run(engine+"/"+broker, func(t *testing.T) {
+				p, _ := newPipelineOn(t, stores[engine](t), cfg(t), relay.Options{}, quietLogger())
+				fn(t, p)
+			})
+		}
+	}
+}
+
 func forEachStore(t *testing.T, fn func(t *testing.T, engine string)) {
 	for name := range stores {
 		t.Run(name, func(t *testing.T) { fn(t, name) })
@@ -212,8 +247,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, engine string)) {
 // Every committed row reaches the broker once, and the consumer applies
 // each event exactly once.
 func TestPipelineDeliversEveryRowOnce(t *testing.T) {
-	forEachStore(t, func(t *testing.T, engine string) {
-		p := newPipeline(t, engine, relay.Options{})
+	forEachStoreAndBroker(t, func(t *testing.T, p *pipeline) {
 		p.consumeNotify(t, nil)
 		ids := p.create(t, 300)
 		waitFor(t, "300 notifications", 20*time.Second, func() bool {
@@ -238,8 +272,7 @@ func TestPipelineDeliversEveryRowOnce(t *testing.T) {
 // A handler that commits and then dies before its ack: the message comes
 // back, and the receipt stops it from being applied twice.
 func TestCrashAfterCommitBeforeAckAppliesOnce(t *testing.T) {
-	forEachStore(t, func(t *testing.T, engine string) {
-		p := newPipeline(t, engine, relay.Options{})
+	forEachStoreAndBroker(t, func(t *testing.T, p *pipeline) {
 		var redelivered atomic.Int64
 		p.consumeNotify(t, func(next bus.Handler) bus.Handler {
 			return func(ctx context.Context, d bus.Delivery) error {

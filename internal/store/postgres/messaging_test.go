@@ -43,36 +43,11 @@ func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
 	if err := stores[0].CreateRequests(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	published := map[string]int{}
-	var wg sync.WaitGroup
-	for _, s := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n, err := s.RelayOutbox(ctx, 5, func(msgs []outbox.Message) []bool {
-					time.Sleep(time.Millisecond) // a broker round trip, so the relays overlap
-					mu.Lock()
-					defer mu.Unlock()
-					ok := make([]bool, len(msgs))
-					for i, m := range msgs {
-						published[m.ID]++
-						ok[i] = true
-					}
-					return ok
-				})
-				if err != nil {
-					t.Errorf("relay: %v", err)
-					return
-				}
-				if n == 0 {
-					return
-				}
-			}
-		}()
+	relays := make([]storetest.MessagingStore, len(stores))
+	for i, s := range stores {
+		relays[i] = s
 	}
-	wg.Wait()
+	published := storetest.RaceRelays(t, relays, 5)
 	if len(published) != 300 {
 		t.Errorf("published %d distinct rows, want 300", len(published))
 	}

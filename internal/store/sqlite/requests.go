@@ -28,6 +28,18 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 			return fmt.Errorf("prepare insert request: %w", err)
 		}
 		defer insertReq.Close()
+		// Prepared once per batch: SQLite would otherwise parse each
+		// statement again for every row.
+		insertTL, err := tx.PrepareContext(ctx, insertTimelineSQL)
+		if err != nil {
+			return fmt.Errorf("prepare insert timeline: %w", err)
+		}
+		defer insertTL.Close()
+		insertMsg, err := tx.PrepareContext(ctx, insertOutboxSQL)
+		if err != nil {
+			return fmt.Errorf("prepare insert outbox: %w", err)
+		}
+		defer insertMsg.Close()
 		for _, c := range batch {
 			c.ReplayOf, c.Err = "", nil
 			r := &c.Request
@@ -44,12 +56,14 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 				return fmt.Errorf("insert request %s: %w", r.ID, err)
 			}
 			for i, e := range r.Timeline {
-				if err := insertTimeline(ctx, tx, r.ID, i+1, e); err != nil {
-					return err
+				if _, err := insertTL.ExecContext(ctx, r.ID, i+1, string(e.Status), toMicros(e.At), e.ActorID, e.Reason); err != nil {
+					return fmt.Errorf("insert timeline: %w", err)
 				}
 			}
-			if err := insertOutbox(ctx, tx, c.Outbox); err != nil {
-				return err
+			for _, m := range c.Outbox {
+				if _, err := insertMsg.ExecContext(ctx, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
+					return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
+				}
 			}
 		}
 		return nil
@@ -346,9 +360,10 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 	return out, err
 }
 
+const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?)`
+
 func insertTimeline(ctx context.Context, tx *sql.Tx, requestID string, seq int, e intake.TimelineEntry) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason)
-		VALUES (?, ?, ?, ?, ?, ?)`, requestID, seq, string(e.Status), toMicros(e.At), e.ActorID, e.Reason); err != nil {
+	if _, err := tx.ExecContext(ctx, insertTimelineSQL, requestID, seq, string(e.Status), toMicros(e.At), e.ActorID, e.Reason); err != nil {
 		return fmt.Errorf("insert timeline: %w", err)
 	}
 	return nil

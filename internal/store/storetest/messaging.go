@@ -114,22 +114,45 @@ func testRelay(t *testing.T, s MessagingStore) {
 // testRelayConcurrent: relays racing over one outbox publish every row,
 // and none is marked sent by two of them without being published.
 func testRelayConcurrent(t *testing.T, s MessagingStore) {
-	ctx := context.Background()
 	owner := addUser(t, s, "ayse", identity.Customer)
 	var cs []*intake.Creation
 	for i := range 100 {
 		cs = append(cs, creation(newRequest(owner.ID, time.Duration(i)*time.Millisecond, "İstanbul", "anadolu", intake.Tow), "", ""))
 	}
 	mustCreate(t, s, cs...)
+	published := RaceRelays(t, []MessagingStore{s, s, s, s}, 7)
+	if len(published) != 200 {
+		t.Errorf("published %d distinct rows, want 200", len(published))
+	}
+	if left := pending(t, s); len(left) != 0 {
+		t.Errorf("%d rows left unsent", len(left))
+	}
+	dups := 0
+	for _, n := range published {
+		if n > 1 {
+			dups++
+		}
+	}
+	t.Logf("rows published more than once by racing relays: %d of 200 (broker dedup drops them)", dups)
+}
+
+// RaceRelays runs one relay loop per store at once until the outbox is
+// empty and returns how often each message id was published. Give it
+// the same store several times to race relays of one process, or stores
+// with their own connections to race processes.
+func RaceRelays(t *testing.T, relays []MessagingStore, limit int) map[string]int {
+	t.Helper()
+	ctx := context.Background()
 	var mu sync.Mutex
 	published := map[string]int{}
 	var wg sync.WaitGroup
-	for range 4 {
+	for _, s := range relays {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				n, err := s.RelayOutbox(ctx, 7, func(msgs []outbox.Message) []bool {
+				n, err := s.RelayOutbox(ctx, limit, func(msgs []outbox.Message) []bool {
+					time.Sleep(time.Millisecond) // a broker round trip, so the relays overlap
 					mu.Lock()
 					defer mu.Unlock()
 					ok := make([]bool, len(msgs))
@@ -150,19 +173,7 @@ func testRelayConcurrent(t *testing.T, s MessagingStore) {
 		}()
 	}
 	wg.Wait()
-	if len(published) != 200 {
-		t.Errorf("published %d distinct rows, want 200", len(published))
-	}
-	if left := pending(t, s); len(left) != 0 {
-		t.Errorf("%d rows left unsent", len(left))
-	}
-	dups := 0
-	for _, n := range published {
-		if n > 1 {
-			dups++
-		}
-	}
-	t.Logf("rows published more than once by racing relays: %d of 200 (broker dedup drops them)", dups)
+	return published
 }
 
 func testReceipts(t *testing.T, s MessagingStore) {
