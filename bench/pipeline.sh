@@ -28,8 +28,7 @@ fi
 export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0
 port=18190
 
-quantiles() { # metric-name: prints p50 and p99 in ms from a histogram
-	python3 - "$1" <<'PY'
+cat >"$work/quantiles.py" <<'PY'
 import sys, re
 name = sys.argv[1]
 buckets = []
@@ -49,6 +48,8 @@ def q(p):
         prev_le, prev_c = le, c
 print(f"p50 {q(0.5):.1f}ms p99 {q(0.99):.1f}ms (n={int(total)})")
 PY
+quantiles() { # metric-name < metrics: p50 and p99 in ms, read off a histogram
+	python3 "$work/quantiles.py" "$1"
 }
 
 start_yolda() { # data-dir roles [nats-url]

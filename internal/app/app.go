@@ -32,6 +32,7 @@ Usage:
   yolda migrate [flags]         bring the database schema up to date
   yolda users add [flags]       create an account
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
   yolda version                 print the version
 
 Run "yolda COMMAND --help" for a command's flags. Every flag can also be set
@@ -62,6 +63,8 @@ func Run(ctx context.Context, args []string, env Env) error {
 			return ErrUsage
 		}
 		return benchIntake(ctx, rest[1:], env)
+	case "mock-insurer":
+		return mockInsurer(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintln(env.Stdout, "yolda", Version())
 		return nil

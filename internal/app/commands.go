@@ -8,6 +8,7 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/insurance/mockinsurer"
 	"github.com/yolda/yolda/internal/loadgen"
 )
 
@@ -76,4 +77,13 @@ func benchIntake(ctx context.Context, args []string, env Env) error {
 	}
 	res.Print(env.Stdout)
 	return nil
+}
+
+func mockInsurer(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("mock-insurer", env)
+	addr, behaviour := mockinsurer.Flags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return mockinsurer.Run(ctx, *addr, *behaviour, newLogger("info", "json", env.Stderr))
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
@@ -36,7 +37,9 @@ import (
 //   - api: the HTTP API.
 //   - relay: outbox -> broker, and the sweeper.
 //   - notify: request events -> customer notifications.
-var knownRoles = []string{"api", "relay", "notify"}
+//   - insurance: policy checks with the insurers (the only role that
+//     calls them).
+var knownRoles = []string{"api", "relay", "notify", "insurance"}
 
 func parseRoles(s string) ([]string, error) {
 	if s == "" || s == "all" {
@@ -123,8 +126,14 @@ func serve(ctx context.Context, args []string, env Env) error {
 	})
 	registry.MustRegister(batchSize, commitSeconds, commitErrors)
 
+	insurers, err := loadInsurers(cfg, env, registry, log)
+	if err != nil {
+		return err
+	}
+	defer insurers.clients.Close()
+
 	var b *bus.Bus
-	if slices.Contains(roles, "relay") || slices.Contains(roles, "notify") {
+	if slices.Contains(roles, "relay") || slices.Contains(roles, "notify") || slices.Contains(roles, "insurance") {
 		b, err = bus.Connect(ctx, bus.Config{
 			URL: cfg.NATSURL, DataDir: cfg.DataDir, CredsFile: cfg.NATSCredsFile,
 			TLSCAFile: cfg.NATSTLSCAFile, TLSCertFile: cfg.NATSTLSCertFile, TLSKeyFile: cfg.NATSTLSKeyFile,
@@ -165,8 +174,10 @@ func serve(ctx context.Context, args []string, env Env) error {
 				}
 			},
 		},
-		Committed: wake,
-		Logger:    log,
+		Committed:           wake,
+		KnownInsurer:        insurers.known,
+		DispatchBeforeCover: insurers.early,
+		Logger:              log,
 	})
 	defer requests.Close()
 	deadLetters := deadletter.NewService(store, nil)
@@ -174,7 +185,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 	proxies, _ := cfg.ProxyNets() // validated above
 	api := httpapi.New(httpapi.Deps{
 		Intake: requests, Accounts: accounts, Tokens: tokens, DeadLetters: deadLetters, Notifications: store,
-		Ready: store.Ping, Registry: registry, Logger: log,
+		Insurers: insurers.clients,
+		Ready:    store.Ping, Registry: registry, Logger: log,
 		Options: httpapi.Options{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxInFlight: cfg.MaxInFlight,
 			UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst,
@@ -213,6 +225,14 @@ func serve(ctx context.Context, args []string, env Env) error {
 				return err
 			})
 		})
+	}
+	if slices.Contains(roles, "insurance") {
+		worker := insurance.NewWorker(insurers.clients, requests, nil, log)
+		for _, c := range insurers.clients.All() {
+			cc := insurance.ConsumerConfig(c.Config())
+			cc.DeadLetter = deadLetterHook(deadLetters)
+			g.Go(func() error { return bus.Consume(ctx, b, cc, worker.Handle) })
+		}
 	}
 	log.Info("roles running", "roles", strings.Join(roles, ","))
 	err = g.Wait()

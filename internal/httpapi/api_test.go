@@ -191,7 +191,8 @@ func TestCreateReadListCancel(t *testing.T) {
 		if !strings.HasPrefix(id, "req_") || created.header.Get("Location") != "/v1/requests/"+id {
 			t.Fatalf("id %q, Location %q", id, created.header.Get("Location"))
 		}
-		if req["status"] != "received" || req["insurance"].(map[string]any)["status"] != "pending" || req["assignment"] != nil {
+		// No insurer is configured here, so dispatch starts at once.
+		if req["status"] != "dispatching" || req["insurance"].(map[string]any)["status"] != "pending" || req["assignment"] != nil {
 			t.Errorf("new request: %s", created.body)
 		}
 		// The request and its three outbox messages are committed before 202.
@@ -211,7 +212,7 @@ func TestCreateReadListCancel(t *testing.T) {
 			}
 			subjects[m.Subject] = true
 		}
-		for _, want := range []string{"jobs.insurance.verify", "jobs.dispatch.request", "events.request.created"} {
+		for _, want := range []string{"jobs.insurance.verify.anadolu", "jobs.dispatch.request", "events.request.created"} {
 			if !subjects[want] {
 				t.Errorf("outbox lacks %s (has %v)", want, subjects)
 			}
@@ -222,7 +223,7 @@ func TestCreateReadListCancel(t *testing.T) {
 			t.Fatalf("read back: %d %s", got.status, got.body)
 		}
 		tl := got.json(t)["timeline"].([]any)
-		if len(tl) != 1 || tl[0].(map[string]any)["status"] != "received" {
+		if len(tl) != 2 || tl[0].(map[string]any)["status"] != "received" || tl[1].(map[string]any)["status"] != "dispatching" {
 			t.Errorf("timeline: %v", tl)
 		}
 		// Another customer and an unassigned driver: 404, as if it did not exist.
@@ -259,7 +260,7 @@ func TestCreateReadListCancel(t *testing.T) {
 			t.Fatalf("cancel: %d %s", a.status, a.body)
 		}
 		tl = a.json(t)["timeline"].([]any)
-		if len(tl) != 2 || tl[1].(map[string]any)["status"] != "cancelled" || tl[1].(map[string]any)["reason"] != "found help" {
+		if len(tl) != 3 || tl[2].(map[string]any)["status"] != "cancelled" || tl[2].(map[string]any)["reason"] != "found help" {
 			t.Errorf("timeline after cancel: %v", tl)
 		}
 		if a := f.do(t, "POST", "/v1/requests/"+id+"/cancel", "ayse", ""); a.status != 409 || !strings.Contains(a.body, "conflict") {
@@ -447,7 +448,7 @@ func TestListFiltersAndCursor(t *testing.T) {
 				t.Errorf("not newest first: %v", seen)
 			}
 		}
-		a := f.do(t, "GET", "/v1/requests?service_type=jump_start&status=received,cancelled", "operator", "")
+		a := f.do(t, "GET", "/v1/requests?service_type=jump_start&status=dispatching,cancelled", "operator", "")
 		if n := len(a.json(t)["items"].([]any)); n != 6 {
 			t.Errorf("jump_start requests: %d, want 6", n)
 		}

@@ -70,6 +70,11 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
 			handler: s.handleCancelRequest, body: cancelBody{}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
+		{method: "POST", pattern: "/v1/requests/{id}/insurance", summary: "Settle the insurance question by hand (waive or reject)", tag: "requests",
+			roles: staff, handler: s.handleDecideInsurance, body: insuranceDecision{}, success: 200, result: intake.Request{},
+			errors: []int{400, 401, 403, 404, 409, 422, 429}},
+		{method: "GET", pattern: "/v1/insurers", summary: "Configured insurers and their live health", tag: "insurers", roles: staff,
+			handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},
 		{method: "GET", pattern: "/v1/requests/{id}/notifications", summary: "What the customer was told about a request", tag: "requests",
 			handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
 

@@ -18,6 +18,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 )
@@ -28,6 +29,12 @@ type Intake interface {
 	Get(ctx context.Context, who identity.Principal, requestID string) (intake.Request, error)
 	List(ctx context.Context, who identity.Principal, f intake.Filter) (intake.Page, error)
 	Cancel(ctx context.Context, who identity.Principal, requestID, reason string) (intake.Request, error)
+	DecideInsurance(ctx context.Context, who identity.Principal, requestID string, decision intake.InsuranceStatus, reason string) (intake.Request, error)
+}
+
+// Insurers reports the configured insurers' health.
+type Insurers interface {
+	Health() []insurance.Health
 }
 
 // DeadLetters lists and re-drives what consumers gave up on.
@@ -80,6 +87,7 @@ type Deps struct {
 	// them; their routes then answer 404.
 	DeadLetters   DeadLetters
 	Notifications Notifications
+	Insurers      Insurers
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -94,6 +102,7 @@ type Server struct {
 	tokens    Tokens
 	dead      DeadLetters
 	notes     Notifications
+	insurers  Insurers
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -118,6 +127,7 @@ func New(d Deps) *Server {
 		tokens:    d.Tokens,
 		dead:      d.DeadLetters,
 		notes:     d.Notifications,
+		insurers:  d.Insurers,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,

@@ -79,6 +79,9 @@ type Insurance struct {
 	Reason    *string         `json:"reason"`
 	Coverage  json.RawMessage `json:"coverage"`
 	Reference *string         `json:"reference"`
+	// Flags are what operators should look at: a service or a tow
+	// distance the policy does not cover, a rejection after dispatch.
+	Flags []string `json:"flags"`
 }
 
 // Position is where a driver was at a moment.

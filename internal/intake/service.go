@@ -95,9 +95,17 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 	now := s.now().UTC().Truncate(time.Microsecond)
 	r.ID = id.New("req", now)
 	r.OwnerID = who.UserID
-	r.Status = StatusReceived
-	r.Insurance = Insurance{Status: InsurancePending}
-	r.Timeline = []TimelineEntry{{Status: StatusReceived, At: now, ActorID: who.UserID}}
+	// Received, and at once either waiting for the insurer's word or
+	// dispatching, as the insurer's rule says: the customer sees which.
+	r.Status = StatusAwaitingInsurance
+	if s.early == nil || s.early(r.Policy.Insurer) {
+		r.Status = StatusDispatching
+	}
+	r.Insurance = Insurance{Status: InsurancePending, Flags: []string{}}
+	r.Timeline = []TimelineEntry{
+		{Status: StatusReceived, At: now, ActorID: who.UserID},
+		{Status: r.Status, At: now, ActorID: who.UserID},
+	}
 	r.CreatedAt, r.UpdatedAt = now, now
 	r.Version = 1
 
@@ -148,15 +156,16 @@ func (s *Service) Jobs(r Request) ([]outbox.Message, error) {
 	return s.jobs(r, s.now().UTC(), outbox.SystemActor)
 }
 
-// jobs: a received request needs its insurance check and, where the
-// insurer lets dispatch start before cover is confirmed, its dispatch; a
-// request awaiting insurance needs the check; a dispatching one, dispatch.
+// jobs: a request whose insurance is pending needs its check (whatever its
+// status: dispatch may have started before cover); one dispatching needs
+// its dispatch; a received one (stored by an older build) needs both
+// where the insurer lets dispatch start before cover is confirmed.
 func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Message, error) {
-	verify := r.Status == StatusReceived || r.Status == StatusAwaitingInsurance
+	verify := r.Insurance.Status == InsurancePending && !r.Status.Final()
 	dispatch := r.Status == StatusDispatching || (r.Status == StatusReceived && (s.early == nil || s.early(r.Policy.Insurer)))
 	var msgs []outbox.Message
 	if verify {
-		m, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", at, r.ID, actor, VerifyJob{
+		m, err := outbox.New(outbox.InsuranceVerifySubject(r.Policy.Insurer), "insurance.verify", at, r.ID, actor, VerifyJob{
 			Insurer:      r.Policy.Insurer,
 			PolicyNumber: r.Policy.PolicyNumber,
 			Plate:        r.Vehicle.Plate,

@@ -22,12 +22,17 @@ const EnvelopeVersion = 1
 // Subjects of the jobs and events that intake emits. Jobs live under
 // "jobs.", events under "events."; the broker streams are split on that.
 const (
-	SubjectInsuranceVerify = "jobs.insurance.verify"
+	SubjectInsuranceVerify = "jobs.insurance.verify" // followed by ".<insurer>"
 	SubjectDispatchRequest = "jobs.dispatch.request"
 
 	EventRequestCreated       = "request.created"
 	EventRequestStatusChanged = "request.status_changed"
 )
+
+// InsuranceVerifySubject is the subject of an insurer's checks. One
+// subject per insurer lets each insurer have its own consumer, so that the
+// checks parked while one insurer is down never hold up another's.
+func InsuranceVerifySubject(insurer string) string { return SubjectInsuranceVerify + "." + insurer }
 
 // EventSubject is the broker subject an event of the given type travels on.
 func EventSubject(eventType string) string { return "events." + eventType }

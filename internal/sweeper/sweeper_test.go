@@ -45,11 +45,12 @@ func TestSweepOnceNudgesOnlyStaleRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[intake.StatusReceived] != 1 {
-		t.Fatalf("nudged %v, want the one old received request", got)
+	if got[intake.StatusDispatching] != 1 {
+		t.Fatalf("nudged %v, want the one old dispatching request", got)
 	}
 	after, _ := store.PendingOutbox(ctx, 100)
-	// A received request gets its insurance check and its dispatch again.
+	// A dispatching request whose insurance is still pending gets its
+	// insurance check and its dispatch again.
 	if len(after)-len(before) != 2 {
 		t.Fatalf("nudge committed %d messages, want 2", len(after)-len(before))
 	}
@@ -60,10 +61,10 @@ func TestSweepOnceNudgesOnlyStaleRequests(t *testing.T) {
 			t.Errorf("nudge message is not about the stale request: %s", m.Payload)
 		}
 	}
-	if !subjects["jobs.insurance.verify"] || !subjects["jobs.dispatch.request"] {
+	if !subjects["jobs.insurance.verify.axa"] || !subjects["jobs.dispatch.request"] {
 		t.Errorf("nudge subjects: %v", subjects)
 	}
-	if again, _ := sw.SweepOnce(ctx); again[intake.StatusReceived] != 0 {
+	if again, _ := sw.SweepOnce(ctx); again[intake.StatusDispatching] != 0 {
 		t.Errorf("nudged again at once: %v", again)
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,7 +23,7 @@ var requestColumns = []string{"id", "owner_id", "status", "service_type",
 	"dest_lat", "dest_lng", "dest_address", "dest_province", "dest_district",
 	"vehicle_plate", "vehicle_make", "vehicle_model", "vehicle_type", "insurer", "policy_number",
 	"contact_name", "contact_phone", "notes",
-	"insurance_status", "insurance_checked_at", "insurance_reason", "insurance_coverage", "insurance_reference",
+	"insurance_status", "insurance_checked_at", "insurance_reason", "insurance_coverage", "insurance_reference", "insurance_flags",
 	"driver_id", "driver_name", "driver_plate", "assigned_at", "eta_seconds",
 	"created_at", "updated_at", "version"}
 
@@ -34,7 +35,7 @@ var requestTypes = []string{"text", "text", "text", "text",
 	"float8", "float8", "text", "text", "text",
 	"text", "text", "text", "text", "text", "text",
 	"text", "text", "text",
-	"text", "timestamptz", "text", "text", "text",
+	"text", "timestamptz", "text", "text", "text", "text",
 	"text", "text", "text", "timestamptz", "int4",
 	"timestamptz", "timestamptz", "int4"}
 
@@ -140,6 +141,7 @@ type requestArrays struct {
 	insStatus                                     []string
 	checkedAt                                     []*time.Time
 	reason, coverage, reference                   []*string
+	flags                                         []string
 	driverID, driverName, driverPlate             []*string
 	assignedAt                                    []*time.Time
 	eta                                           []*int32
@@ -192,6 +194,7 @@ func (a *requestArrays) addRequest(r *intake.Request, key *string) {
 	a.reason = append(a.reason, r.Insurance.Reason)
 	a.coverage = append(a.coverage, coverageArg(r.Insurance.Coverage))
 	a.reference = append(a.reference, r.Insurance.Reference)
+	a.flags = append(a.flags, flagsArg(r.Insurance.Flags))
 	if as := r.Assignment; as != nil {
 		eta := int32(as.ETASeconds)
 		a.driverID = append(a.driverID, &as.DriverID)
@@ -238,7 +241,7 @@ func (a *requestArrays) args() []any {
 		a.dLat, a.dLng, a.dAddress, a.dProvince, a.dDistrict,
 		a.plate, a.make_, a.model, a.vtype, a.insurer, a.policy,
 		a.contactName, a.contactPhone, a.notes,
-		a.insStatus, a.checkedAt, a.reason, a.coverage, a.reference,
+		a.insStatus, a.checkedAt, a.reason, a.coverage, a.reference, a.flags,
 		a.driverID, a.driverName, a.driverPlate, a.assignedAt, a.eta,
 		a.createdAt, a.updatedAt, a.version,
 		a.idemKey,
@@ -246,6 +249,16 @@ func (a *requestArrays) args() []any {
 		a.tlRequest, a.tlSeq, a.tlStatus, a.tlAt, a.tlActor, a.tlReason,
 		a.obRequest, a.obID, a.obSubject, a.obPayload, a.obAt,
 	}
+}
+
+// flagsArg stores flags as a JSON array: text keeps the creation batch a
+// set of one-dimensional arrays.
+func flagsArg(flags []string) string {
+	if len(flags) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(flags) // strings always encode
+	return string(b)
 }
 
 // nonNil turns a nil payload into an empty one (payload is NOT NULL).
@@ -390,6 +403,7 @@ func scanRequest(row rowScanner, extra ...any) (intake.Request, error) {
 		checkedAt, assignedAt             *time.Time
 		eta                               *int32
 		coverage                          *string
+		flags                             string
 		driverID, driverName, driverPlate *string
 		version                           int32
 	)
@@ -398,7 +412,7 @@ func scanRequest(row rowScanner, extra ...any) (intake.Request, error) {
 		&dLat, &dLng, &dAddr, &dProv, &dDist,
 		&r.Vehicle.Plate, &r.Vehicle.Make, &r.Vehicle.Model, &vtype, &r.Policy.Insurer, &r.Policy.PolicyNumber,
 		&r.Contact.Name, &r.Contact.Phone, &r.Notes,
-		&insStatus, &checkedAt, &r.Insurance.Reason, &coverage, &r.Insurance.Reference,
+		&insStatus, &checkedAt, &r.Insurance.Reason, &coverage, &r.Insurance.Reference, &flags,
 		&driverID, &driverName, &driverPlate, &assignedAt, &eta,
 		&r.CreatedAt, &r.UpdatedAt, &version}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
@@ -415,6 +429,9 @@ func scanRequest(row rowScanner, extra ...any) (intake.Request, error) {
 	r.Insurance.CheckedAt = utcPtr(checkedAt)
 	if coverage != nil {
 		r.Insurance.Coverage = []byte(*coverage)
+	}
+	if err := json.Unmarshal([]byte(flags), &r.Insurance.Flags); err != nil {
+		return intake.Request{}, fmt.Errorf("decode insurance flags: %w", err)
 	}
 	if driverID != nil {
 		r.Assignment = &intake.Assignment{DriverID: *driverID, DriverName: deref(driverName),

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,7 +15,7 @@ const requestColumns = `id, owner_id, status, service_type, lat, lng, address, p
 	dest_lat, dest_lng, dest_address, dest_province, dest_district,
 	vehicle_plate, vehicle_make, vehicle_model, vehicle_type, insurer, policy_number,
 	contact_name, contact_phone, notes,
-	insurance_status, insurance_checked_at, insurance_reason, insurance_coverage, insurance_reference,
+	insurance_status, insurance_checked_at, insurance_reason, insurance_coverage, insurance_reference, insurance_flags,
 	driver_id, driver_name, driver_plate, assigned_at, eta_seconds,
 	created_at, updated_at, version`
 
@@ -23,7 +24,7 @@ const requestColumns = `id, owner_id, status, service_type, lat, lng, address, p
 func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		insertReq, err := tx.PrepareContext(ctx, `INSERT INTO requests (`+requestColumns+`)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("prepare insert request: %w", err)
 		}
@@ -119,10 +120,19 @@ func requestArgs(r *intake.Request) []any {
 		dLat, dLng, dAddr, dProv, dDist,
 		r.Vehicle.Plate, r.Vehicle.Make, r.Vehicle.Model, string(r.Vehicle.Type), r.Policy.Insurer, r.Policy.PolicyNumber,
 		r.Contact.Name, r.Contact.Phone, r.Notes,
-		string(r.Insurance.Status), nullMicros(r.Insurance.CheckedAt), nullString(r.Insurance.Reason), coverage, nullString(r.Insurance.Reference),
+		string(r.Insurance.Status), nullMicros(r.Insurance.CheckedAt), nullString(r.Insurance.Reason), coverage, nullString(r.Insurance.Reference), flagsArg(r.Insurance.Flags),
 		driverID, driverName, driverPlate, assignedAt, eta,
 		toMicros(r.CreatedAt), toMicros(r.UpdatedAt), r.Version,
 	}
+}
+
+// flagsArg stores flags as a JSON array.
+func flagsArg(flags []string) string {
+	if len(flags) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(flags) // strings always encode
+	return string(b)
 }
 
 func nullString(s *string) sql.NullString {
@@ -143,6 +153,7 @@ func scanRequest(row rowScanner) (intake.Request, error) {
 		checkedAt, assignedAt, eta        sql.NullInt64
 		reason, coverage, reference       sql.NullString
 		driverID, driverName, driverPlate sql.NullString
+		flags                             string
 		createdAt, updatedAt              int64
 	)
 	err := row.Scan(&r.ID, &r.OwnerID, &status, &service,
@@ -150,7 +161,7 @@ func scanRequest(row rowScanner) (intake.Request, error) {
 		&dLat, &dLng, &dAddr, &dProv, &dDist,
 		&r.Vehicle.Plate, &r.Vehicle.Make, &r.Vehicle.Model, &vtype, &r.Policy.Insurer, &r.Policy.PolicyNumber,
 		&r.Contact.Name, &r.Contact.Phone, &r.Notes,
-		&insStatus, &checkedAt, &reason, &coverage, &reference,
+		&insStatus, &checkedAt, &reason, &coverage, &reference, &flags,
 		&driverID, &driverName, &driverPlate, &assignedAt, &eta,
 		&createdAt, &updatedAt, &r.Version)
 	if err != nil {
@@ -176,6 +187,9 @@ func scanRequest(row rowScanner) (intake.Request, error) {
 	}
 	if reference.Valid {
 		r.Insurance.Reference = &reference.String
+	}
+	if err := json.Unmarshal([]byte(flags), &r.Insurance.Flags); err != nil {
+		return intake.Request{}, fmt.Errorf("decode insurance flags: %w", err)
 	}
 	if driverID.Valid {
 		r.Assignment = &intake.Assignment{DriverID: driverID.String, DriverName: driverName.String,

@@ -76,7 +76,7 @@ func newRequest(owner string, offset time.Duration, province, insurer string, st
 		Contact:  intake.Contact{Name: "Ayşe Yılmaz", Phone: "+905551112233"},
 		Notes:    "Left lane, hazard lights on",
 		Insurance: intake.Insurance{Status: intake.InsurancePending, Reason: &reason, Reference: &ref,
-			Coverage: json.RawMessage(`{"max_tow_km":100}`), CheckedAt: &at},
+			Coverage: json.RawMessage(`{"max_tow_km":100}`), CheckedAt: &at, Flags: []string{intake.FlagTowBeyondCover}},
 		Timeline:  []intake.TimelineEntry{{Status: intake.StatusReceived, At: at, ActorID: owner}},
 		CreatedAt: at, UpdatedAt: at, Version: 1,
 	}
@@ -111,7 +111,9 @@ func pending(t *testing.T, s Store) []outbox.Message {
 	return msgs
 }
 
-var timeOpts = cmpopts.EquateApproxTime(time.Microsecond)
+// timeOpts compares stored values: times to the microsecond, and an
+// empty list the same as none.
+var timeOpts = cmp.Options{cmpopts.EquateApproxTime(time.Microsecond), cmpopts.EquateEmpty()}
 
 // tests
 

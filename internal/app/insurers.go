@@ -1,0 +1,50 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/rest"
+)
+
+// insurers is the configured insurers and the rules intake takes from them.
+type insurers struct {
+	clients *insurance.Clients
+	// known and early are nil when no insurers file is given: every
+	// well-formed insurer code is accepted and dispatch starts at once.
+	known func(code string) bool
+	early func(code string) bool
+}
+
+// loadInsurers reads YOLDA_INSURERS_FILE and builds a client per insurer.
+// Each adapter name maps to its factory here, and only here.
+func loadInsurers(cfg config.Config, env Env, reg prometheus.Registerer, log *slog.Logger) (insurers, error) {
+	var cfgs []insurance.Config
+	if cfg.InsurersFile != "" {
+		var err error
+		cfgs, err = insurance.LoadFile(cfg.InsurersFile, env.Getenv)
+		if err != nil {
+			return insurers{}, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+	}
+	clients, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
+		insurance.Options{Registerer: reg, Logger: log})
+	if err != nil {
+		return insurers{}, err
+	}
+	out := insurers{clients: clients}
+	if len(cfgs) > 0 {
+		byCode := map[string]insurance.Config{}
+		for _, c := range cfgs {
+			byCode[c.Code] = c
+			log.Info("insurer configured", "insurer", c)
+		}
+		out.known = func(code string) bool { _, ok := byCode[code]; return ok }
+		out.early = func(code string) bool { return !byCode[code].VerifyBeforeDispatch }
+	}
+	return out, nil
+}

@@ -1,0 +1,4 @@
+-- Flags raised on a request by its insurance outcome (a service or a tow
+-- distance the policy does not cover, a rejection after dispatch), as a
+-- JSON array of strings.
+ALTER TABLE requests ADD COLUMN insurance_flags TEXT NOT NULL DEFAULT '[]';
