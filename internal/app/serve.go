@@ -200,6 +200,9 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	if slices.Contains(roles, "api") {
 		g.Go(func() error { return serveHTTP(ctx, cfg, api, requests, log) })
+	} else {
+		// Worker processes still answer probes and scrapes.
+		g.Go(func() error { return serveHTTP(ctx, cfg, api.OpsHandler(), requests, log) })
 	}
 	if rel != nil {
 		g.Go(func() error { return rel.Run(ctx) })

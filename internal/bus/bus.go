@@ -61,6 +61,9 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error)
 	if err != nil {
 		return nil, fmt.Errorf("bus metrics: %w", err)
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	b := &Bus{
 		cfg:      cfg,
 		log:      logger.With("component", "bus"),

@@ -670,3 +670,20 @@ func TestNotificationsAreTheRequestOwners(t *testing.T) {
 		}
 	})
 }
+
+func TestOpsHandlerServesOnlyOperations(t *testing.T) {
+	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
+	api := httpapi.New(httpapi.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), Ready: func(context.Context) error { return nil }})
+	srv := httptest.NewServer(api.OpsHandler())
+	defer srv.Close()
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/requests": 404, "/v1/auth/login": 404} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}

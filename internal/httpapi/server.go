@@ -112,6 +112,7 @@ type Server struct {
 	ipLimit   Limiter
 	routes    []route
 	handler   http.Handler
+	ops       http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
 	inFlight chan struct{}
 }
@@ -143,19 +144,31 @@ func New(d Deps) *Server {
 		s.inFlight = make(chan struct{}, d.Options.MaxInFlight)
 	}
 	s.routes = s.routeTable()
-	s.handler = s.mux()
+	s.handler = s.mux(s.routes)
+	var ops []route
+	for _, rt := range s.routes {
+		if rt.tag == "operations" {
+			ops = append(ops, rt)
+		}
+	}
+	s.ops = s.mux(ops)
 	return s
 }
+
+// OpsHandler serves only health, readiness, metrics and the OpenAPI
+// document: what a process without the api role still answers, so that it
+// can be probed and scraped like any other.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // mux registers every path once and dispatches on the method itself, so
 // that a wrong method and an unknown path get problem documents too.
-func (s *Server) mux() http.Handler {
+func (s *Server) mux(routes []route) http.Handler {
 	byPath := map[string]map[string]http.Handler{}
 	var paths []string
-	for _, rt := range s.routes {
+	for _, rt := range routes {
 		h := http.Handler(rt.handler)
 		switch {
 		case rt.public && rt.limited:

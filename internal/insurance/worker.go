@@ -134,9 +134,9 @@ func outcome(v Verdict) intake.InsuranceOutcome {
 
 // retryDelay is how long a check waits before its next try: while the
 // breaker is open, about as long as it stays open; when the bulkhead is
-// full, a moment; after failed attempts, an exponential back-off from 5s
-// to a minute. Every delay is jittered so that parked checks do not come
-// back together.
+// full, a moment; after failed attempts, an exponential back-off in units
+// of the breaker's open time, up to a minute. Every delay is jittered so
+// that parked checks do not come back together.
 func retryDelay(err error, delivered uint64, c Config) time.Duration {
 	var d time.Duration
 	switch {
@@ -145,7 +145,7 @@ func retryDelay(err error, delivered uint64, c Config) time.Duration {
 	case errors.Is(err, ErrBulkheadFull):
 		d = time.Second
 	default:
-		d = min(5*time.Second<<min(delivered, 4), time.Minute)
+		d = min(c.Breaker.OpenFor<<min(max(delivered, 1)-1, 3), time.Minute)
 	}
 	return d/2 + rand.N(d/2+1)
 }
