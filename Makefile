@@ -16,6 +16,9 @@ vet:
 
 # Every test, with the race detector. PostgreSQL tests run when
 # YOLDA_TEST_POSTGRES_URL is set (.ci/run starts a throwaway cluster and sets
-# YOLDA_REQUIRE_SERVICES=1 so that they cannot silently skip).
+# YOLDA_REQUIRE_SERVICES=1 so that they cannot silently skip). Packages run
+# one at a time (-p 1): several of them start brokers, clusters and servers
+# and kill them on purpose, and on two cores they would starve each other's
+# timeouts.
 test: vet
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 30m ./...

@@ -147,6 +147,7 @@ func TestVerifyCovered(t *testing.T) {
 	if err := json.Unmarshal(r.body, &raw); err != nil || string(raw["reason"]) != "null" {
 		t.Errorf("reason %s, want null", raw["reason"])
 	}
+	eventually(t, "the handler to return", func() bool { return m.Stats().InFlight == 0 })
 	if s := m.Stats(); s.Calls != 1 || s.OK != 1 || s.NotCovered != 0 || s.InFlight != 0 || s.MaxInFlight != 1 {
 		t.Errorf("stats %+v", s)
 	}
@@ -301,6 +302,8 @@ func TestDownAlternates503AndDroppedConnections(t *testing.T) {
 			t.Errorf("call %d: status %d, err %v; want a transport error", i+1, r.status, err)
 		}
 	}
+	// The client can see an answer before its handler has returned.
+	eventually(t, "the handlers to return", func() bool { return m.Stats().InFlight == 0 })
 	if s := m.Stats(); s.Errors != 6 || s.Calls != 6 || s.InFlight != 0 {
 		t.Errorf("stats %+v", s)
 	}
