@@ -49,7 +49,7 @@ run() { # engine batch_max
 	kill "$pid"; wait "$pid" || true
 }
 
-for engine in sqlite postgres; do
+for engine in ${ENGINES:-sqlite postgres}; do
 	for batch in 128 1; do
 		run "$engine" "$batch"
 	done
