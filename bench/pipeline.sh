@@ -64,7 +64,7 @@ start_yolda() { # data-dir roles [nats-url]
 setup() { # name -> data dir with a bench user
 	local data="$work/$1"
 	mkdir -p "$data"
-	schema=b_$1
+	schema=b_${1//-/_}
 	local env=(YOLDA_DATA_DIR="$data")
 	if [ "$engine" = postgres ]; then
 		psql -q "$pg_url" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null

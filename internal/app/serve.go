@@ -230,6 +230,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 		})
 	}
 	if slices.Contains(roles, "insurance") {
+		gauges := insurance.NewPendingGauges(store, insurers.clients, registry, log)
+		g.Go(func() error { return gauges.Run(ctx, 15*time.Second) })
 		worker := insurance.NewWorker(insurers.clients, requests, nil, log)
 		for _, c := range insurers.clients.All() {
 			cc := insurance.ConsumerConfig(c.Config())

@@ -183,3 +183,11 @@ func mergeFlags(have, add []string) []string {
 	}
 	return have
 }
+
+// PendingChecks is how many of an insurer's checks are pending, and since
+// when the oldest.
+type PendingChecks struct {
+	Insurer string
+	Count   int
+	Oldest  time.Time
+}

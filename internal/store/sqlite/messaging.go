@@ -291,3 +291,25 @@ func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan,
 	})
 	return ids, err
 }
+
+// PendingInsurance counts, per insurer, the requests whose insurance check
+// is pending, with the creation time of the oldest.
+func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT insurer, COUNT(*), MIN(created_at) FROM requests
+		WHERE insurance_status = 'pending' GROUP BY insurer ORDER BY insurer`)
+	if err != nil {
+		return nil, fmt.Errorf("pending insurance: %w", err)
+	}
+	defer rows.Close()
+	var out []intake.PendingChecks
+	for rows.Next() {
+		var p intake.PendingChecks
+		var oldest int64
+		if err := rows.Scan(&p.Insurer, &p.Count, &oldest); err != nil {
+			return nil, fmt.Errorf("scan pending insurance: %w", err)
+		}
+		p.Oldest = fromMicros(oldest)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+
+	"github.com/google/go-cmp/cmp"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ type MessagingStore interface {
 	EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error
 	NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
 		jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error)
+	PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error)
 }
 
 // RunMessaging runs the messaging part of the suite.
@@ -39,6 +42,7 @@ func RunMessaging(t *testing.T, open func(t *testing.T) MessagingStore) {
 	t.Run("DeadLetters", func(t *testing.T) { testDeadLetters(t, open(t)) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open(t)) })
 	t.Run("NudgeStale", func(t *testing.T) { testNudge(t, open(t)) })
+	t.Run("PendingInsurance", func(t *testing.T) { testPendingInsurance(t, open(t)) })
 }
 
 func testRelay(t *testing.T, s MessagingStore) {
@@ -306,5 +310,24 @@ func testNudge(t *testing.T, s MessagingStore) {
 	}
 	if ids, _ := s.NudgeStale(ctx, intake.StatusDispatching, base.Add(time.Hour), now, 10, jobs); len(ids) != 1 || ids[0] != other.ID {
 		t.Errorf("after a failed nudge the request must still be stale: %v", ids)
+	}
+}
+
+func testPendingInsurance(t *testing.T, s MessagingStore) {
+	ctx := context.Background()
+	owner := addUser(t, s, "ayse", identity.Customer)
+	a1 := newRequest(owner.ID, time.Minute, "İstanbul", "anadolu", intake.Tow)
+	a2 := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow)
+	x := newRequest(owner.ID, time.Hour, "İstanbul", "axa", intake.Tow)
+	done := newRequest(owner.ID, 0, "İstanbul", "allianz", intake.Tow)
+	done.Insurance.Status = intake.InsuranceApproved
+	mustCreate(t, s, creation(a1, "", ""), creation(a2, "", ""), creation(x, "", ""), creation(done, "", ""))
+	got, err := s.PendingInsurance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []intake.PendingChecks{{Insurer: "anadolu", Count: 2, Oldest: base}, {Insurer: "axa", Count: 1, Oldest: base.Add(time.Hour)}}
+	if diff := cmp.Diff(want, got, timeOpts); diff != "" {
+		t.Errorf("pending (-want +got):\n%s", diff)
 	}
 }
