@@ -5,6 +5,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 // Outcomes of a delivery, as counted in yolda_bus_consumed_total.
@@ -30,7 +32,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	reuse := func(c prometheus.Collector) prometheus.Collector {
-		c, err := register(reg, c)
+		c, err := telemetry.RegisterOrReuse(reg, c)
 		errs = append(errs, err)
 		return c
 	}
@@ -71,22 +73,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register adds c to reg, or returns the collector already registered under
-// the same description, so two buses on one registry share their series.
-func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector, nil
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *metrics) observePublish(ack *jetstream.PubAck, err error) {

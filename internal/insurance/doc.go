@@ -5,10 +5,11 @@
 // bulkhead, a circuit breaker, budgeted retries with jittered backoff and a
 // per-attempt deadline, and reports its health and Prometheus metrics.
 //
-// It is not the queue consumer: deciding what a failed check means for a
-// request (re-queue with a delay, manual_review past the insurer's patience,
-// dispatch before cover) belongs to the worker that calls Client.Verify.
-// It never stores anything either.
+// Worker is the insurance role's job consumer and the only caller of
+// Client.Verify: it decides what a failed check means (back to the queue
+// with a delay, manual_review past the insurer's patience) and hands every
+// settled outcome to intake, which stores it with its events. Nothing in
+// this package stores anything itself.
 //
 // Errors are classified by kind (Kind, Retryable and the Err* sentinels), so
 // the caller can tell "the insurer said no" (a Verdict with Covered false,

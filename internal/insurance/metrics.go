@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 // Outcomes of a call to an insurer, as counted in yolda_insurer_calls_total.
@@ -29,7 +31,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	reuse := func(c prometheus.Collector) prometheus.Collector {
-		c, err := register(reg, c)
+		c, err := telemetry.RegisterOrReuse(reg, c)
 		errs = append(errs, err)
 		return c
 	}
@@ -70,20 +72,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register adds c to reg, or returns the collector already registered under
-// the same description, so clients built at different times share series.
-func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector, nil
-		}
-		return c, err
-	}
-	return c, nil
 }
