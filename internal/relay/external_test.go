@@ -25,21 +25,22 @@ import (
 // runs it: one server that is SIGKILLed and restarted while requests pour
 // in, then a three-node cluster that loses a node.
 
-// newExternalPipeline is a SQLite pipeline against the external broker cfg
-// names. The logs of the bus and the relay are printed if the test fails.
-func newExternalPipeline(t *testing.T, cfg bus.Config, opts relay.Options) (*pipeline, *prometheus.Registry) {
+// newExternalPipeline is a pipeline on the engine's store against the
+// external broker cfg names. The logs of the bus and the relay are printed
+// if the test fails.
+func newExternalPipeline(t *testing.T, engine string, cfg bus.Config, opts relay.Options) (*pipeline, *prometheus.Registry) {
 	t.Helper()
-	return newPipelineOn(t, stores["sqlite"](t), cfg, opts, tailLogger(t))
+	return newPipelineOn(t, stores[engine](t), cfg, opts, tailLogger(t))
 }
 
 // TestExternalServerPipeline SIGKILLs a nats-server process in the middle
 // of a stream of requests and restarts it. (The pipeline's other
 // guarantees run against an external server in pipeline_test.go.)
 func TestExternalServerPipeline(t *testing.T) {
-	t.Run("ServerKilledMidStream", func(t *testing.T) {
+	forEachStore(t, func(t *testing.T, engine string) {
 		const n = 2000
 		srv := natstest.StartServer(t, natstest.Options{})
-		p, reg := newExternalPipeline(t, bus.Config{URL: srv.URL()}, relay.Options{})
+		p, reg := newExternalPipeline(t, engine, bus.Config{URL: srv.URL()}, relay.Options{})
 		calls, handled := p.countingNotify(t)
 
 		start := time.Now()
@@ -81,58 +82,60 @@ func TestClusterNodeKilledDuringPublishLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three nats-server processes: not in -short mode")
 	}
-	const n = 3000
-	cluster := natstest.StartCluster(t, 3)
-	p, reg := newExternalPipeline(t, bus.Config{URL: cluster.URLs(), Replicas: 3}, relay.Options{})
-	if r := p.bus.Replicas(); r != 3 {
-		t.Fatalf("streams declared with %d replicas", r)
-	}
-	calls, handled := p.countingNotify(t)
+	forEachStore(t, func(t *testing.T, engine string) {
+		const n = 3000
+		cluster := natstest.StartCluster(t, 3)
+		p, reg := newExternalPipeline(t, engine, bus.Config{URL: cluster.URLs(), Replicas: 3}, relay.Options{})
+		if r := p.bus.Replicas(); r != 3 {
+			t.Fatalf("streams declared with %d replicas", r)
+		}
+		calls, handled := p.countingNotify(t)
 
-	victim := pickVictim(t, p.bus, cluster)
-	connected := p.bus.Conn().ConnectedServerName()
-	before := streamLeaders(t, p.bus.JetStream())
+		victim := pickVictim(t, p.bus, cluster)
+		connected := p.bus.Conn().ConnectedServerName()
+		before := streamLeaders(t, p.bus.JetStream())
 
-	start := time.Now()
-	var killedAt time.Duration
-	chaos := make(chan struct{})
-	go func() {
-		defer close(chaos)
-		time.Sleep(time.Second)
-		victim.Kill()
-		killedAt = time.Since(start)
-	}()
-	ids := p.createPaced(t, n, 3*time.Second)
-	created := time.Since(start)
-	<-chaos
-	if t.Failed() {
-		return
-	}
-	p.waitSettled(t, ids, handled, 45*time.Second)
-	settled := time.Since(start)
+		start := time.Now()
+		var killedAt time.Duration
+		chaos := make(chan struct{})
+		go func() {
+			defer close(chaos)
+			time.Sleep(time.Second)
+			victim.Kill()
+			killedAt = time.Since(start)
+		}()
+		ids := p.createPaced(t, n, 3*time.Second)
+		created := time.Since(start)
+		<-chaos
+		if t.Failed() {
+			return
+		}
+		p.waitSettled(t, ids, handled, 45*time.Second)
+		settled := time.Since(start)
 
-	c := p.check(t, reg, ids, calls.Load())
-	leaders := streamLeaders(t, p.bus.JetStream())
-	t.Logf("killed %s (leading EVENTS and the notify consumer; leaders were %s; the client stayed connected to %s, now %s) at %s; "+
-		"%d requests created in %s; all settled at %s with %s dead; leaders now %s",
-		victim.Name(), before, connected, p.bus.Conn().ConnectedServerName(), killedAt.Round(time.Millisecond),
-		n, created.Round(time.Millisecond), settled.Round(time.Millisecond), victim.Name(), leaders)
-	t.Logf("counts: %s", c)
-	c.assert(t, n)
+		c := p.check(t, reg, ids, calls.Load())
+		leaders := streamLeaders(t, p.bus.JetStream())
+		t.Logf("killed %s (leading EVENTS and the notify consumer; leaders were %s; the client stayed connected to %s, now %s) at %s; "+
+			"%d requests created in %s; all settled at %s with %s dead; leaders now %s",
+			victim.Name(), before, connected, p.bus.Conn().ConnectedServerName(), killedAt.Round(time.Millisecond),
+			n, created.Round(time.Millisecond), settled.Round(time.Millisecond), victim.Name(), leaders)
+		t.Logf("counts: %s", c)
+		c.assert(t, n)
 
-	// The dead node comes back and catches up: every replica current, and
-	// nothing lost or added on the way.
-	victim.Restart()
-	restartedAt := time.Since(start)
-	cluster.WaitHealthy(t)
-	for _, name := range []string{bus.StreamJobs, bus.StreamEvents} {
-		waitReplicasCurrent(t, p.bus.JetStream(), name, 30*time.Second)
-	}
-	if jobs, events := streamMsgs(t, p.bus, bus.StreamJobs), streamMsgs(t, p.bus, bus.StreamEvents); jobs != 2*n || events != n {
-		t.Errorf("after %s's restart JOBS holds %d (want %d), EVENTS %d (want %d)", victim.Name(), jobs, 2*n, events, n)
-	}
-	t.Logf("%s restarted (ready at %s); every replica of JOBS and EVENTS current at %s",
-		victim.Name(), restartedAt.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		// The dead node comes back and catches up: every replica current, and
+		// nothing lost or added on the way.
+		victim.Restart()
+		restartedAt := time.Since(start)
+		cluster.WaitHealthy(t)
+		for _, name := range []string{bus.StreamJobs, bus.StreamEvents} {
+			waitReplicasCurrent(t, p.bus.JetStream(), name, 30*time.Second)
+		}
+		if jobs, events := streamMsgs(t, p.bus, bus.StreamJobs), streamMsgs(t, p.bus, bus.StreamEvents); jobs != 2*n || events != n {
+			t.Errorf("after %s's restart JOBS holds %d (want %d), EVENTS %d (want %d)", victim.Name(), jobs, 2*n, events, n)
+		}
+		t.Logf("%s restarted (ready at %s); every replica of JOBS and EVENTS current at %s",
+			victim.Name(), restartedAt.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	})
 }
 
 // waitReplicasCurrent waits until the stream has a leader and every other
