@@ -154,7 +154,12 @@ func serve(ctx context.Context, args []string, env Env) error {
 	var rel *relay.Relay
 	wake := func() {}
 	if slices.Contains(roles, "relay") {
-		rel = relay.New(store, b, relay.Options{RepublishWindow: cfg.RepublishWindow, Retention: cfg.OutboxRetention}, log, registry)
+		rel = relay.New(store, b, relay.Options{
+			RepublishWindow: cfg.RepublishWindow, Retention: cfg.OutboxRetention,
+			// A receipt must outlive every way its message can come back:
+			// the EVENTS stream replays that far to a new consumer.
+			ReceiptRetention: cfg.EventsMaxAge + 24*time.Hour,
+		}, log, registry)
 		b.OnReconnect(func() { rel.BrokerMayHaveLost("reconnect") })
 		wake = rel.Wake
 	}

@@ -29,6 +29,9 @@ type Store interface {
 	OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error)
 	PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error)
 	OutboxBacklog(ctx context.Context) (int, time.Time, error)
+	// PruneBookkeeping deletes consumer receipts and idempotency keys past
+	// their retention.
+	PruneBookkeeping(ctx context.Context, receiptsBefore, keysBefore time.Time, limit int) (int, error)
 }
 
 // Broker is what the relay needs of the bus.
@@ -53,6 +56,12 @@ type Options struct {
 	Retention time.Duration
 	// Check is how often stream sequences and the backlog are read (5s).
 	Check time.Duration
+	// ReceiptRetention is how long consumers' receipts are kept (8 days).
+	// It must exceed how long a message can come back: the EVENTS
+	// stream's max age, which a new consumer replays.
+	ReceiptRetention time.Duration
+	// KeyRetention is how long an Idempotency-Key is remembered (24h).
+	KeyRetention time.Duration
 	// Streams whose last sequence is watched.
 	Streams []string
 }
@@ -72,6 +81,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Check <= 0 {
 		o.Check = 5 * time.Second
+	}
+	if o.ReceiptRetention <= 0 {
+		o.ReceiptRetention = 8 * 24 * time.Hour
+	}
+	if o.KeyRetention <= 0 {
+		o.KeyRetention = 24 * time.Hour
 	}
 	if o.Streams == nil {
 		o.Streams = []string{bus.StreamJobs, bus.StreamEvents}
@@ -298,6 +313,17 @@ func (r *Relay) prune(ctx context.Context) {
 			return
 		}
 		r.metrics.pruned.Add(float64(n))
+		if n < 5000 {
+			break
+		}
+	}
+	now := r.now()
+	for ctx.Err() == nil {
+		n, err := r.store.PruneBookkeeping(ctx, now.Add(-r.opts.ReceiptRetention), now.Add(-r.opts.KeyRetention), 5000)
+		if err != nil {
+			r.log.Warn("prune receipts and idempotency keys", "err", err)
+			return
+		}
 		if n < 5000 {
 			return
 		}

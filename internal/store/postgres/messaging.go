@@ -374,3 +374,20 @@ func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, e
 	}
 	return out, rows.Err()
 }
+
+// PruneBookkeeping deletes up to limit receipts recorded before
+// receiptsBefore and up to limit idempotency keys created before
+// keysBefore, and returns how many rows it deleted.
+func (s *Store) PruneBookkeeping(ctx context.Context, receiptsBefore, keysBefore time.Time, limit int) (int, error) {
+	a, err := s.pool.Exec(ctx, `DELETE FROM processed_messages WHERE ctid IN (
+		SELECT ctid FROM processed_messages WHERE processed_at < $1 LIMIT $2)`, receiptsBefore, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune receipts: %w", err)
+	}
+	b, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid IN (
+		SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)`, keysBefore, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return int(a.RowsAffected() + b.RowsAffected()), nil
+}

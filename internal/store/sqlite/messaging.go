@@ -313,3 +313,27 @@ func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, e
 	}
 	return out, rows.Err()
 }
+
+// PruneBookkeeping deletes up to limit receipts recorded before
+// receiptsBefore and up to limit idempotency keys created before
+// keysBefore, and returns how many rows it deleted.
+func (s *Store) PruneBookkeeping(ctx context.Context, receiptsBefore, keysBefore time.Time, limit int) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM processed_messages WHERE (consumer, message_id) IN (
+			SELECT consumer, message_id FROM processed_messages WHERE processed_at < ? LIMIT ?)`, toMicros(receiptsBefore), limit)
+		if err != nil {
+			return fmt.Errorf("prune receipts: %w", err)
+		}
+		a, _ := res.RowsAffected()
+		res, err = tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE (owner_id, key) IN (
+			SELECT owner_id, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)`, toMicros(keysBefore), limit)
+		if err != nil {
+			return fmt.Errorf("prune idempotency keys: %w", err)
+		}
+		b, _ := res.RowsAffected()
+		n = a + b
+		return nil
+	})
+	return int(n), err
+}

@@ -32,6 +32,7 @@ type MessagingStore interface {
 	NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
 		jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error)
 	PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error)
+	PruneBookkeeping(ctx context.Context, receiptsBefore, keysBefore time.Time, limit int) (int, error)
 }
 
 // RunMessaging runs the messaging part of the suite.
@@ -43,6 +44,7 @@ func RunMessaging(t *testing.T, open func(t *testing.T) MessagingStore) {
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open(t)) })
 	t.Run("NudgeStale", func(t *testing.T) { testNudge(t, open(t)) })
 	t.Run("PendingInsurance", func(t *testing.T) { testPendingInsurance(t, open(t)) })
+	t.Run("PruneBookkeeping", func(t *testing.T) { testPruneBookkeeping(t, open(t)) })
 }
 
 func testRelay(t *testing.T, s MessagingStore) {
@@ -329,5 +331,35 @@ func testPendingInsurance(t *testing.T, s MessagingStore) {
 	want := []intake.PendingChecks{{Insurer: "anadolu", Count: 2, Oldest: base}, {Insurer: "axa", Count: 1, Oldest: base.Add(time.Hour)}}
 	if diff := cmp.Diff(want, got, timeOpts); diff != "" {
 		t.Errorf("pending (-want +got):\n%s", diff)
+	}
+}
+
+func testPruneBookkeeping(t *testing.T, s MessagingStore) {
+	ctx := context.Background()
+	owner := addUser(t, s, "ayse", identity.Customer)
+	old := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow) // created at base
+	fresh := newRequest(owner.ID, 2*time.Hour, "İstanbul", "anadolu", intake.Tow)
+	mustCreate(t, s, creation(old, "old-key", "fp"), creation(fresh, "fresh-key", "fp"))
+	if err := s.RecordNotifications(ctx, outbox.Receipt{Consumer: "c", MessageID: "m1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is old enough yet.
+	if n, err := s.PruneBookkeeping(ctx, time.Now().Add(-time.Hour), base.Add(-time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("prune nothing: %d %v", n, err)
+	}
+	n, err := s.PruneBookkeeping(ctx, time.Now().Add(time.Hour), base.Add(time.Hour), 100)
+	if err != nil || n != 2 {
+		t.Fatalf("prune: %d %v, want the receipt and the old key", n, err)
+	}
+	// The receipt is gone: the same message would be applied again.
+	if err := s.RecordNotifications(ctx, outbox.Receipt{Consumer: "c", MessageID: "m1"}, nil); err != nil {
+		t.Errorf("receipt after pruning: %v", err)
+	}
+	// The old key is free again; the fresh one still replays.
+	again := creation(newRequest(owner.ID, 3*time.Hour, "İstanbul", "anadolu", intake.Tow), "old-key", "fp")
+	replay := creation(newRequest(owner.ID, 3*time.Hour, "İstanbul", "anadolu", intake.Tow), "fresh-key", "fp")
+	mustCreate(t, s, again, replay)
+	if again.ReplayOf != "" || replay.ReplayOf != fresh.ID {
+		t.Errorf("after pruning: old key ReplayOf=%q, fresh key ReplayOf=%q (want %q)", again.ReplayOf, replay.ReplayOf, fresh.ID)
 	}
 }
