@@ -19,6 +19,7 @@ import (
 	"github.com/yolda/yolda/internal/bus/natstest"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 // The pipeline tests against a real nats-server process, as production
@@ -445,30 +446,11 @@ func (c counts) assert(t *testing.T, n int) {
 // labels.
 func metricSum(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
+	v, err := telemetry.Sum(reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := 0.0
-	for _, fam := range families {
-		if fam.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range fam.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return v
 }
 
 // metricByLabel is a counter's value per value of one label.

@@ -25,3 +25,40 @@ func RegisterOrReuse(reg prometheus.Registerer, c prometheus.Collector) (prometh
 	}
 	return c, nil
 }
+
+// Sum adds up the series of the metric name whose labels include labels:
+// counters and gauges by value, histograms by sample count. A metric with
+// no such series sums to 0. Tests and health reports read metrics with it.
+func Sum(g prometheus.Gatherer, name string, labels map[string]string) (float64, error) {
+	families, err := g.Gather()
+	if err != nil {
+		return 0, err
+	}
+	sum := 0.0
+	for _, fam := range families {
+		if fam.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range fam.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum, nil
+}
