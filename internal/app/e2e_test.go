@@ -170,6 +170,36 @@ func post(client *http.Client, in *instance, token string) (string, int, error) 
 	return m.ID, resp.StatusCode, nil
 }
 
+// loadUntil posts requests from workers goroutines until ctx ends or the
+// server stops answering, and returns a function that waits for them and
+// gives the ids of the requests answered 202.
+func loadUntil(ctx context.Context, client *http.Client, in *instance, token string, workers int) func() []string {
+	var mu sync.Mutex
+	var ids []string
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				id, code, err := post(client, in, token)
+				if err != nil {
+					return // the server is gone
+				}
+				if code == 202 {
+					mu.Lock()
+					ids = append(ids, id)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	return func() []string {
+		wg.Wait()
+		return ids
+	}
+}
+
 func get(t *testing.T, in *instance, token, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", in.url(path), nil)
@@ -229,30 +259,9 @@ func TestServeAndShutdown(t *testing.T) {
 			e.addAccounts(t) // while the server runs
 			token := login(t, in, "ayse", "ayse-password")
 
-			accepted := make(chan string, 10000)
-			var wg sync.WaitGroup
-			stop := make(chan struct{})
-			client := &http.Client{Timeout: 30 * time.Second}
-			for range 16 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						id, code, err := post(client, in, token)
-						if err != nil {
-							return // the listener closed
-						}
-						if code == 202 {
-							accepted <- id
-						}
-					}
-				}()
-			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			wait := loadUntil(ctx, &http.Client{Timeout: 30 * time.Second}, in, token, 16)
 			time.Sleep(500 * time.Millisecond)
 			in.cmd.Process.Signal(syscall.SIGTERM)
 			select {
@@ -263,13 +272,8 @@ func TestServeAndShutdown(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("yolda did not stop after SIGTERM")
 			}
-			close(stop)
-			wg.Wait()
-			close(accepted)
-			var ids []string
-			for id := range accepted {
-				ids = append(ids, id)
-			}
+			cancel()
+			ids := wait()
 			if len(ids) == 0 {
 				t.Fatal("no request was accepted before the shutdown")
 			}
@@ -303,34 +307,14 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 			token := login(t, in, "ayse", "ayse-password")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var mu sync.Mutex
-			var ids []string
-			var wg sync.WaitGroup
-			client := &http.Client{Timeout: 10 * time.Second}
-			for range 32 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for ctx.Err() == nil {
-						id, code, err := post(client, in, token)
-						if err != nil {
-							return
-						}
-						if code == 202 {
-							mu.Lock()
-							ids = append(ids, id)
-							mu.Unlock()
-						}
-					}
-				}()
-			}
+			wait := loadUntil(ctx, &http.Client{Timeout: 10 * time.Second}, in, token, 32)
 			time.Sleep(time.Second)
 			if err := in.cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
 			<-in.done
 			cancel()
-			wg.Wait()
+			ids := wait()
 			if len(ids) < 10 {
 				t.Fatalf("only %d requests accepted before the kill", len(ids))
 			}
@@ -398,30 +382,12 @@ func TestCrashBetweenCommitAndPublish(t *testing.T) {
 			full := e.start(t)
 			// Load while the full process runs, then kill it mid-stream.
 			ctx, cancel := context.WithCancel(context.Background())
-			var mu sync.Mutex
-			var wg sync.WaitGroup
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for ctx.Err() == nil {
-						id, code, err := post(client, full, token)
-						if err != nil {
-							return
-						}
-						if code == 202 {
-							mu.Lock()
-							ids = append(ids, id)
-							mu.Unlock()
-						}
-					}
-				}()
-			}
+			wait := loadUntil(ctx, client, full, token, 8)
 			time.Sleep(700 * time.Millisecond)
 			full.cmd.Process.Kill()
 			<-full.done
 			cancel()
-			wg.Wait()
+			ids = append(ids, wait()...)
 
 			again := e.start(t)
 			deadline := time.Now().Add(60 * time.Second)
