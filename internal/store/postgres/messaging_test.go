@@ -21,20 +21,28 @@ func TestMessagingConformance(t *testing.T) {
 	storetest.RunMessaging(t, func(t *testing.T) storetest.MessagingStore { return open(t) })
 }
 
-// Relays in separate pools (as in separate processes) never publish a row
-// twice: each locks the rows it read with SKIP LOCKED.
-func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
+// openProcesses opens n stores on one fresh schema, each with its own pool,
+// as n processes would.
+func openProcesses(t *testing.T, n int) []*postgres.Store {
+	t.Helper()
 	u := pgtest.URL(t)
-	ctx := context.Background()
 	var stores []*postgres.Store
-	for range 4 {
-		s, err := postgres.Open(ctx, u)
+	for range n {
+		s, err := postgres.Open(context.Background(), u)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		stores = append(stores, s)
 	}
+	return stores
+}
+
+// Relays in separate pools (as in separate processes) never publish a row
+// twice: each locks the rows it read with SKIP LOCKED.
+func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
+	ctx := context.Background()
+	stores := openProcesses(t, 4)
 	owner := addUser(t, stores[0], "ayse")
 	var batch []*intake.Creation
 	for range 100 {
@@ -60,17 +68,8 @@ func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
 
 // Sweepers in several processes nudge each stale request once.
 func TestSweepersInSeveralProcessesNudgeOnce(t *testing.T) {
-	u := pgtest.URL(t)
 	ctx := context.Background()
-	var stores []*postgres.Store
-	for range 4 {
-		s, err := postgres.Open(ctx, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		stores = append(stores, s)
-	}
+	stores := openProcesses(t, 4)
 	owner := addUser(t, stores[0], "ayse")
 	old := time.Now().Add(-time.Hour)
 	var batch []*intake.Creation
