@@ -1,8 +1,6 @@
 package bus
 
 import (
-	"errors"
-
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,46 +28,41 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	var errs []error
-	reuse := func(c prometheus.Collector) prometheus.Collector {
-		c, err := telemetry.RegisterOrReuse(reg, c)
-		errs = append(errs, err)
-		return c
-	}
+	r := telemetry.NewRegistrar(reg)
 	consumerLabels := []string{"stream", "consumer"}
 	m := &metrics{
-		published: reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+		published: telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "published_total",
 			Help: "Messages published, by stream and result (stored, duplicate: the stream already had it, error).",
-		}, []string{"stream", "result"})).(*prometheus.CounterVec),
-		publishDuration: reuse(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, []string{"stream", "result"})),
+		publishDuration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "publish_duration_seconds",
 			Help:    "Time to publish and have acknowledged one message (mode single) or one whole batch (mode batch).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"mode"})).(*prometheus.HistogramVec),
-		consumed: reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"mode"})),
+		consumed: telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "consumed_total",
 			Help: "Deliveries handled, by consumer and outcome (ack, retry, failed, dead).",
-		}, append(consumerLabels, "outcome"))).(*prometheus.CounterVec),
-		redeliveries: reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, append(consumerLabels, "outcome"))),
+		redeliveries: telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "redeliveries_total",
 			Help: "Deliveries of a message this consumer had been given before.",
-		}, consumerLabels)).(*prometheus.CounterVec),
-		handlerDuration: reuse(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, consumerLabels)),
+		handlerDuration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "handler_duration_seconds",
 			Help:    "Time a handler took, whatever its outcome.",
 			Buckets: prometheus.DefBuckets,
-		}, consumerLabels)).(*prometheus.HistogramVec),
-		pending: reuse(prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		}, consumerLabels)),
+		pending: telemetry.Reuse(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "consumer_pending",
 			Help: "Messages of a consumer not yet done, by state: undelivered (NumPending) or unacked (NumAckPending, including those waiting for a delayed redelivery). Sampled.",
-		}, append(consumerLabels, "state"))).(*prometheus.GaugeVec),
-		redelivered: reuse(prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		}, append(consumerLabels, "state"))),
+		redelivered: telemetry.Reuse(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "consumer_redelivered",
 			Help: "Unacknowledged messages of a consumer that have been delivered more than once (NumRedelivered). Sampled.",
-		}, consumerLabels)).(*prometheus.GaugeVec),
+		}, consumerLabels)),
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
 	return m, nil

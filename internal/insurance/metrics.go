@@ -1,8 +1,6 @@
 package insurance
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/telemetry"
@@ -29,31 +27,26 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	var errs []error
-	reuse := func(c prometheus.Collector) prometheus.Collector {
-		c, err := telemetry.RegisterOrReuse(reg, c)
-		errs = append(errs, err)
-		return c
-	}
+	r := telemetry.NewRegistrar(reg)
 	insurer := []string{"insurer"}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return reuse(prometheus.NewCounterVec(prometheus.CounterOpts{
+		return telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "yolda", Subsystem: "insurer", Name: name, Help: help,
-		}, append(insurer, labels...))).(*prometheus.CounterVec)
+		}, append(insurer, labels...)))
 	}
 	gauge := func(name, help string) *prometheus.GaugeVec {
-		return reuse(prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		return telemetry.Reuse(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "yolda", Subsystem: "insurer", Name: name, Help: help,
-		}, insurer)).(*prometheus.GaugeVec)
+		}, insurer))
 	}
 	m := &metrics{
 		calls: counter("calls_total",
 			"Calls (attempts, retries included) sent to an insurer, by outcome: covered, not_covered, error.", "outcome"),
-		duration: reuse(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "insurer", Name: "call_duration_seconds",
 			Help:    "Time of one call (attempt) to an insurer, whatever its outcome.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 10, 30},
-		}, insurer)).(*prometheus.HistogramVec),
+		}, insurer)),
 		errors: counter("errors_total",
 			"Failed calls to an insurer by kind (timeout, refused, server, client, bad_payload, canceled, other), "+
 				"and calls never sent (unavailable: breaker open; bulkhead_full).", "kind"),
@@ -68,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inFlight: gauge("in_flight",
 			"Verify calls in progress for an insurer (bulkhead slots held)."),
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -62,3 +62,32 @@ func Sum(g prometheus.Gatherer, name string, labels map[string]string) (float64,
 	}
 	return sum, nil
 }
+
+// Registrar registers a component's collectors with RegisterOrReuse and
+// collects the errors, so that a constructor can declare its metrics in
+// one literal and check once.
+type Registrar struct {
+	reg  prometheus.Registerer
+	errs []error
+}
+
+// NewRegistrar registers on reg; a nil reg registers nothing.
+func NewRegistrar(reg prometheus.Registerer) *Registrar { return &Registrar{reg: reg} }
+
+// Reuse registers c, or returns the collector of the same description
+// already registered.
+func Reuse[C prometheus.Collector](r *Registrar, c C) C {
+	got, err := RegisterOrReuse(r.reg, c)
+	if err != nil {
+		r.errs = append(r.errs, err)
+		return c
+	}
+	if existing, ok := got.(C); ok {
+		return existing
+	}
+	r.errs = append(r.errs, errors.New("telemetry: a collector of another type holds this name"))
+	return c
+}
+
+// Err reports every registration that failed.
+func (r *Registrar) Err() error { return errors.Join(r.errs...) }

@@ -55,3 +55,19 @@ func TestSum(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistrar(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	first := NewRegistrar(reg)
+	a := Reuse(first, prometheus.NewCounter(prometheus.CounterOpts{Name: "r_total", Help: "r"}))
+	second := NewRegistrar(reg)
+	b := Reuse(second, prometheus.NewCounter(prometheus.CounterOpts{Name: "r_total", Help: "r"}))
+	if a != b || first.Err() != nil || second.Err() != nil {
+		t.Fatalf("second registrar did not reuse the first's counter: %v %v", first.Err(), second.Err())
+	}
+	bad := NewRegistrar(reg)
+	Reuse(bad, prometheus.NewGauge(prometheus.GaugeOpts{Name: "r_total", Help: "another"}))
+	if bad.Err() == nil {
+		t.Error("a clashing collector was accepted")
+	}
+}
