@@ -101,6 +101,9 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				level = slog.LevelDebug
 			}
+			if !s.log.Enabled(ctx, level) {
+				return // skip building the attributes: this runs on every request
+			}
 			s.log.LogAttrs(ctx, level, "http",
 				slog.String("request_id", rid),
 				slog.String("method", r.Method),

@@ -194,6 +194,8 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 	return out
 }
 
+// handleOpenAPI serves the document built once in New: the route table
+// does not change while the server runs.
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.openAPI())
+	writeJSON(w, http.StatusOK, s.openAPIDoc)
 }

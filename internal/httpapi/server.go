@@ -111,8 +111,10 @@ type Server struct {
 	userLimit Limiter
 	ipLimit   Limiter
 	routes    []route
-	handler   http.Handler
-	ops       http.Handler
+	// openAPIDoc is generated from routes once.
+	openAPIDoc map[string]any
+	handler    http.Handler
+	ops        http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
 	inFlight chan struct{}
 }
@@ -144,6 +146,7 @@ func New(d Deps) *Server {
 		s.inFlight = make(chan struct{}, d.Options.MaxInFlight)
 	}
 	s.routes = s.routeTable()
+	s.openAPIDoc = s.openAPI()
 	s.handler = s.mux(s.routes)
 	var ops []route
 	for _, rt := range s.routes {
