@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,29 +28,20 @@ const insertReceiptSQL = `INSERT INTO processed_messages (consumer, message_id, 
 // sent at the relay's clock after publish returned, the clock that
 // OutboxSentSince's since is read against.
 func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+outboxColumns+` FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	rows, err := br.Query()
+	var msgs []outbox.Message
+	tx, err := s.beginRead(ctx, read{
+		sql:  `SELECT ` + outboxColumns + ` FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		args: []any{limit},
+		scan: func(row pgx.CollectableRow) error {
+			m, err := scanOutboxRow(row)
+			msgs = append(msgs, m)
+			return err
+		},
+	})
 	if err != nil {
-		br.Close()
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
-	msgs, err := scanOutbox(rows)
-	if err != nil {
-		br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
+	defer rollback(ctx, tx)
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -67,7 +57,8 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbo
 	}
 	// The rows are marked and the transaction committed even if ctx ended
 	// during publish: what the broker has confirmed should not be sent again.
-	wctx := context.WithoutCancel(ctx)
+	wctx, cancel := cleanupContext(ctx)
+	defer cancel()
 	if _, err := tx.Exec(wctx, `UPDATE outbox SET sent_at = $2 WHERE seq = ANY($1)`, seqs, time.Now()); err != nil {
 		return 0, fmt.Errorf("mark outbox sent: %w", err)
 	}
@@ -186,28 +177,24 @@ func (s *Store) DeadLetters(ctx context.Context, before string, limit int) ([]de
 // RedriveDeadLetter implements deadletter.Store: the letter is locked,
 // marked and its message committed to the outbox in one transaction.
 func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, msg func(deadletter.Letter) outbox.Message) (deadletter.Letter, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1 FOR UPDATE`, id)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return deadletter.Letter{}, fmt.Errorf("begin: %w", err)
+	var found []deadletter.Letter
+	tx, err := s.beginRead(ctx, read{
+		sql:  `SELECT ` + deadLetterColumns + ` FROM dead_letters WHERE id = $1 FOR UPDATE`,
+		args: []any{id},
+		scan: func(row pgx.CollectableRow) error {
+			l, err := scanDeadLetter(row)
+			found = append(found, l)
+			return err
+		},
+	})
+	if err != nil {
+		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
 	}
-	l, err := scanDeadLetter(br.QueryRow())
-	if errors.Is(err, pgx.ErrNoRows) {
-		br.Close()
+	defer rollback(ctx, tx)
+	if len(found) == 0 {
 		return deadletter.Letter{}, deadletter.ErrNotFound
 	}
-	if err != nil {
-		br.Close()
-		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
-	}
-	if err := br.Close(); err != nil {
-		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
-	}
+	l := found[0]
 	w := &pgx.Batch{}
 	w.Queue(`UPDATE dead_letters SET redriven_at = $2 WHERE id = $1`, id, at)
 	queueOutbox(w, []outbox.Message{msg(l)})
@@ -289,43 +276,25 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 // worker is changing right now is left alone.
 func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
 	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(selectWithTimeline+` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
-		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`, string(status), olderThan, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return nil, fmt.Errorf("begin: %w", err)
-	}
 	var stale []intake.Request
-	rows, err := br.Query()
-	if err == nil {
-		for rows.Next() {
+	tx, err := s.beginRead(ctx, read{
+		sql: selectWithTimeline + ` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
+		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`,
+		args: []any{string(status), olderThan, limit},
+		scan: func(row pgx.CollectableRow) error {
 			var tl timelineArrays
-			var r intake.Request
-			if r, err = scanRequest(rows, tl.dest()...); err != nil {
-				break
-			}
-			if err = tl.fill(&r); err != nil {
-				break
+			r, err := scanRequest(row, tl.dest()...)
+			if err != nil {
+				return err
 			}
 			stale = append(stale, r)
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+			return tl.fill(&stale[len(stale)-1])
+		},
+	})
 	if err != nil {
-		br.Close()
 		return nil, fmt.Errorf("find stale requests: %w", err)
 	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("find stale requests: %w", err)
-	}
+	defer rollback(ctx, tx)
 	if len(stale) == 0 {
 		return nil, nil
 	}

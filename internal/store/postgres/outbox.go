@@ -31,14 +31,9 @@ func scanOutbox(rows pgx.Rows) ([]outbox.Message, error) {
 	defer rows.Close()
 	var out []outbox.Message
 	for rows.Next() {
-		var m outbox.Message
-		var sent *time.Time
-		if err := rows.Scan(&m.Seq, &m.ID, &m.Subject, &m.Payload, &m.CreatedAt, &sent); err != nil {
-			return nil, fmt.Errorf("scan outbox: %w", err)
-		}
-		m.CreatedAt = utc(m.CreatedAt)
-		if sent != nil {
-			m.SentAt = sent.UTC()
+		m, err := scanOutboxRow(rows)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, m)
 	}
@@ -46,6 +41,20 @@ func scanOutbox(rows pgx.Rows) ([]outbox.Message, error) {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	return out, nil
+}
+
+// scanOutboxRow reads one row of outboxColumns.
+func scanOutboxRow(row rowScanner) (outbox.Message, error) {
+	var m outbox.Message
+	var sent *time.Time
+	if err := row.Scan(&m.Seq, &m.ID, &m.Subject, &m.Payload, &m.CreatedAt, &sent); err != nil {
+		return m, fmt.Errorf("scan outbox: %w", err)
+	}
+	m.CreatedAt = utc(m.CreatedAt)
+	if sent != nil {
+		m.SentAt = sent.UTC()
+	}
+	return m, nil
 }
 
 // queueOutbox queues, on b, the insertion of msgs (nothing if there are
@@ -58,3 +67,10 @@ func queueOutbox(b *pgx.Batch, msgs []outbox.Message) {
 	a.addOutbox("", msgs)
 	b.Queue(insertOutboxSQL, a.obID, a.obSubject, a.obPayload, a.obAt)
 }
+
+// insertOutboxSQL inserts outbox rows given as arrays, in array order (so
+// that seq follows it).
+const insertOutboxSQL = `INSERT INTO outbox (id, subject, payload, created_at)
+	SELECT o.id, o.subject, o.payload, o.created_at
+	FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[]) WITH ORDINALITY AS o(id, subject, payload, created_at, ord)
+	ORDER BY o.ord`

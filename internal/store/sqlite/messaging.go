@@ -255,24 +255,10 @@ func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan,
 	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests
-			WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
+		stale, err := readRequests(ctx, tx, `WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
 			string(status), toMicros(olderThan), limit)
 		if err != nil {
 			return fmt.Errorf("find stale requests: %w", err)
-		}
-		var stale []intake.Request
-		for rows.Next() {
-			r, err := scanRequest(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("scan stale request: %w", err)
-			}
-			stale = append(stale, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, r := range stale {
 			msgs, err := jobs(r)

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("ListFiltersAndPages", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, open(t)) })
 	t.Run("UpdateConcurrent", func(t *testing.T) { testUpdateConcurrent(t, open(t)) })
+	t.Run("ReadIsOneSnapshot", func(t *testing.T) { testReadIsOneSnapshot(t, open(t)) })
 	t.Run("DriverNeverOnTwoOpenJobs", func(t *testing.T) { testOneOpenJobPerDriver(t, open(t)) })
 }
 
@@ -486,6 +487,71 @@ func testUpdateConcurrent(t *testing.T, s Store) {
 	}
 	if len(got.Notes) != writers || got.Version != 1+writers {
 		t.Errorf("after %d concurrent updates: notes=%q version=%d (lost updates)", writers, got.Notes, got.Version)
+	}
+}
+
+// testReadIsOneSnapshot: a request and its timeline are read from one
+// snapshot, by Request and by Requests alike, however fast it changes.
+// Every update appends one note character and one timeline entry, so a
+// reader that mixed two states would see them disagree.
+func testReadIsOneSnapshot(t *testing.T, s Store) {
+	ctx := context.Background()
+	owner := addUser(t, s, "ayse", identity.Customer)
+	r := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow)
+	r.Notes = ""
+	mustCreate(t, s, creation(r, "", ""))
+	const updates = 300
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, mixed sync.Map
+	check := func(how string, got intake.Request) {
+		reads.Store(how, true)
+		if len(got.Timeline) != 1+len(got.Notes) {
+			mixed.Store(how, fmt.Sprintf("%d timeline entries with %d notes", len(got.Timeline), len(got.Notes)))
+		}
+	}
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				got, err := s.Request(ctx, r.ID)
+				if err != nil {
+					t.Errorf("Request: %v", err)
+					return
+				}
+				check("Request", got)
+				list, err := s.Requests(ctx, intake.Filter{OwnerID: owner.ID, Limit: 10})
+				if err != nil || len(list) != 1 {
+					t.Errorf("Requests: %d %v", len(list), err)
+					return
+				}
+				check("Requests", list[0])
+			}
+		}()
+	}
+	for i := range updates {
+		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Notes += "x"
+			return intake.Change{Timeline: &intake.TimelineEntry{Status: cur.Status, At: base.Add(time.Duration(i) * time.Second), ActorID: owner.ID}}, nil
+		}); err != nil {
+			t.Fatalf("UpdateRequest: %v", err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	for _, how := range []string{"Request", "Requests"} {
+		if _, ok := reads.Load(how); !ok {
+			t.Errorf("no %s read ran during the updates", how)
+		}
+		if v, ok := mixed.Load(how); ok {
+			t.Errorf("%s mixed two states: %v", how, v)
+		}
 	}
 }
 
