@@ -211,6 +211,7 @@ func TestPatienceEndsInManualReview(t *testing.T) {
 	for _, id := range ids {
 		if _, err := p.store.UpdateRequest(context.Background(), id, func(r *intake.Request) (intake.Change, error) {
 			r.CreatedAt = r.CreatedAt.Add(-2 * time.Minute)
+			r.Version++
 			return intake.Change{}, nil
 		}); err != nil {
 			t.Fatal(err)

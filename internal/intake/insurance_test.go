@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -172,5 +173,44 @@ func TestManualReviewThenOperatorDecides(t *testing.T) {
 	}
 	if _, err := f.svc.DecideInsurance(context.Background(), f.operator, r.ID, intake.InsuranceRejected, "changed my mind"); !errors.Is(err, intake.ErrConflict) {
 		t.Errorf("second decision: %v", err)
+	}
+}
+
+// Every message of a change carries the version the change stored, so a
+// consumer can order a request's messages: creation is 1, and each change
+// after it one more, whatever it emits.
+func TestMessagesCarryTheVersionTheyAnnounce(t *testing.T) {
+	f := setup(t)
+	r := f.create(t, "wait", intake.JumpStart, 0)
+	approved, err := f.svc.RecordInsurance(context.Background(), f.system, r.ID, intake.InsuranceOutcome{Status: intake.InsuranceApproved}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, err := f.svc.Cancel(context.Background(), f.customer, r.ID, "found help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if approved.Version != 2 || cancelled.Version != 3 {
+		t.Fatalf("versions after approval and cancellation: %d, %d; want 2, 3", approved.Version, cancelled.Version)
+	}
+	msgs, _ := f.store.PendingOutbox(context.Background(), 1000)
+	var got []string
+	for _, m := range msgs {
+		var env outbox.Envelope
+		if err := json.Unmarshal(m.Payload, &env); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s@%d", m.Subject, env.Seq))
+	}
+	want := []string{
+		"jobs.insurance.verify.wait@1", "events.request.created@1",
+		"events.request.status_changed@2", "jobs.dispatch.request@2", "events.request.insurance_checked@2",
+		"events.request.status_changed@3",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages:\n got %v\nwant %v", got, want)
+	}
+	if stored, _ := f.store.Request(context.Background(), r.ID); stored.Version != cancelled.Version {
+		t.Errorf("stored version %d, returned %d", stored.Version, cancelled.Version)
 	}
 }

@@ -141,7 +141,7 @@ func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Mess
 	if err != nil {
 		return nil, err
 	}
-	created, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, actor,
+	created, err := outbox.NewMessage(outbox.EventSubject(outbox.EventRequestCreated), head(r, outbox.EventRequestCreated, at, actor),
 		CreatedEvent{Request: r, OwnerID: r.OwnerID})
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 	dispatch := r.Status == StatusDispatching || (r.Status == StatusReceived && (s.early == nil || s.early(r.Policy.Insurer)))
 	var msgs []outbox.Message
 	if verify {
-		m, err := outbox.New(outbox.InsuranceVerifySubject(r.Policy.Insurer), "insurance.verify", at, r.ID, actor, VerifyJob{
+		m, err := outbox.NewMessage(outbox.InsuranceVerifySubject(r.Policy.Insurer), head(r, "insurance.verify", at, actor), VerifyJob{
 			Insurer:      r.Policy.Insurer,
 			PolicyNumber: r.Policy.PolicyNumber,
 			Plate:        r.Vehicle.Plate,
@@ -178,7 +178,7 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	if dispatch {
-		m, err := outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
+		m, err := outbox.NewMessage(outbox.SubjectDispatchRequest, head(r, "dispatch.request", at, actor), DispatchJob{
 			ServiceType: r.ServiceType,
 			Location:    r.Location,
 		})
@@ -188,6 +188,12 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// head is the envelope head of a message about r as it is now: it carries
+// r's version as its seq.
+func head(r Request, msgType string, at time.Time, actor outbox.Actor) outbox.Envelope {
+	return outbox.Envelope{Type: msgType, OccurredAt: at, RequestID: r.ID, Seq: r.Version, Actor: actor}
 }
 
 // VerifyJob is the data of an insurance.verify job.
@@ -320,20 +326,21 @@ func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID,
 		if !CanMove(r.Status, StatusCancelled) || (!who.Role.Staff() && !customerMayCancel(r.Status)) {
 			return Change{}, fmt.Errorf("cancel a request that is %s: %w", r.Status, ErrConflict)
 		}
-		return s.move(r, who, StatusCancelled, reason)
+		now := s.now().UTC().Truncate(time.Microsecond)
+		r.Advance(now)
+		return s.move(r, who, StatusCancelled, reason, now)
 	})
 }
 
-// move changes r's status and returns the change to store with it: the
-// timeline entry and the request.status_changed event.
-func (s *Service) move(r *Request, who identity.Principal, to Status, reason string) (Change, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
+// move changes r's status as part of a change begun at now (r.Advance) and
+// returns the change to store with it: the timeline entry and the
+// request.status_changed event.
+func (s *Service) move(r *Request, who identity.Principal, to Status, reason string, now time.Time) (Change, error) {
 	from := r.Status
 	r.Status = to
-	r.UpdatedAt = now
 	entry := TimelineEntry{Status: to, At: now, ActorID: who.UserID, Reason: reason}
-	ev, err := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged,
-		now, r.ID, outbox.ActorOf(who), StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
+	ev, err := outbox.NewMessage(outbox.EventSubject(outbox.EventRequestStatusChanged), head(*r, outbox.EventRequestStatusChanged, now, outbox.ActorOf(who)),
+		StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
 	if err != nil {
 		return Change{}, err
 	}

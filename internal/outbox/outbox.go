@@ -79,38 +79,44 @@ var SystemActor = Actor{ID: "system", Role: ""}
 // Envelope wraps every job and event payload. Its fields are documented in
 // docs/events.md; add fields, never rename them.
 type Envelope struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Version    int             `json:"version"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	RequestID  string          `json:"request_id,omitempty"`
-	Actor      Actor           `json:"actor"`
-	Data       json.RawMessage `json:"data"`
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Version    int       `json:"version"`
+	OccurredAt time.Time `json:"occurred_at"`
+	RequestID  string    `json:"request_id,omitempty"`
+	// Seq is the request's version after the change the message
+	// announces (a job: the version it was committed at). Versions
+	// advance by one with every stored change of a request, in the
+	// transaction of the change, so a consumer orders a request's
+	// messages by Seq and drops those older than what it has applied
+	// (see Fresh). Zero when the message names no version.
+	Seq   int             `json:"seq,omitempty"`
+	Actor Actor           `json:"actor"`
+	Data  json.RawMessage `json:"data"`
 }
 
-// New builds an outbox message carrying an envelope of the given type.
-// The envelope id and the message id are the same, so a consumer can use
-// either to make itself idempotent.
-func New(subject, msgType string, at time.Time, requestID string, actor Actor, data any) (Message, error) {
+// NewMessage builds an outbox message bound for subject, carrying head
+// with data. NewMessage sets head's ID and Version; the envelope id and the
+// message id are the same, so a consumer can use either to make itself
+// idempotent. head.OccurredAt is stored in UTC.
+func NewMessage(subject string, head Envelope, data any) (Message, error) {
+	head.ID = id.New("msg", head.OccurredAt)
+	head.Version = EnvelopeVersion
+	head.OccurredAt = head.OccurredAt.UTC()
 	// Encoded in one pass: marshalling data first and embedding it as a
 	// RawMessage would make encoding/json validate and compact it again.
 	env := struct {
 		Envelope
 		Data any `json:"data"`
-	}{
-		Envelope: Envelope{
-			ID:         id.New("msg", at),
-			Type:       msgType,
-			Version:    EnvelopeVersion,
-			OccurredAt: at.UTC(),
-			RequestID:  requestID,
-			Actor:      actor,
-		},
-		Data: data,
-	}
+	}{Envelope: head, Data: data}
 	payload, err := json.Marshal(env)
 	if err != nil {
-		return Message{}, fmt.Errorf("encode %s envelope: %w", msgType, err)
+		return Message{}, fmt.Errorf("encode %s envelope: %w", head.Type, err)
 	}
-	return Message{ID: env.ID, Subject: subject, Payload: payload, CreatedAt: env.OccurredAt}, nil
+	return Message{ID: head.ID, Subject: subject, Payload: payload, CreatedAt: head.OccurredAt}, nil
+}
+
+// New is NewMessage for a message that names no request version (Seq 0).
+func New(subject, msgType string, at time.Time, requestID string, actor Actor, data any) (Message, error) {
+	return NewMessage(subject, Envelope{Type: msgType, OccurredAt: at, RequestID: requestID, Actor: actor}, data)
 }

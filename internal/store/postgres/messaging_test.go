@@ -246,6 +246,7 @@ func TestListenOutbox(t *testing.T) {
 	receipt := outbox.Receipt{Consumer: "test", MessageID: "msg_1"}
 	update := func(cur *intake.Request) (intake.Change, error) {
 		cur.Notes += "+"
+		cur.Version++
 		return intake.Change{Outbox: []outbox.Message{ev}, Receipt: &receipt}, nil
 	}
 	drain(wakes)

@@ -163,7 +163,9 @@ func lockRequests(ids []string, out *[]intake.Request) []read {
 }
 
 // updateRequestsSQL writes the new state of requests, given as
-// requestArrays.requestArgs, every column but id.
+// requestArrays.requestArgs, every column but id. A row is written only
+// over the version before the new state's (Request.Advance): its rows
+// affected tell how many were.
 var updateRequestsSQL = func() string {
 	sets := make([]string, 0, len(requestColumns)-1)
 	for _, c := range requestColumns[1:] {
@@ -175,7 +177,7 @@ var updateRequestsSQL = func() string {
 	}
 	return `UPDATE requests AS t SET ` + strings.Join(sets, ", ") + `
 	FROM unnest(` + requestParams(1) + `) AS u(` + strings.Join(requestColumns, ", ") + `)
-	WHERE t.id = u.id`
+	WHERE t.id = u.id AND t.version = u.version - 1`
 }()
 
 // insertTimelineSQL appends timeline entries given as
@@ -194,8 +196,11 @@ type requestChange struct {
 // queueRequestChanges queues on b the writes of changes: one statement for
 // every row, one for every timeline entry and one for every outbox row,
 // however many requests changed. It appends each Entry to its request's
-// Timeline. Once the transaction commits, call s.outboxCommitted if any
-// change had outbox rows.
+// Timeline. The first statement queued is the update of the rows: unless
+// its rows affected is len(changes), some version did not advance by one
+// and the transaction must be rolled back (ErrVersion). Once the
+// transaction commits, call s.outboxCommitted if any change had outbox
+// rows.
 func queueRequestChanges(b *pgx.Batch, changes []requestChange) {
 	var a requestArrays
 	var msgs []outbox.Message
@@ -232,11 +237,14 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 	}
 	r := locked[0]
 
+	before := r.Version
 	change, err := fn(&r)
 	if err != nil {
 		return intake.Request{}, err
 	}
-	r.Version++
+	if r.Version != before+1 {
+		return intake.Request{}, fmt.Errorf("update request %s: version %d after %d: %w", id, r.Version, before, intake.ErrVersion)
+	}
 
 	w := &pgx.Batch{}
 	if rc := change.Receipt; rc != nil {
@@ -244,17 +252,29 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 	}
 	queueRequestChanges(w, []requestChange{{Request: &r, Entry: change.Timeline, Outbox: change.Outbox}})
 	wr := tx.SendBatch(ctx, w)
+	fail := func(err error) (intake.Request, error) {
+		// The rest of the batch may have run; the deferred rollback
+		// undoes it.
+		wr.Close()
+		return intake.Request{}, err
+	}
 	if change.Receipt != nil {
 		tag, err := wr.Exec()
 		if err != nil {
-			wr.Close()
-			return intake.Request{}, fmt.Errorf("record receipt: %w", err)
+			return fail(fmt.Errorf("record receipt: %w", err))
 		}
 		if tag.RowsAffected() == 0 {
-			// The rest of the batch ran; the deferred rollback undoes it.
-			wr.Close()
-			return intake.Request{}, outbox.ErrAlreadyProcessed
+			return fail(outbox.ErrAlreadyProcessed)
 		}
+	}
+	tag, err := wr.Exec()
+	if err != nil {
+		return fail(fmt.Errorf("update request %s: %w", r.ID, err))
+	}
+	if tag.RowsAffected() != 1 {
+		// Unreachable while the row is locked; refuse rather than
+		// overwrite a version this change was not made on.
+		return fail(fmt.Errorf("update request %s: stored version is not %d: %w", r.ID, before, intake.ErrVersion))
 	}
 	if err := wr.Close(); err != nil {
 		return intake.Request{}, fmt.Errorf("update request %s: %w", r.ID, err)

@@ -26,14 +26,15 @@ var insertRequestSQL = `INSERT INTO requests (` + requestColumns + `) VALUES (` 
 	strings.TrimSuffix(strings.Repeat("?,", len(strings.Split(requestColumns, ","))), ",") + `)`
 
 // updateRequestSQL sets every column but id from requestArgs[1:], then
-// takes the id.
+// takes the id and the version the change was made on: a row is written
+// only over that version.
 var updateRequestSQL = func() string {
 	cols := strings.Split(requestColumns, ",")
 	sets := make([]string, 0, len(cols)-1)
 	for _, c := range cols[1:] {
 		sets = append(sets, strings.TrimSpace(c)+" = ?")
 	}
-	return `UPDATE requests SET ` + strings.Join(sets, ", ") + ` WHERE id = ?`
+	return `UPDATE requests SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND version = ?`
 }()
 
 func requestArgs(r *intake.Request) []any {

@@ -177,19 +177,26 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 			return intake.ErrNotFound
 		}
 		r := found[0]
+		before := r.Version
 		change, err := fn(&r)
 		if err != nil {
 			return err
+		}
+		if r.Version != before+1 {
+			return fmt.Errorf("update request %s: version %d after %d: %w", id, r.Version, before, intake.ErrVersion)
 		}
 		if change.Receipt != nil {
 			if err := recordReceipt(ctx, tx, *change.Receipt, r.UpdatedAt); err != nil {
 				return err
 			}
 		}
-		r.Version++
 		args := requestArgs(&r)
-		if _, err := tx.ExecContext(ctx, updateRequestSQL, append(args[1:], r.ID)...); err != nil {
+		res, err := tx.ExecContext(ctx, updateRequestSQL, append(args[1:], r.ID, before)...)
+		if err != nil {
 			return fmt.Errorf("update request: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("update request %s: stored version is not %d: %w", r.ID, before, intake.ErrVersion)
 		}
 		if e := change.Timeline; e != nil {
 			if err := insertTimeline(ctx, tx, r.ID, len(r.Timeline)+1, *e); err != nil {

@@ -190,6 +190,7 @@ func testReceipts(t *testing.T, s MessagingStore) {
 	receipt := outbox.Receipt{Consumer: "insurance", MessageID: "msg_1"}
 	apply := func(cur *intake.Request) (intake.Change, error) {
 		cur.Notes += "+"
+		cur.Version++
 		return intake.Change{Receipt: &receipt}, nil
 	}
 	if _, err := s.UpdateRequest(ctx, r.ID, apply); err != nil {
@@ -205,6 +206,7 @@ func testReceipts(t *testing.T, s MessagingStore) {
 	// Another consumer's receipt for the same message is separate.
 	other := outbox.Receipt{Consumer: "dispatch", MessageID: "msg_1"}
 	if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+		cur.Version++
 		return intake.Change{Receipt: &other}, nil
 	}); err != nil {
 		t.Errorf("other consumer: %v", err)

@@ -415,7 +415,7 @@ func testUpdate(t *testing.T, s Store) {
 			return intake.Change{}, fmt.Errorf("fn saw status %s with %d timeline entries", cur.Status, len(cur.Timeline))
 		}
 		cur.Status = intake.StatusCancelled
-		cur.UpdatedAt = at
+		cur.Advance(at)
 		return intake.Change{Timeline: &intake.TimelineEntry{Status: intake.StatusCancelled, At: at, ActorID: owner.ID, Reason: "found help"}, Outbox: []outbox.Message{ev}}, nil
 	})
 	if err != nil {
@@ -441,6 +441,7 @@ func testUpdate(t *testing.T, s Store) {
 	boom := errors.New("boom")
 	_, err = s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
 		cur.Status = intake.StatusCompleted
+		cur.Version++
 		return intake.Change{}, boom
 	})
 	if !errors.Is(err, boom) {
@@ -458,6 +459,26 @@ func testUpdate(t *testing.T, s Store) {
 	}); !errors.Is(err, intake.ErrNotFound) {
 		t.Errorf("update of a missing request: err = %v, want ErrNotFound", err)
 	}
+
+	// A change must advance the version by exactly one, or nothing of it
+	// is stored: its messages would carry a seq that does not follow.
+	for _, step := range []int{0, 2} {
+		_, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Notes = "changed"
+			cur.Version += step
+			return intake.Change{Outbox: []outbox.Message{ev}}, nil
+		})
+		if !errors.Is(err, intake.ErrVersion) {
+			t.Errorf("version advanced by %d: err = %v, want ErrVersion", step, err)
+		}
+	}
+	after, _ = s.Request(ctx, r.ID)
+	if after.Notes == "changed" || after.Version != 2 {
+		t.Errorf("a change with a bad version was stored: notes=%q version=%d", after.Notes, after.Version)
+	}
+	if n := len(pending(t, s)); n != before+1 {
+		t.Errorf("a change with a bad version left outbox rows: %d", n-before-1)
+	}
 }
 
 func testUpdateConcurrent(t *testing.T, s Store) {
@@ -474,6 +495,7 @@ func testUpdateConcurrent(t *testing.T, s Store) {
 			defer wg.Done()
 			if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
 				cur.Notes += "x"
+				cur.Version++
 				return intake.Change{}, nil
 			}); err != nil {
 				t.Errorf("UpdateRequest: %v", err)
@@ -538,6 +560,7 @@ func testReadIsOneSnapshot(t *testing.T, s Store) {
 	for i := range updates {
 		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
 			cur.Notes += "x"
+			cur.Version++
 			return intake.Change{Timeline: &intake.TimelineEntry{Status: cur.Status, At: base.Add(time.Duration(i) * time.Second), ActorID: owner.ID}}, nil
 		}); err != nil {
 			t.Fatalf("UpdateRequest: %v", err)
@@ -564,6 +587,7 @@ func testOneOpenJobPerDriver(t *testing.T, s Store) {
 	mustCreate(t, s, creation(r1, "", ""), creation(r2, "", ""))
 	assign := func(cur *intake.Request) (intake.Change, error) {
 		cur.Status = intake.StatusAssigned
+		cur.Version++
 		cur.Assignment = &intake.Assignment{DriverID: driver.ID, DriverName: driver.Name, VehiclePlate: "34TOW1", AssignedAt: base, ETASeconds: 300}
 		return intake.Change{}, nil
 	}
@@ -580,6 +604,7 @@ func testOneOpenJobPerDriver(t *testing.T, s Store) {
 	// Once the first job is completed the driver may take the next.
 	if _, err := s.UpdateRequest(ctx, r1.ID, func(cur *intake.Request) (intake.Change, error) {
 		cur.Status = intake.StatusCompleted
+		cur.Version++
 		return intake.Change{}, nil
 	}); err != nil {
 		t.Fatalf("complete: %v", err)
