@@ -58,7 +58,7 @@ func ConsumerConfig(c Config) bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:        bus.StreamJobs,
 		Durable:       ConsumerPrefix + c.Code,
-		FilterSubject: outbox.InsuranceVerifySubject(c.Code),
+		FilterSubject: outbox.InsuranceVerifyFilter(c.Code),
 		// A handler holds a slot for at most every attempt's timeout plus
 		// the back-off between them.
 		AckWait:       time.Duration(c.Retry.Attempts)*(c.Timeout+c.Retry.MaxDelay) + 10*time.Second,

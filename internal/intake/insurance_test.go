@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/yolda/yolda/internal/account"
@@ -25,8 +26,8 @@ type fixture struct {
 	system   identity.Principal
 }
 
-// setup: insurer "wait" makes dispatch wait for cover, any other starts
-// dispatch at once.
+// setup: insurer "wait" makes dispatch wait for cover, "unknown" is not
+// configured, any other starts dispatch at once.
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
@@ -35,7 +36,10 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc := intake.NewService(store, intake.Options{DispatchBeforeCover: func(insurer string) bool { return insurer != "wait" }})
+	svc := intake.NewService(store, intake.Options{
+		KnownInsurer:        func(insurer string) bool { return insurer != "unknown" },
+		DispatchBeforeCover: func(insurer string) bool { return insurer != "wait" },
+	})
 	t.Cleanup(svc.Close)
 	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
 	c, _ := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
@@ -80,11 +84,44 @@ func TestInitialStatusFollowsTheInsurersRule(t *testing.T) {
 		t.Fatalf("statuses: %s and %s", waits.Status, early.Status)
 	}
 	if got := subjects(t, f.store, 0); !slices.Equal(got, []string{
-		"jobs.insurance.verify.wait", "events.request.created", // waits: no dispatch before cover
-		"jobs.insurance.verify.anadolu", "jobs.dispatch.request", "events.request.created",
+		"jobs.insurance.verify.wait." + waits.ID, "events.request.created", // waits: no dispatch before cover
+		"jobs.insurance.verify.anadolu." + early.ID, "jobs.dispatch.request." + early.ID, "events.request.created",
 	}) {
 		t.Errorf("outbox: %v", got)
 	}
+}
+
+// An insurer that no configuration knows: the request is accepted and
+// dispatched, its insurance goes straight to manual review, and no check
+// job is committed for a consumer that does not exist. With no insurers
+// configured at all, every insurer is unknown and the rule is the same.
+func TestUnknownInsurerGoesToManualReview(t *testing.T) {
+	check := func(t *testing.T, f *fixture, insurer string) {
+		t.Helper()
+		before := len(subjects(t, f.store, 0))
+		r := f.create(t, insurer, intake.JumpStart, 0)
+		if r.Status != intake.StatusDispatching || r.Insurance.Status != intake.InsuranceManualReview ||
+			r.Insurance.Reason == nil || !strings.Contains(*r.Insurance.Reason, insurer) || r.Insurance.CheckedAt == nil {
+			t.Errorf("created: status %s, insurance %+v", r.Status, r.Insurance)
+		}
+		if got := subjects(t, f.store, before); !slices.Equal(got, []string{
+			"jobs.dispatch.request." + r.ID, "events.request.created", "events.request.insurance_checked",
+		}) {
+			t.Errorf("outbox: %v", got)
+		}
+		// The operator settles it as any manual review.
+		got, err := f.svc.DecideInsurance(context.Background(), f.operator, r.ID, intake.InsuranceWaived, "")
+		if err != nil || got.Insurance.Status != intake.InsuranceWaived {
+			t.Errorf("operator decision: %v %+v", err, got.Insurance)
+		}
+	}
+	t.Run("insurers configured", func(t *testing.T) { check(t, setup(t), "unknown") })
+	t.Run("no insurers file", func(t *testing.T) {
+		f := setup(t)
+		f.svc = intake.NewService(f.store, intake.Options{})
+		t.Cleanup(f.svc.Close)
+		check(t, f, "anadolu")
+	})
 }
 
 func TestApprovalStartsDispatch(t *testing.T) {
@@ -102,7 +139,7 @@ func TestApprovalStartsDispatch(t *testing.T) {
 		got.Insurance.CheckedAt == nil || len(got.Insurance.Flags) != 0 || string(got.Insurance.Coverage) != `{"max_tow_km":100,"services":["tow"]}` {
 		t.Errorf("after approval: %+v", got)
 	}
-	if s := subjects(t, f.store, len(before)); !slices.Equal(s, []string{"events.request.status_changed", "jobs.dispatch.request", "events.request.insurance_checked"}) {
+	if s := subjects(t, f.store, len(before)); !slices.Equal(s, []string{"events.request.status_changed", "jobs.dispatch.request." + r.ID, "events.request.insurance_checked"}) {
 		t.Errorf("outbox after approval: %v", s)
 	}
 	// The same message again changes nothing (whichever guard sees it first).
@@ -203,8 +240,8 @@ func TestMessagesCarryTheVersionTheyAnnounce(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s@%d", m.Subject, env.Seq))
 	}
 	want := []string{
-		"jobs.insurance.verify.wait@1", "events.request.created@1",
-		"events.request.status_changed@2", "jobs.dispatch.request@2", "events.request.insurance_checked@2",
+		"jobs.insurance.verify.wait." + r.ID + "@1", "events.request.created@1",
+		"events.request.status_changed@2", "jobs.dispatch.request." + r.ID + "@2", "events.request.insurance_checked@2",
 		"events.request.status_changed@3",
 	}
 	if !slices.Equal(got, want) {

@@ -20,11 +20,13 @@ type Options struct {
 	Batch BatchOptions
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// KnownInsurer reports whether an insurer code is configured. Nil
-	// accepts any well-formed code.
+	// KnownInsurer reports whether an insurer code is configured, i.e.
+	// whether something will check its policies. Nil knows none (no
+	// insurers file). A request naming an insurer it does not know is
+	// accepted straight into manual review (see Create).
 	KnownInsurer func(code string) bool
-	// DispatchBeforeCover reports whether dispatch may start before the
-	// insurer confirms cover. Nil means it may, for every insurer.
+	// DispatchBeforeCover reports whether dispatch may start before a
+	// known insurer confirms cover. Nil means it may, for every insurer.
 	DispatchBeforeCover func(insurer string) bool
 	// Committed, if set, is called after every transaction that committed
 	// outbox messages, so an in-process relay can wake at once.
@@ -86,9 +88,6 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 		return Created{}, ErrForbidden
 	}
 	r, err := sub.normalize()
-	if err == nil && s.known != nil && !s.known(r.Policy.Insurer) {
-		err = validate.Errors{{Field: "policy.insurer", Message: "is not an insurer Yolda works with"}}
-	}
 	if err != nil {
 		return Created{}, err
 	}
@@ -97,11 +96,21 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 	r.OwnerID = who.UserID
 	// Received, and at once either waiting for the insurer's word or
 	// dispatching, as the insurer's rule says: the customer sees which.
+	//
+	// The rule for an insurer that no configuration knows, the same with
+	// no insurers file as with one: the request is accepted (a stranded
+	// driver is helped first), dispatch starts, and the insurance question
+	// goes straight to manual review for an operator to settle. No check
+	// job is committed, since no consumer would ever take it.
 	r.Status = StatusAwaitingInsurance
-	if s.early == nil || s.early(r.Policy.Insurer) {
+	r.Insurance = Insurance{Status: InsurancePending, Flags: []string{}}
+	if s.known == nil || !s.known(r.Policy.Insurer) {
+		reason := "insurer " + r.Policy.Insurer + " is not configured"
+		r.Insurance = Insurance{Status: InsuranceManualReview, CheckedAt: &now, Reason: &reason, Flags: []string{}}
+	}
+	if r.Insurance.Status != InsurancePending || s.early == nil || s.early(r.Policy.Insurer) {
 		r.Status = StatusDispatching
 	}
-	r.Insurance = Insurance{Status: InsurancePending, Flags: []string{}}
 	r.Timeline = []TimelineEntry{
 		{Status: StatusReceived, At: now, ActorID: who.UserID},
 		{Status: r.Status, At: now, ActorID: who.UserID},
@@ -133,8 +142,10 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 	return Created{Request: r}, nil
 }
 
-// creationMessages are the jobs and the event a new request leaves in the
-// outbox: the jobs of its first status and request.created.
+// creationMessages are the jobs and the events a new request leaves in the
+// outbox: the jobs of its first status, request.created and, when its
+// insurance went straight to manual review, request.insurance_checked (what
+// operators watch for manual reviews).
 func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Message, error) {
 	at := r.CreatedAt
 	msgs, err := s.jobs(r, at, actor)
@@ -146,7 +157,16 @@ func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Mess
 	if err != nil {
 		return nil, err
 	}
-	return append(msgs, created), nil
+	msgs = append(msgs, created)
+	if r.Insurance.Status == InsuranceManualReview {
+		ev, err := outbox.NewMessage(outbox.EventSubject(EventRequestInsuranceCheck), head(r, EventRequestInsuranceCheck, at, actor),
+			InsuranceChecked{Status: InsuranceManualReview, Reason: *r.Insurance.Reason, At: at, OwnerID: r.OwnerID})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, ev)
+	}
+	return msgs, nil
 }
 
 // Jobs returns the jobs that move r on from its current status: what the
@@ -157,15 +177,18 @@ func (s *Service) Jobs(r Request) ([]outbox.Message, error) {
 }
 
 // jobs: a request whose insurance is pending needs its check (whatever its
-// status: dispatch may have started before cover); one dispatching needs
+// status: dispatch may have started before cover) if its insurer is known
+// (one that was once and is no longer configured gets none: nothing would
+// take it; the pending gauges and the sweeper's stuck flag show it to
+// operators); one dispatching needs
 // its dispatch; a received one (stored by an older build) needs both
 // where the insurer lets dispatch start before cover is confirmed.
 func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Message, error) {
-	verify := r.Insurance.Status == InsurancePending && !r.Status.Final()
+	verify := r.Insurance.Status == InsurancePending && !r.Status.Final() && s.known != nil && s.known(r.Policy.Insurer)
 	dispatch := r.Status == StatusDispatching || (r.Status == StatusReceived && (s.early == nil || s.early(r.Policy.Insurer)))
 	var msgs []outbox.Message
 	if verify {
-		m, err := outbox.NewMessage(outbox.InsuranceVerifySubject(r.Policy.Insurer), head(r, "insurance.verify", at, actor), VerifyJob{
+		m, err := outbox.NewMessage(outbox.InsuranceVerifySubject(r.Policy.Insurer, r.ID), head(r, "insurance.verify", at, actor), VerifyJob{
 			Insurer:      r.Policy.Insurer,
 			PolicyNumber: r.Policy.PolicyNumber,
 			Plate:        r.Vehicle.Plate,
@@ -178,7 +201,7 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	if dispatch {
-		m, err := outbox.NewMessage(outbox.SubjectDispatchRequest, head(r, "dispatch.request", at, actor), DispatchJob{
+		m, err := outbox.NewMessage(outbox.DispatchRequestSubject(r.ID), head(r, "dispatch.request", at, actor), DispatchJob{
 			ServiceType: r.ServiceType,
 			Location:    r.Location,
 		})

@@ -21,18 +21,36 @@ const EnvelopeVersion = 1
 
 // Subjects of the jobs and events that intake emits. Jobs live under
 // "jobs.", events under "events."; the broker streams are split on that.
+//
+// A job's subject ends with the request it is about, so the broker holds at
+// most one copy of a request's job of a kind and the sweeper can ask it
+// whether that job is still there (docs/events.md). The functions below are
+// the only place subjects and consumer filters are spelled.
 const (
-	SubjectInsuranceVerify = "jobs.insurance.verify" // followed by ".<insurer>"
-	SubjectDispatchRequest = "jobs.dispatch.request"
+	SubjectInsuranceVerify = "jobs.insurance.verify" // .<insurer>.<request_id>
+	SubjectDispatchRequest = "jobs.dispatch.request" // .<request_id>
 
 	EventRequestCreated       = "request.created"
 	EventRequestStatusChanged = "request.status_changed"
 )
 
-// InsuranceVerifySubject is the subject of an insurer's checks. One
-// subject per insurer lets each insurer have its own consumer, so that the
-// checks parked while one insurer is down never hold up another's.
-func InsuranceVerifySubject(insurer string) string { return SubjectInsuranceVerify + "." + insurer }
+// InsuranceVerifySubject is the subject of the insurance check of one
+// request with insurer. One subject tree per insurer lets each insurer have
+// its own consumer (InsuranceVerifyFilter), so that the checks parked while
+// one insurer is down never hold up another's.
+func InsuranceVerifySubject(insurer, requestID string) string {
+	return SubjectInsuranceVerify + "." + insurer + "." + requestID
+}
+
+// InsuranceVerifyFilter is the filter of insurer's consumer: every
+// request's check with that insurer.
+func InsuranceVerifyFilter(insurer string) string { return SubjectInsuranceVerify + "." + insurer + ".*" }
+
+// DispatchRequestSubject is the subject of the dispatch job of one request.
+func DispatchRequestSubject(requestID string) string { return SubjectDispatchRequest + "." + requestID }
+
+// DispatchRequestFilter is the filter of the dispatch consumer.
+const DispatchRequestFilter = SubjectDispatchRequest + ".*"
 
 // EventSubject is the broker subject an event of the given type travels on.
 func EventSubject(eventType string) string { return "events." + eventType }
