@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,11 +18,35 @@ const (
 	SubjectsEvents = "events.>"
 )
 
+// StreamOf names the stream that holds subject ("" for none).
+func StreamOf(subject string) string {
+	switch {
+	case strings.HasPrefix(subject, "jobs."):
+		return StreamJobs
+	case strings.HasPrefix(subject, "events."):
+		return StreamEvents
+	}
+	return ""
+}
+
 // retryBucket is the key-value bucket where consumers count the explicit
 // retries of a message (see ConsumerConfig). Its keys expire on their own.
 const retryBucket = "CONSUMER_RETRIES"
 
 // streamConfigs are the declared streams, as the broker should hold them.
+// Both are bounded, and what happens at a limit never loses an accepted
+// request, because the database, not the broker, is the truth:
+//
+//   - JOBS (work queue) refuses new messages at its count or size limit
+//     (DiscardNew): the relay's publish fails, the row stays unsent in the
+//     outbox and is tried again later, and the refusal is counted
+//     (yolda_bus_published_total{result="full"}) for an alert. A job older
+//     than JobsMaxAge is dropped by the broker; the sweeper finds the
+//     request still waiting with no job in the broker and commits it again.
+//   - EVENTS (limits) drops its oldest events at its age, count or size
+//     limit (DiscardOld): events are a log of state changes that the
+//     database still holds; a consumer that falls that far behind is the
+//     alert (yolda_bus_consumer_pending).
 func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
@@ -32,7 +57,10 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    b.cfg.Replicas,
 			Duplicates:  b.cfg.DuplicateWindow,
-			Discard:     jetstream.DiscardOld,
+			MaxAge:      b.cfg.JobsMaxAge,
+			MaxBytes:    b.cfg.JobsMaxBytes,
+			MaxMsgs:     b.cfg.JobsMaxMsgs,
+			Discard:     jetstream.DiscardNew,
 		},
 		{
 			Name:        StreamEvents,
@@ -43,6 +71,8 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:    b.cfg.Replicas,
 			Duplicates:  b.cfg.DuplicateWindow,
 			MaxAge:      b.cfg.EventsMaxAge,
+			MaxBytes:    b.cfg.EventsMaxBytes,
+			MaxMsgs:     b.cfg.EventsMaxMsgs,
 			Discard:     jetstream.DiscardOld,
 		},
 	}
