@@ -98,17 +98,36 @@ func (e *BatchError) Unwrap() []error { return e.Errs }
 // Failed reports whether message i of the batch was not confirmed.
 func (e *BatchError) Failed(i int) bool { return e.Errs[i] != nil }
 
+// Ack is the broker's confirmation of one message: the stream that holds
+// it and its sequence there. A duplicate (the stream had the message
+// already) names the copy the stream holds.
+type Ack struct {
+	Stream    string
+	Seq       uint64
+	Duplicate bool
+}
+
 // PublishBatch publishes msgs without waiting for each ack in turn, then
 // waits for all of them: this is how the relay keeps the broker busy. It
 // returns nil when every message was confirmed (stored, or already there),
 // or a *BatchError saying which were not. When ctx ends it stops sending and
 // waiting; messages not confirmed by then count as failed.
 func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
+	_, err := b.PublishBatchAcks(ctx, msgs)
+	return err
+}
+
+// PublishBatchAcks is PublishBatch that also returns the broker's ack of
+// each message (the zero Ack where it did not confirm one): the relay
+// records where each message went, to tell later what a broker that lost
+// its tail has lost.
+func (b *Bus) PublishBatchAcks(ctx context.Context, msgs []Message) ([]Ack, error) {
 	start := time.Now()
 	defer func() {
 		b.metrics.publishDuration.WithLabelValues("batch").Observe(time.Since(start).Seconds())
 	}()
 
+	acks := make([]Ack, len(msgs))
 	errs := make([]error, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	failed := false
@@ -129,6 +148,8 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 			err = publishError(msgs[i].Subject, err)
 			errs[i] = err
 			failed = true
+		} else {
+			acks[i] = Ack{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}
 		}
 		b.metrics.observePublish(msgs[i].Subject, ack, err)
 	}
@@ -166,7 +187,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		await(oldest)
 	}
 	if failed {
-		return &BatchError{Errs: errs}
+		return acks, &BatchError{Errs: errs}
 	}
-	return nil
+	return acks, nil
 }

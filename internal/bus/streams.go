@@ -2,9 +2,11 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -100,6 +102,78 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		return fmt.Errorf("ensure bucket %s: %w", retryBucket, err)
 	}
 	return nil
+}
+
+// HasMessage reports whether the stream that holds subject still has a
+// message on it: for a job on its per-request subject (JOBS is a work
+// queue), whether the job is still waiting or being worked on, as opposed
+// to done or lost. The sweeper asks it before committing a job again.
+func (b *Bus) HasMessage(ctx context.Context, subject string) (bool, error) {
+	stream := StreamOf(subject)
+	if stream == "" {
+		return false, fmt.Errorf("subject %s: no stream holds it", subject)
+	}
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	_, err = s.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("last message on %s: %w", subject, err)
+	}
+	return true, nil
+}
+
+// MessageIDAt returns the Nats-Msg-Id of the message at seq in stream, and
+// whether there is one there (a work queue removes what was acknowledged;
+// limits remove what is old).
+func (b *Bus) MessageIDAt(ctx context.Context, stream string, seq uint64) (string, bool, error) {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return "", false, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("message %d of %s: %w", seq, stream, err)
+	}
+	return m.Header.Get(nats.MsgIdHdr), true, nil
+}
+
+// StreamState is how full a stream is, against its limits.
+type StreamState struct {
+	LastSeq           uint64
+	Msgs, Bytes       uint64
+	MaxMsgs, MaxBytes int64
+}
+
+// Fill is the larger of the stream's count and size against its limits
+// (0 to 1; 0 when it has none).
+func (s StreamState) Fill() float64 {
+	f := 0.0
+	if s.MaxMsgs > 0 {
+		f = max(f, float64(s.Msgs)/float64(s.MaxMsgs))
+	}
+	if s.MaxBytes > 0 {
+		f = max(f, float64(s.Bytes)/float64(s.MaxBytes))
+	}
+	return f
+}
+
+// Stream returns the stream's state.
+func (b *Bus) Stream(ctx context.Context, stream string) (StreamState, error) {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return StreamState{}, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	info := s.CachedInfo()
+	return StreamState{LastSeq: info.State.LastSeq, Msgs: info.State.Msgs, Bytes: info.State.Bytes,
+		MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes}, nil
 }
 
 // StreamLastSeq is the sequence of the last message the stream ever stored

@@ -63,11 +63,35 @@ type Message struct {
 	Subject   string
 	Payload   []byte
 	CreatedAt time.Time
-	// Seq is the row's position in commit order, set when read from a
+	// Seq is the row's position in insert order, set when read from a
 	// store; zero on a message not yet stored.
 	Seq int64
-	// SentAt is when the relay published it; zero while unsent.
-	SentAt time.Time
+}
+
+// Publication is what the broker said of one message a relay published:
+// where it stored it, or, for one it did not confirm, how long no relay
+// should try it again.
+type Publication struct {
+	// Stream and StreamSeq are where the broker holds the message (a
+	// duplicate: the copy it already had); empty and zero when the broker
+	// did not confirm it.
+	Stream    string
+	StreamSeq uint64
+	// RetryAfter, for an unconfirmed message, holds it back from every
+	// relay for that long (a stream at its limit), so that the rows behind
+	// it go out meanwhile; zero lets the next round take it.
+	RetryAfter time.Duration
+}
+
+// Confirmed reports whether the broker stored the message.
+func (p Publication) Confirmed() bool { return p.StreamSeq > 0 }
+
+// Published is a message the broker confirmed, as the relay's republish
+// window keeps it: what to publish again if the broker loses its tail.
+type Published struct {
+	Message
+	Stream    string
+	StreamSeq uint64
 }
 
 // Receipt names one message as processed by one consumer. A store records
