@@ -215,7 +215,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 			// Other processes' commits wake this relay through the database.
 			g.Go(func() error { return l.ListenOutbox(ctx, rel.Wake) })
 		}
-		sw := sweeper.New(store, requests.Jobs, sweeper.DefaultRules, cfg.SweepInterval, log, registry)
+		sw := sweeper.New(store, b, requests.Jobs, sweeper.DefaultRules, sweeper.Options{Interval: cfg.SweepInterval}, log, registry)
 		g.Go(func() error { return sw.Run(ctx) })
 	}
 	if slices.Contains(roles, "notify") {
