@@ -225,6 +225,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 			return bus.Consume(ctx, b, bus.ConsumerConfig{
 				Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
 				Concurrency: cfg.WorkerConcurrency, DeadLetter: deadLetterHook(deadLetters),
+				DrainTimeout: drainBudget(cfg.ShutdownTimeout),
 			}, func(ctx context.Context, d bus.Delivery) error {
 				err := worker.Handle(ctx, d.Data)
 				if err == nil && d.NumDelivered == 1 {
@@ -241,6 +242,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 		for _, c := range insurers.clients.All() {
 			cc := insurance.ConsumerConfig(c.Config())
 			cc.DeadLetter = deadLetterHook(deadLetters)
+			cc.DrainTimeout = drainBudget(cfg.ShutdownTimeout)
 			g.Go(func() error { return bus.Consume(ctx, b, cc, worker.Handle) })
 		}
 	}
@@ -308,15 +310,28 @@ func serveHTTP(ctx context.Context, cfg config.Config, h http.Handler, requests 
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining http requests", "timeout", cfg.ShutdownTimeout.String())
+	// The whole shutdown fits in the timeout, even with a database that
+	// stopped answering: the drain gets most of it, then intake abandons
+	// what it could not commit, leaving the rest for closing the stores.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	requests.Close()
+	drainCtx, cancelDrain := context.WithTimeout(shutdownCtx, drainBudget(cfg.ShutdownTimeout))
+	defer cancelDrain()
+	err = srv.Shutdown(drainCtx)
+	_ = requests.Shutdown(drainCtx)
+	// Handlers still running (a read of a database that does not answer)
+	// have their requests cancelled with their connections.
+	_ = srv.Close()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	return nil
 }
+
+// drainBudget is the part of the shutdown timeout that in-flight work (HTTP
+// requests, consumer handlers) gets; the rest is for closing the broker
+// connection and the stores.
+func drainBudget(timeout time.Duration) time.Duration { return timeout * 2 / 3 }
 
 // servePprof serves the Go profiler on its own listener, apart from the
 // API, so that it never sits behind the public edge.

@@ -72,6 +72,11 @@ func NewService(store Store, o Options) *Service {
 // the HTTP server has drained, so that no handler waits on a closed queue.
 func (s *Service) Close() { s.committer.close() }
 
+// Shutdown is Close within ctx: once ctx ends, commits still in flight
+// (a database that stopped answering) are abandoned and their callers,
+// and those still queued, get an error; it then returns ctx's error.
+func (s *Service) Shutdown(ctx context.Context) error { return s.committer.shutdown(ctx) }
+
 // Created is the answer to Create.
 type Created struct {
 	Request Request

@@ -118,14 +118,30 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the relays' notifier and closes the pool, waiting for
-// connections in use to be returned. It returns nil; the error is there to
-// match the SQLite store.
+// closeTimeout bounds Close. pgx gives a broken connection 15 s to send its
+// cancel request and say goodbye, and waits for that when the pool closes;
+// against a server that stopped answering that is 15 s of a shutdown for
+// nothing. Past closeTimeout the remaining connections are abandoned to the
+// operating system, which closes them when the process exits.
+const closeTimeout = 2 * time.Second
+
+// Close stops the relays' notifier and closes the pool, waiting at most
+// closeTimeout for the connections in use to be returned and closed. It
+// reports the connections it had to abandon.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
-	<-s.stopped
-	s.pool.Close()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		<-s.stopped
+		s.pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("postgres: connections still closing after %s: abandoned", closeTimeout)
+	}
 }
 
 // Ping checks that the database answers (readiness).
