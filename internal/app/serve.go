@@ -28,6 +28,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
+	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/sweeper"
 )
 
@@ -90,7 +91,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, env.Stderr)
 	log.Info("starting yolda", append([]any{"version", Version()}, cfg.Masked()...)...)
 
-	store, err := openStore(ctx, cfg)
+	registry := prometheus.NewRegistry()
+	store, err := openStore(ctx, cfg, postgres.WithLogger(log), postgres.WithRegisterer(registry))
 	if err != nil {
 		return err
 	}
@@ -111,7 +113,6 @@ func serve(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 
-	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "yolda_intake_batch_size", Help: "Requests committed per intake transaction.",
