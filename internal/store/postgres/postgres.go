@@ -11,9 +11,10 @@
 //
 // Every commit of outbox rows is followed by a notification on
 // OutboxChannel (coalesced, outside the committing transaction: see
-// notifyOutboxSQL), so relays (ListenOutbox) wake instead of polling;
-// RelayOutbox and NudgeStale lock with SKIP LOCKED, so relays and sweepers
-// run in any number of processes.
+// notifyOutboxSQL), so relays (ListenOutbox) wake instead of polling.
+// Relays claim outbox rows with a lease (outbox.go) and sweepers record a
+// decision only on a request still as they read it, so both run in any
+// number of processes.
 //
 // Durability is the server's: a committed transaction is flushed unless the
 // operator turns synchronous_commit off, which this package never does for
