@@ -46,8 +46,8 @@ type fixture struct {
 	intake *intake.Service
 }
 
-var engines = map[string]func(t *testing.T) apiStore{
-	"sqlite": func(t *testing.T) apiStore {
+var engines = map[string]func(t testing.TB) apiStore{
+	"sqlite": func(t testing.TB) apiStore {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ var engines = map[string]func(t *testing.T) apiStore{
 		t.Cleanup(func() { s.Close() })
 		return s
 	},
-	"postgres": func(t *testing.T) apiStore {
+	"postgres": func(t testing.TB) apiStore {
 		s, err := postgres.Open(context.Background(), pgtest.URL(t))
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +67,7 @@ var engines = map[string]func(t *testing.T) apiStore{
 
 // setup builds the real API over a real store with four accounts and a
 // token for each. opts may change the edge's limits.
-func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
+func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	t.Helper()
 	store := engines[engine](t)
 	hasher := &account.Hasher{Memory: 64, Time: 1, Threads: 1} // fast for tests
@@ -115,7 +115,7 @@ type answer struct {
 	body   string
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(a.body), &m); err != nil {
@@ -124,7 +124,7 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (f *fixture) do(t *testing.T, method, path, user, body string, headers ...string) answer {
+func (f *fixture) do(t testing.TB, method, path, user, body string, headers ...string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	if err != nil {
