@@ -44,6 +44,9 @@ type fixture struct {
 	tokens map[string]string
 	issuer *auth.Tokens
 	intake *intake.Service
+	api    *httpapi.Server
+	// registry holds the server's metrics.
+	registry *prometheus.Registry
 }
 
 var engines = map[string]func(t testing.TB) apiStore{
@@ -99,12 +102,13 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 		}
 		f.tokens[u.Username] = tok
 	}
-	api := httpapi.New(httpapi.Deps{
+	f.registry = prometheus.NewRegistry()
+	f.api = httpapi.New(httpapi.Deps{
 		Intake: svc, Accounts: accounts, Tokens: tokens,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
-		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry(), Options: opts,
+		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
 	})
-	f.srv = httptest.NewServer(api)
+	f.srv = httptest.NewServer(f.api)
 	t.Cleanup(f.srv.Close)
 	return f
 }

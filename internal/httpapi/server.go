@@ -210,7 +210,7 @@ func (s *Server) mux(routes []route) http.Handler {
 			notAllowed.ServeHTTP(w, r)
 		}))
 	}
-	mux.Handle("/", s.observe("unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
 	})))
 	return mux
