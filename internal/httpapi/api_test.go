@@ -89,6 +89,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 		{Username: "ayse", Password: "ayse-password", Role: identity.Customer, Name: "Ayşe Yılmaz"},
 		{Username: "mehmet", Password: "mehmet-password", Role: identity.Customer},
 		{Username: "operator", Password: "operator-password", Role: identity.Operator},
+		{Username: "admin", Password: "admin-password", Role: identity.Admin},
 		{Username: "driver", Password: "driver-password", Role: identity.Driver, VehiclePlate: "34TOW01", Capabilities: []string{"tow"}},
 	} {
 		created, err := accounts.Add(context.Background(), u)

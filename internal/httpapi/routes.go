@@ -22,6 +22,10 @@ type route struct {
 	// roles that may call it; empty means any authenticated role.
 	roles   []identity.Role
 	handler http.HandlerFunc
+	// object is what the {id} of the pattern names (objectRequest, ...);
+	// the security tests check every role against someone else's object
+	// of that kind.
+	object string
 
 	body    any // request body type, for the schema
 	success int
@@ -36,6 +40,12 @@ type param struct {
 	kind              string // "string", "integer"
 	enum              []string
 }
+
+// The kinds of object a path's {id} can name.
+const (
+	objectRequest    = "request"
+	objectDeadLetter = "dead_letter"
+)
 
 var (
 	staff     = []identity.Role{identity.Operator, identity.Admin}
@@ -66,24 +76,24 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/requests", summary: "List requests (a customer sees its own, a driver its jobs)", tag: "requests",
 			handler: s.handleListRequests, success: 200, result: requestList{}, query: listParams(), errors: []int{401, 422, 429}},
 		{method: "GET", pattern: "/v1/requests/{id}", summary: "Read one request", tag: "requests",
-			handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
+			object: objectRequest, handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
-			handler: s.handleCancelRequest, body: cancelBody{}, success: 200, result: intake.Request{},
+			object: objectRequest, handler: s.handleCancelRequest, body: cancelBody{}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/insurance", summary: "Settle the insurance question by hand (waive or reject)", tag: "requests",
-			roles: staff, handler: s.handleDecideInsurance, body: insuranceDecision{}, success: 200, result: intake.Request{},
+			roles: staff, object: objectRequest, handler: s.handleDecideInsurance, body: insuranceDecision{}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "GET", pattern: "/v1/insurers", summary: "Configured insurers and their live health", tag: "insurers", roles: staff,
 			handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},
 		{method: "GET", pattern: "/v1/requests/{id}/notifications", summary: "What the customer was told about a request", tag: "requests",
-			handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
+			object: objectRequest, handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
 
 		{method: "GET", pattern: "/v1/admin/dead-letters", summary: "Messages a worker gave up on", tag: "admin", roles: staff,
 			handler: s.handleDeadLetters, success: 200, result: deadLetterList{},
-			query:  []param{{name: "limit", kind: "integer", description: "1-500, default 50"}, {name: "cursor", kind: "string"}},
+			query:  []param{limitParam, cursorParam},
 			errors: []int{401, 403, 422, 429}},
 		{method: "POST", pattern: "/v1/admin/dead-letters/{id}/retry", summary: "Send a dead letter's message again", tag: "admin", roles: staff,
-			handler: s.handleRetryDeadLetter, success: 202, result: deadletter.Letter{}, errors: []int{401, 403, 404, 429}},
+			object: objectDeadLetter, handler: s.handleRetryDeadLetter, success: 202, result: deadletter.Letter{}, errors: []int{401, 403, 404, 429}},
 	}
 }
 
@@ -103,7 +113,7 @@ func listParams() []param {
 		{name: "service_type", kind: "string", enum: services},
 		{name: "from", kind: "string", description: "RFC 3339; created at or after"},
 		{name: "to", kind: "string", description: "RFC 3339; created before"},
-		{name: "limit", kind: "integer", description: "1-500, default 50"},
-		{name: "cursor", kind: "string", description: "next_cursor of the previous page"},
+		limitParam,
+		cursorParam,
 	}
 }

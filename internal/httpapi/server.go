@@ -172,7 +172,7 @@ func (s *Server) mux(routes []route) http.Handler {
 	byPath := map[string]map[string]http.Handler{}
 	var paths []string
 	for _, rt := range routes {
-		h := http.Handler(rt.handler)
+		h := s.checkQuery(rt.query, rt.handler)
 		switch {
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
