@@ -42,7 +42,7 @@ type cancelBody struct {
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var body loginBody
-	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
@@ -123,7 +123,7 @@ func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleCancelRequest(w http.ResponseWriter, r *http.Request) {
 	var body cancelBody
-	if err := decodeJSON(w, r, 4<<10, &body, true); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, true); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}

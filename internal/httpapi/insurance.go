@@ -31,7 +31,7 @@ type insurerList struct {
 
 func (s *Server) handleDecideInsurance(w http.ResponseWriter, r *http.Request) {
 	var body insuranceDecision
-	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}

@@ -13,6 +13,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 	shed     prometheus.Counter
+	// slowBodies counts bodies cut off by the body read deadline.
+	slowBodies prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,8 +33,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yolda_http_shed_total", Help: "Requests refused with 503 because too many were in flight.",
 		}),
+		slowBodies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yolda_http_body_timeouts_total", Help: "Request bodies cut off with 408 because they arrived too slowly.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.inFlight, m.shed)
+	reg.MustRegister(m.requests, m.latency, m.inFlight, m.shed, m.slowBodies)
 	return m
 }
 

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -53,7 +52,7 @@ func decodeProblem(err error, maxBytes int64) error {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", fmt.Sprintf("The body may be at most %d bytes.", maxBytes))
+		return tooLarge(maxBytes)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
 	case errors.As(err, &typ):

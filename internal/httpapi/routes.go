@@ -27,7 +27,9 @@ type route struct {
 	// of that kind.
 	object string
 
-	body    any // request body type, for the schema
+	body any // request body type, for the schema
+	// maxBody caps the body (413 past it); 0 is Options.MaxBodyBytes.
+	maxBody int64
 	success int
 	result  any // response body type; nil for no body
 	query   []param
@@ -64,7 +66,7 @@ func (s *Server) routeTable() []route {
 			handler: s.handleOpenAPI, success: 200, result: map[string]any{}},
 
 		{method: "POST", pattern: "/v1/auth/login", summary: "Exchange a username and password for an access token", tag: "auth",
-			public: true, limited: true, handler: s.handleLogin, body: loginBody{}, success: 200, result: loginAnswer{},
+			public: true, limited: true, handler: s.handleLogin, body: loginBody{}, maxBody: smallBody, success: 200, result: loginAnswer{},
 			errors: []int{400, 401, 413, 422, 429}},
 		{method: "GET", pattern: "/v1/me", summary: "Who the token speaks for", tag: "auth",
 			handler: s.handleMe, success: 200, result: meAnswer{}, errors: []int{401}},
@@ -78,10 +80,10 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/requests/{id}", summary: "Read one request", tag: "requests",
 			object: objectRequest, handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
-			object: objectRequest, handler: s.handleCancelRequest, body: cancelBody{}, success: 200, result: intake.Request{},
+			object: objectRequest, handler: s.handleCancelRequest, body: cancelBody{}, maxBody: smallBody, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/insurance", summary: "Settle the insurance question by hand (waive or reject)", tag: "requests",
-			roles: staff, object: objectRequest, handler: s.handleDecideInsurance, body: insuranceDecision{}, success: 200, result: intake.Request{},
+			roles: staff, object: objectRequest, handler: s.handleDecideInsurance, body: insuranceDecision{}, maxBody: smallBody, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "GET", pattern: "/v1/insurers", summary: "Configured insurers and their live health", tag: "insurers", roles: staff,
 			handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},

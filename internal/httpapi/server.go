@@ -64,8 +64,12 @@ type Tokens interface {
 type Options struct {
 	// MaxBodyBytes caps a request body (413 past it).
 	MaxBodyBytes int64
-	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap.
+	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap. A
+	// request counts once its body is read.
 	MaxInFlight int
+	// BodyReadTimeout bounds the reading of one body (408 past it);
+	// DefaultBodyReadTimeout when 0.
+	BodyReadTimeout time.Duration
 	// UserRate and UserBurst limit requests per authenticated identity;
 	// IPRate and IPBurst limit unauthenticated calls (login) per address.
 	// A rate of 0 disables the limit.
@@ -123,6 +127,9 @@ type Server struct {
 func New(d Deps) *Server {
 	if d.Options.MaxBodyBytes <= 0 {
 		d.Options.MaxBodyBytes = 64 << 10
+	}
+	if d.Options.BodyReadTimeout <= 0 {
+		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	s := &Server{
 		intake:    d.Intake,
@@ -182,6 +189,11 @@ func (s *Server) mux(routes []route) http.Handler {
 		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
 			h = s.shed(h)
 		}
+		limit := rt.maxBody
+		if limit == 0 {
+			limit = s.opts.MaxBodyBytes
+		}
+		h = s.readBody(limit, h)
 		h = s.observe(rt.pattern, h)
 		if byPath[rt.pattern] == nil {
 			byPath[rt.pattern] = map[string]http.Handler{}
