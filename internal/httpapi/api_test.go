@@ -38,7 +38,9 @@ type apiStore interface {
 }
 
 type fixture struct {
-	srv    *httptest.Server
+	srv *httptest.Server
+	// ops serves the operations listener's handler.
+	ops    *httptest.Server
 	store  apiStore
 	users  map[string]account.User
 	tokens map[string]string
@@ -111,6 +113,8 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	})
 	f.srv = httptest.NewServer(f.api)
 	t.Cleanup(f.srv.Close)
+	f.ops = httptest.NewServer(f.api.OpsHandler())
+	t.Cleanup(f.ops.Close)
 	return f
 }
 
@@ -131,7 +135,13 @@ func (a answer) json(t testing.TB) map[string]any {
 
 func (f *fixture) do(t testing.TB, method, path, user, body string, headers ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	return f.doAt(t, f.srv.URL, method, path, user, body, headers...)
+}
+
+// doAt is do against another server of the fixture (f.ops).
+func (f *fixture) doAt(t testing.TB, base, method, path, user, body string, headers ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +576,7 @@ func TestEdgeProblems(t *testing.T) {
 		t.Errorf("readyz: %d", a.status)
 	}
 	f.do(t, "POST", "/v1/requests", "ayse", validBody)
-	m := f.do(t, "GET", "/metrics", "", "")
+	m := get(t, f.ops.URL+"/metrics")
 	if m.status != 200 || !strings.Contains(m.body, `yolda_http_requests_total{code="202",method="POST",route="/v1/requests"} 1`) ||
 		!strings.Contains(m.body, `yolda_http_request_duration_seconds_bucket{method="POST",route="/v1/requests"`) {
 		t.Errorf("metrics lack the per-route series:\n%.2000s", m.body)
@@ -694,19 +704,26 @@ func TestNotificationsAreTheRequestOwners(t *testing.T) {
 	})
 }
 
-func TestOpsHandlerServesOnlyOperations(t *testing.T) {
-	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
-	api := httpapi.New(httpapi.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), Ready: func(context.Context) error { return nil }})
-	srv := httptest.NewServer(api.OpsHandler())
-	defer srv.Close()
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/requests": 404, "/v1/auth/login": 404} {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
+// TestMetricsOnlyOnTheOpsListener: /metrics is 404 on the API listener
+// and 200 on the operations listener; probes answer on both; the API and
+// its document only on the API listener.
+func TestMetricsOnlyOnTheOpsListener(t *testing.T) {
+	f := setup(t, "sqlite", httpapi.Options{})
+	for path, want := range map[string][2]int{
+		"/metrics":       {404, 200},
+		"/healthz":       {200, 200},
+		"/readyz":        {200, 200},
+		"/openapi.json":  {200, 404},
+		"/v1/requests":   {401, 404},
+		"/debug/pprof/":  {404, 404},
+		"/v1/auth/login": {405, 404},
+		"/no/such/thing": {404, 404},
+	} {
+		if a := f.do(t, "GET", path, "", ""); a.status != want[0] {
+			t.Errorf("API listener %s: %d, want %d", path, a.status, want[0])
 		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		if a := get(t, f.ops.URL+path); a.status != want[1] {
+			t.Errorf("ops listener %s: %d, want %d", path, a.status, want[1])
 		}
 	}
 }

@@ -7,6 +7,8 @@ import "github.com/yolda/yolda/internal/identity"
 type RouteInfo struct {
 	Method, Pattern string
 	Public          bool
+	// OpsOnly routes are served on the operations listener alone.
+	OpsOnly bool
 	// Roles may call the route; empty is any authenticated role.
 	Roles []identity.Role
 	// Object is what the pattern's {id} names.
@@ -19,7 +21,7 @@ type RouteInfo struct {
 func (s *Server) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(s.routes))
 	for _, rt := range s.routes {
-		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success}
+		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success, OpsOnly: rt.listener == onOps}
 		for _, p := range rt.query {
 			ri.Query = append(ri.Query, p.name)
 		}

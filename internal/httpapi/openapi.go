@@ -59,6 +59,10 @@ func (s *Server) openAPI() map[string]any {
 		if !rt.public {
 			op["security"] = []map[string]any{{"bearer": []string{}}}
 		}
+		if rt.listener == onOps {
+			op["description"] = "Served on the operations listener (YOLDA_OPS_ADDR, loopback by default), not on the API listener."
+			op[opsExtension] = "operations"
+		}
 		if paths[rt.pattern] == nil {
 			paths[rt.pattern] = map[string]any{}
 		}
@@ -87,6 +91,10 @@ func (s *Server) openAPI() map[string]any {
 		},
 	}
 }
+
+// opsExtension marks the operations served on the operations listener
+// only, for tools (and tests) that call every documented operation.
+const opsExtension = "x-yolda-listener"
 
 func operationID(rt route) string {
 	var b strings.Builder

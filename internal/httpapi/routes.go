@@ -19,6 +19,9 @@ type route struct {
 	// limited per address.
 	public  bool
 	limited bool
+	// listener is where the route is served: the API listener (the
+	// default), the operations listener, or both.
+	listener listener
 	// roles that may call it; empty means any authenticated role.
 	roles   []identity.Role
 	handler http.HandlerFunc
@@ -43,6 +46,14 @@ type param struct {
 	enum              []string
 }
 
+type listener uint8
+
+const (
+	onAPI listener = iota
+	onOps
+	onBoth
+)
+
 // The kinds of object a path's {id} can name.
 const (
 	objectRequest    = "request"
@@ -56,11 +67,11 @@ var (
 
 func (s *Server) routeTable() []route {
 	return []route{
-		{method: "GET", pattern: "/healthz", summary: "Liveness: the process answers", tag: "operations", public: true,
+		{method: "GET", pattern: "/healthz", summary: "Liveness: the process answers", tag: "operations", public: true, listener: onBoth,
 			handler: s.handleHealth, success: 200, result: map[string]string{}},
-		{method: "GET", pattern: "/readyz", summary: "Readiness: the stores answer", tag: "operations", public: true,
+		{method: "GET", pattern: "/readyz", summary: "Readiness: the stores answer", tag: "operations", public: true, listener: onBoth,
 			handler: s.handleReady, success: 200, result: map[string]string{}, errors: []int{503}},
-		{method: "GET", pattern: "/metrics", summary: "Prometheus metrics", tag: "operations", public: true,
+		{method: "GET", pattern: "/metrics", summary: "Prometheus metrics (on the operations listener only)", tag: "operations", public: true, listener: onOps,
 			handler: s.metricsHandler().ServeHTTP, success: 200},
 		{method: "GET", pattern: "/openapi.json", summary: "This document", tag: "operations", public: true,
 			handler: s.handleOpenAPI, success: 200, result: map[string]any{}},

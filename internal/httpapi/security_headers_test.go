@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -15,8 +14,6 @@ import (
 // framing.
 func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	f := setup(t, "sqlite", httpapi.Options{MaxBodyBytes: 2048})
-	ops := httptest.NewServer(f.api.OpsHandler())
-	t.Cleanup(ops.Close)
 	cases := []struct {
 		name                     string
 		method, path, user, body string
@@ -40,7 +37,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 		}
 		checkSecurityHeaders(t, tc.name, a)
 	}
-	checkSecurityHeaders(t, "ops metrics", get(t, ops.URL+"/metrics"))
+	checkSecurityHeaders(t, "ops metrics", get(t, f.ops.URL+"/metrics"))
 }
 
 func checkSecurityHeaders(t *testing.T, name string, a answer) {

@@ -23,13 +23,13 @@ func concretePath(rt httpapi.RouteInfo) string {
 func TestQueryParametersOneRule(t *testing.T) {
 	f := setup(t, "sqlite", httpapi.Options{})
 	for _, rt := range f.api.Routes() {
-		path := concretePath(rt)
-		a := f.do(t, rt.Method, path+"?colour=red", "admin", "")
+		path, base := concretePath(rt), f.base(rt)
+		a := f.doAt(t, base, rt.Method, path+"?colour=red", "admin", "")
 		if a.status != 422 || !strings.Contains(a.body, `"field":"colour"`) {
 			t.Errorf("%s %s?colour=red: %d %s", rt.Method, rt.Pattern, a.status, a.body)
 		}
 		for _, name := range rt.Query {
-			a := f.do(t, rt.Method, path+"?"+name+"=1&"+name+"=2", "admin", "")
+			a := f.doAt(t, base, rt.Method, path+"?"+name+"=1&"+name+"=2", "admin", "")
 			if a.status != 422 || !strings.Contains(a.body, `"field":"`+name+`"`) {
 				t.Errorf("%s %s with %s twice: %d %s", rt.Method, rt.Pattern, name, a.status, a.body)
 			}
@@ -38,4 +38,12 @@ func TestQueryParametersOneRule(t *testing.T) {
 	if a := f.do(t, "GET", "/v1/admin/dead-letters?limit=5", "admin", ""); a.status != 200 {
 		t.Errorf("declared parameter refused: %d %s", a.status, a.body)
 	}
+}
+
+// base is the URL of the listener that serves rt.
+func (f *fixture) base(rt httpapi.RouteInfo) string {
+	if rt.OpsOnly {
+		return f.ops.URL
+	}
+	return f.srv.URL
 }

@@ -7,9 +7,11 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +79,10 @@ type Options struct {
 	UserBurst int
 	IPRate    float64
 	IPBurst   int
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (LimitConns); 0 is no cap. Trusted proxies are
+	// exempt: every client comes through their address.
+	MaxConnsPerIP int
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []*net.IPNet
 	Version        string
@@ -154,20 +160,26 @@ func New(d Deps) *Server {
 	}
 	s.routes = s.routeTable()
 	s.openAPIDoc = s.openAPI()
-	s.handler = s.mux(s.routes)
-	var ops []route
+	var api, ops []route
 	for _, rt := range s.routes {
-		if rt.tag == "operations" {
+		if rt.listener != onOps {
+			api = append(api, rt)
+		}
+		if rt.listener != onAPI {
 			ops = append(ops, rt)
 		}
 	}
+	s.handler = s.mux(api)
 	s.ops = s.mux(ops)
 	return s
 }
 
-// OpsHandler serves only health, readiness, metrics and the OpenAPI
-// document: what a process without the api role still answers, so that it
-// can be probed and scraped like any other.
+// OpsHandler serves the operations listener (YOLDA_OPS_ADDR, loopback by
+// default): health, readiness and metrics, for probes and Prometheus.
+// Every process serves it, whatever its roles. ServeHTTP, the public API,
+// answers health and readiness too (load balancers probe it) but never
+// metrics: they tell an outsider what the process is doing, and any label
+// is memory an outsider could grow.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // ServeHTTP implements http.Handler.
@@ -204,15 +216,11 @@ func (s *Server) mux(routes []route) http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range paths {
 		methods := byPath[p]
-		var allow []string
-		for m := range methods {
-			allow = append(allow, m)
-		}
-		sort.Strings(allow)
+		allow := slices.Sorted(maps.Keys(methods))
 		notAllowed := s.observe(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", joinComma(allow))
+			w.Header().Set("Allow", strings.Join(allow, ", "))
 			s.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
-				"This resource answers "+joinComma(allow)+"."))
+				"This resource answers "+strings.Join(allow, ", ")+"."))
 		}))
 		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h, ok := methods[r.Method]; ok {
@@ -226,17 +234,6 @@ func (s *Server) mux(routes []route) http.Handler {
 		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
 	})))
 	return mux
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
