@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -194,6 +193,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 		Ready:    store.Ping, Registry: registry, Logger: log,
 		Options: httpapi.Options{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxInFlight: cfg.MaxInFlight,
+			BodyReadTimeout: cfg.BodyReadTimeout, MaxConnsPerIP: cfg.MaxConnsPerIP,
 			UserRate: cfg.UserRate, UserBurst: cfg.UserBurst, IPRate: cfg.IPRate, IPBurst: cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(),
 		},
@@ -205,9 +205,10 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	if slices.Contains(roles, "api") {
 		g.Go(func() error { return serveHTTP(ctx, cfg, api, requests, log) })
-	} else {
-		// Worker processes still answer probes and scrapes.
-		g.Go(func() error { return serveHTTP(ctx, cfg, api.OpsHandler(), requests, log) })
+	}
+	if cfg.OpsAddr != "" {
+		// Every process answers probes and scrapes there, whatever its roles.
+		g.Go(func() error { return serveOps(ctx, cfg, api.OpsHandler(), log) })
 	}
 	if rel != nil {
 		g.Go(func() error { return rel.Run(ctx) })
@@ -286,9 +287,9 @@ func deadLetterHook(s *deadletter.Service) func(ctx context.Context, d bus.Deliv
 // serveHTTP listens until ctx ends, then stops accepting, lets in-flight
 // requests finish (each waits for its commit) and only then closes intake.
 func serveHTTP(ctx context.Context, cfg config.Config, h http.Handler, requests *intake.Service, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := listenHTTP(cfg.HTTPAddr, h)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	srv := &http.Server{
 		Handler:           h,

@@ -30,6 +30,10 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof there (keep it on
 	// loopback: profiles reveal internals).
 	PprofAddr string
+	// OpsAddr is the operations listener: /metrics, /healthz, /readyz.
+	// Loopback by default, so that metrics never face the public; empty
+	// turns it off. Every process serves it, whatever its roles.
+	OpsAddr string
 
 	LogLevel  string
 	LogFormat string
@@ -43,6 +47,12 @@ type Config struct {
 	IPRate          float64
 	IPBurst         int
 	TrustedProxies  string
+	// BodyReadTimeout bounds the reading of one request body (408 past
+	// it), apart from and much tighter than the connection's timeouts.
+	BodyReadTimeout time.Duration
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (0: no cap). Trusted proxies are exempt.
+	MaxConnsPerIP int
 
 	NATSCredsFile     string
 	NATSTLSCAFile     string
@@ -66,6 +76,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:8080",
+		OpsAddr:           "127.0.0.1:8081",
 		DataDir:           "./yolda-data",
 		Roles:             "all",
 		LogLevel:          "info",
@@ -78,6 +89,8 @@ func Defaults() Config {
 		UserBurst:         40,
 		IPRate:            5,
 		IPBurst:           20,
+		BodyReadTimeout:   5 * time.Second,
+		MaxConnsPerIP:     64,
 		EventsMaxAge:      7 * 24 * time.Hour,
 		DuplicateWindow:   5 * time.Minute,
 		RepublishWindow:   150 * time.Second,
@@ -159,6 +172,7 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.InsurersFile, "insurers-file", "YAML list of insurers")
 	str(&c.Roles, "roles", "comma-separated roles this process runs, or all")
 	str(&c.PprofAddr, "pprof-addr", "serve Go profiles (net/http/pprof) on this address; empty: off")
+	str(&c.OpsAddr, "ops-addr", "operations listener: /metrics, /healthz, /readyz (keep it off the public network; empty: off)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json or text")
 	dur(&c.TokenTTL, "token-ttl", "lifetime of an access token")
@@ -176,7 +190,9 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	integer(&c.UserBurst, "rate-limit-user-burst", "burst per authenticated identity")
 	float(&c.IPRate, "rate-limit-ip", "login attempts per second per client address (0: off)")
 	integer(&c.IPBurst, "rate-limit-ip-burst", "login burst per client address")
-	str(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For")
+	str(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For (and spared the per-address connection cap)")
+	dur(&c.BodyReadTimeout, "body-read-timeout", "how long one request body may take to arrive (408 past it)")
+	integer(&c.MaxConnsPerIP, "max-conns-per-ip", "connections one client address may keep open (0: no cap)")
 	integer(&c.IntakeBatchMax, "intake-batch-max", "requests committed together at most (1: one transaction each)")
 	integer(&c.IntakeWriters, "intake-writers", "intake transactions in flight at once (0: per engine)")
 	dur(&c.IntakeBatchWait, "intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)")
@@ -189,6 +205,19 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err))
+	}
+	if c.OpsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.OpsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("ops-addr %q: %w", c.OpsAddr, err))
+		} else if c.OpsAddr == c.HTTPAddr && port != "0" {
+			errs = append(errs, errors.New("ops-addr must differ from http-addr: metrics stay off the API listener"))
+		}
+	}
+	if c.BodyReadTimeout < 100*time.Millisecond || c.BodyReadTimeout > 5*time.Minute {
+		errs = append(errs, errors.New("body-read-timeout must be between 100ms and 5m"))
+	}
+	if c.MaxConnsPerIP < 0 {
+		errs = append(errs, errors.New("max-conns-per-ip must be 0 (no cap) or more"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir must not be empty"))
@@ -269,6 +298,7 @@ func (c *Config) Masked() []any {
 		"intake_batch_max", c.IntakeBatchMax, "intake_writers", c.IntakeWriters,
 		"intake_batch_wait", c.IntakeBatchWait.String(),
 		"rate_limit_user", c.UserRate, "rate_limit_ip", c.IPRate, "max_in_flight", c.MaxInFlight,
+		"ops_addr", c.OpsAddr, "body_read_timeout", c.BodyReadTimeout.String(), "max_conns_per_ip", c.MaxConnsPerIP,
 	}
 }
 

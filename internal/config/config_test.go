@@ -43,6 +43,10 @@ func TestValidate(t *testing.T) {
 		"YOLDA_TRUSTED_PROXIES=10.0.0.0/99": "trusted-proxies",
 		"YOLDA_INTAKE_BATCH_MAX=0":          "intake-batch-max",
 		"YOLDA_TOKEN_TTL=forever":           "YOLDA_TOKEN_TTL",
+		"YOLDA_OPS_ADDR=nowhere":            "ops-addr",
+		"YOLDA_OPS_ADDR=127.0.0.1:8080":     "ops-addr must differ",
+		"YOLDA_BODY_READ_TIMEOUT=1ns":       "body-read-timeout",
+		"YOLDA_MAX_CONNS_PER_IP=-1":         "max-conns-per-ip",
 	} {
 		k, v, _ := strings.Cut(env, "=")
 		if _, err := load(t, map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), want) {
