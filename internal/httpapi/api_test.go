@@ -302,6 +302,7 @@ func TestValidation(t *testing.T) {
 			{"unknown service", withBody(t, func(m map[string]any) { m["service_type"] = "teleport" }), 422, []string{"service_type"}},
 			{"unknown vehicle type", withBody(t, func(m map[string]any) { m["vehicle"].(map[string]any)["type"] = "tank" }), 422, []string{"vehicle.type"}},
 			{"unknown field", withBody(t, func(m map[string]any) { m["tip"] = 5 }), 422, []string{"tip"}},
+			{"nested unknown field", withBody(t, func(m map[string]any) { m["location"].(map[string]any)["foo"] = 1 }), 422, []string{"location.foo"}},
 			{"wrong type", withBody(t, func(m map[string]any) { m["location"].(map[string]any)["lat"] = "north" }), 422, []string{"location.lat"}},
 			{"bad phone", withBody(t, func(m map[string]any) { m["contact"].(map[string]any)["phone"] = "call me" }), 422, []string{"contact.phone"}},
 			{"long notes", withBody(t, func(m map[string]any) { m["notes"] = strings.Repeat("ş", 1001) }), 422, []string{"notes"}},
