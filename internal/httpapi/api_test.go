@@ -80,7 +80,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
+	tokens, err := auth.NewTokens([]byte(testSecret), time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

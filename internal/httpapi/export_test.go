@@ -1,6 +1,10 @@
 package httpapi
 
-import "github.com/yolda/yolda/internal/identity"
+import (
+	"encoding/json"
+
+	"github.com/yolda/yolda/internal/identity"
+)
 
 // RouteInfo is a route as the tests in httpapi_test see it: they generate
 // their matrices from the route table, so that a new route joins them.
@@ -15,6 +19,8 @@ type RouteInfo struct {
 	Object  string
 	Query   []string
 	Success int
+	// Example is a valid body, or nil.
+	Example []byte
 }
 
 // Routes lists the route table.
@@ -22,6 +28,9 @@ func (s *Server) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(s.routes))
 	for _, rt := range s.routes {
 		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success, OpsOnly: rt.listener == onOps}
+		if rt.example != nil {
+			ri.Example, _ = json.Marshal(rt.example)
+		}
 		for _, p := range rt.query {
 			ri.Query = append(ri.Query, p.name)
 		}

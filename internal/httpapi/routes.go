@@ -31,6 +31,9 @@ type route struct {
 	object string
 
 	body any // request body type, for the schema
+	// example is a valid body: documented, and sent by the tests that call
+	// every route.
+	example any
 	// maxBody caps the body (413 past it); 0 is Options.MaxBodyBytes.
 	maxBody int64
 	success int
@@ -77,13 +80,14 @@ func (s *Server) routeTable() []route {
 			handler: s.handleOpenAPI, success: 200, result: map[string]any{}},
 
 		{method: "POST", pattern: "/v1/auth/login", summary: "Exchange a username and password for an access token", tag: "auth",
-			public: true, limited: true, handler: s.handleLogin, body: loginBody{}, maxBody: smallBody, success: 200, result: loginAnswer{},
+			public: true, limited: true, handler: s.handleLogin, body: loginBody{}, maxBody: smallBody,
+			example: loginBody{Username: "ayse", Password: "correct horse battery staple"}, success: 200, result: loginAnswer{},
 			errors: []int{400, 401, 413, 422, 429}},
 		{method: "GET", pattern: "/v1/me", summary: "Who the token speaks for", tag: "auth",
 			handler: s.handleMe, success: 200, result: meAnswer{}, errors: []int{401}},
 
 		{method: "POST", pattern: "/v1/requests", summary: "Ask for roadside assistance", tag: "requests", roles: requester,
-			handler: s.handleCreateRequest, body: intake.Submission{}, success: 202, result: intake.Request{},
+			handler: s.handleCreateRequest, body: intake.Submission{}, example: exampleSubmission, success: 202, result: intake.Request{},
 			headers: []param{{name: "Idempotency-Key", kind: "string", description: "1-255 printable characters; a repeat with the same body returns the first answer"}},
 			errors:  []int{400, 401, 403, 413, 415, 422, 429, 503}},
 		{method: "GET", pattern: "/v1/requests", summary: "List requests (a customer sees its own, a driver its jobs)", tag: "requests",
@@ -91,10 +95,11 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/requests/{id}", summary: "Read one request", tag: "requests",
 			object: objectRequest, handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
-			object: objectRequest, handler: s.handleCancelRequest, body: cancelBody{}, maxBody: smallBody, success: 200, result: intake.Request{},
+			object: objectRequest, handler: s.handleCancelRequest, body: cancelBody{}, maxBody: smallBody, example: cancelBody{Reason: "found help"}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/insurance", summary: "Settle the insurance question by hand (waive or reject)", tag: "requests",
-			roles: staff, object: objectRequest, handler: s.handleDecideInsurance, body: insuranceDecision{}, maxBody: smallBody, success: 200, result: intake.Request{},
+			roles: staff, object: objectRequest, handler: s.handleDecideInsurance, body: insuranceDecision{}, maxBody: smallBody,
+			example: insuranceDecision{Decision: intake.InsuranceWaived, Reason: "the customer paid on the spot"}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "GET", pattern: "/v1/insurers", summary: "Configured insurers and their live health", tag: "insurers", roles: staff,
 			handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},
