@@ -41,7 +41,9 @@ func TestTokenForgeryMatrix(t *testing.T) {
 		}
 		return s
 	}
-	hs256 := func(edit func(jwt.MapClaims)) string { return sign(jwt.SigningMethodHS256, []byte(testSecret), claims(edit)) }
+	hs256 := func(edit func(jwt.MapClaims)) string {
+		return sign(jwt.SigningMethodHS256, []byte(testSecret), claims(edit))
+	}
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
