@@ -13,8 +13,8 @@ import (
 )
 
 type loginBody struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username string `json:"username" validate:"required"`
+	Password string `json:"password" validate:"required"`
 }
 
 type loginAnswer struct {
@@ -47,12 +47,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var errs validate.Errors
-	if body.Username == "" {
-		errs.Add("username", "is required")
-	}
-	if body.Password == "" {
-		errs.Add("password", "is required")
-	}
+	validate.Struct(&errs, "", &body)
 	if err := errs.Err(); err != nil {
 		s.writeProblem(w, r, err)
 		return

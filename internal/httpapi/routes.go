@@ -47,6 +47,8 @@ type param struct {
 	name, description string
 	kind              string // "string", "integer"
 	enum              []string
+	// list params take several values, comma-separated.
+	list bool
 }
 
 type listener uint8
@@ -99,7 +101,7 @@ func (s *Server) routeTable() []route {
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/insurance", summary: "Settle the insurance question by hand (waive or reject)", tag: "requests",
 			roles: staff, object: objectRequest, handler: s.handleDecideInsurance, body: insuranceDecision{}, maxBody: smallBody,
-			example: insuranceDecision{Decision: intake.InsuranceWaived, Reason: "the customer paid on the spot"}, success: 200, result: intake.Request{},
+			example: insuranceDecision{Decision: decision(intake.InsuranceWaived), Reason: "the customer paid on the spot"}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "GET", pattern: "/v1/insurers", summary: "Configured insurers and their live health", tag: "insurers", roles: staff,
 			handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},
@@ -116,19 +118,11 @@ func (s *Server) routeTable() []route {
 }
 
 func listParams() []param {
-	statuses := make([]string, len(intake.Statuses))
-	for i, st := range intake.Statuses {
-		statuses[i] = string(st)
-	}
-	services := make([]string, len(intake.ServiceTypes))
-	for i, st := range intake.ServiceTypes {
-		services[i] = string(st)
-	}
 	return []param{
-		{name: "status", kind: "string", description: "one status or several, comma-separated", enum: statuses},
+		{name: "status", kind: "string", description: "one status or several, comma-separated", enum: intake.Status("").Enum(), list: true},
 		{name: "province", kind: "string"},
 		{name: "insurer", kind: "string"},
-		{name: "service_type", kind: "string", enum: services},
+		{name: "service_type", kind: "string", enum: intake.ServiceType("").Enum()},
 		{name: "from", kind: "string", description: "RFC 3339; created at or after"},
 		{name: "to", kind: "string", description: "RFC 3339; created before"},
 		limitParam,
