@@ -186,11 +186,18 @@ func serve(ctx context.Context, args []string, env Env) error {
 	})
 	defer requests.Close()
 	deadLetters := deadletter.NewService(store, nil)
+	positions, positionsEngine, closePositions, err := openPositionIndex(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closePositions()
+	log.Info("position index ready", "engine", positionsEngine)
+	drivers := newFleet(cfg, store, positions)
 
 	proxies, _ := cfg.ProxyNets() // validated above
 	api := httpapi.New(httpapi.Deps{
 		Intake: requests, Accounts: accounts, Tokens: tokens, DeadLetters: deadLetters, Notifications: store,
-		Insurers: insurers.clients,
+		Insurers: insurers.clients, Fleet: drivers,
 		Ready:    store.Ping, Registry: registry, Logger: log,
 		Options: httpapi.Options{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxInFlight: cfg.MaxInFlight,

@@ -60,6 +60,14 @@ type Config struct {
 	IntakeWriters    int
 	IntakeBatchWait  time.Duration
 	IntakeQueueLimit int
+
+	// DriverStaleAfter: a driver whose last position is older is not a
+	// candidate for jobs.
+	DriverStaleAfter time.Duration
+	// ETARoadFactor and ETASpeedKmh make the default arrival estimate:
+	// great-circle distance x factor / speed.
+	ETARoadFactor float64
+	ETASpeedKmh   float64
 }
 
 // Defaults returns the embedded-laptop defaults.
@@ -88,6 +96,9 @@ func Defaults() Config {
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
 		IntakeQueueLimit:  8192,
+		DriverStaleAfter:  2 * time.Minute,
+		ETARoadFactor:     1.35,
+		ETASpeedKmh:       35,
 	}
 }
 
@@ -181,6 +192,9 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	integer(&c.IntakeWriters, "intake-writers", "intake transactions in flight at once (0: per engine)")
 	dur(&c.IntakeBatchWait, "intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)")
 	integer(&c.IntakeQueueLimit, "intake-queue", "requests waiting for a commit before answering 503")
+	dur(&c.DriverStaleAfter, "driver-stale-after", "a driver whose last position is older is not offered jobs")
+	float(&c.ETARoadFactor, "eta-road-factor", "arrival estimate: great-circle distance x this factor")
+	float(&c.ETASpeedKmh, "eta-speed-kmh", "arrival estimate: average speed of a service vehicle")
 	return errors.Join(errs...)
 }
 
@@ -231,6 +245,18 @@ func (c *Config) Validate() error {
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.DriverStaleAfter < 5*time.Second || c.DriverStaleAfter > time.Hour {
+		errs = append(errs, errors.New("driver-stale-after must be between 5s and 1h"))
+	}
+	if c.ETARoadFactor < 1 || c.ETARoadFactor > 5 {
+		errs = append(errs, errors.New("eta-road-factor must be between 1 and 5"))
+	}
+	if c.ETASpeedKmh <= 0 || c.ETASpeedKmh > 200 {
+		errs = append(errs, errors.New("eta-speed-kmh must be in (0, 200]"))
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		errs = append(errs, fmt.Errorf("redis-url: want redis:// or rediss://, got %q", redact(c.RedisURL)))
+	}
 	return errors.Join(errs...)
 }
 
@@ -269,6 +295,7 @@ func (c *Config) Masked() []any {
 		"intake_batch_max", c.IntakeBatchMax, "intake_writers", c.IntakeWriters,
 		"intake_batch_wait", c.IntakeBatchWait.String(),
 		"rate_limit_user", c.UserRate, "rate_limit_ip", c.IPRate, "max_in_flight", c.MaxInFlight,
+		"driver_stale_after", c.DriverStaleAfter.String(), "eta_road_factor", c.ETARoadFactor, "eta_speed_kmh", c.ETASpeedKmh,
 	}
 }
 

@@ -43,6 +43,10 @@ func TestValidate(t *testing.T) {
 		"YOLDA_TRUSTED_PROXIES=10.0.0.0/99": "trusted-proxies",
 		"YOLDA_INTAKE_BATCH_MAX=0":          "intake-batch-max",
 		"YOLDA_TOKEN_TTL=forever":           "YOLDA_TOKEN_TTL",
+		"YOLDA_DRIVER_STALE_AFTER=1s":       "driver-stale-after",
+		"YOLDA_ETA_ROAD_FACTOR=0.5":         "eta-road-factor",
+		"YOLDA_ETA_SPEED_KMH=0":             "eta-speed-kmh",
+		"YOLDA_REDIS_URL=memcached://x":     "redis-url",
 	} {
 		k, v, _ := strings.Cut(env, "=")
 		if _, err := load(t, map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), want) {
