@@ -194,7 +194,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("data-dir must not be empty"))
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, fmt.Errorf("database-url: want postgres://..., got scheme of %q", redact(c.DatabaseURL)))
+		errs = append(errs, fmt.Errorf("database-url: want postgres://..., got scheme of %q", Redact(c.DatabaseURL)))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("jwt-secret must be at least 32 bytes"))
@@ -263,8 +263,8 @@ func (c *Config) Masked() []any {
 	}
 	return []any{
 		"http_addr", c.HTTPAddr, "data_dir", c.DataDir,
-		"database_url", redact(c.DatabaseURL), "nats_url", redact(c.NATSURL),
-		"redis_url", redact(c.RedisURL), "warehouse_url", redact(c.WarehouseURL),
+		"database_url", Redact(c.DatabaseURL), "nats_url", Redact(c.NATSURL),
+		"redis_url", Redact(c.RedisURL), "warehouse_url", Redact(c.WarehouseURL),
 		"jwt_secret", secret, "insurers_file", c.InsurersFile, "roles", c.Roles,
 		"intake_batch_max", c.IntakeBatchMax, "intake_writers", c.IntakeWriters,
 		"intake_batch_wait", c.IntakeBatchWait.String(),
@@ -272,8 +272,8 @@ func (c *Config) Masked() []any {
 	}
 }
 
-// redact hides the password of every URL in a comma-separated list.
-func redact(raw string) string {
+// Redact hides the password of every URL in a comma-separated list.
+func Redact(raw string) string {
 	if raw == "" {
 		return ""
 	}
