@@ -192,7 +192,6 @@ func (p *process) services() ([]service, error) {
 	return all, nil
 }
 
-
 // receiptRetention is how long a consumer's receipt is kept: it must
 // outlive every way its message can come back, and the EVENTS stream
 // replays that far to a new consumer.
