@@ -34,6 +34,19 @@ func openPositionIndex(ctx context.Context, cfg config.Config) (idx fleet.Index,
 	return georedis.New(rdb, georedis.Options{}), "redis", func() { _ = rdb.Close() }, nil
 }
 
+// openFleet opens the position index and builds the fleet service on it.
+func (p *process) openFleet(ctx context.Context) error {
+	idx, engine, closeIdx, err := openPositionIndex(ctx, p.cfg)
+	if err != nil {
+		return err
+	}
+	p.onClose(closeIdx)
+	p.positions = idx
+	p.fleet = newFleet(p.cfg, p.store, idx)
+	p.log.Info("position index ready", "engine", engine)
+	return nil
+}
+
 // newFleet builds the fleet service over the store and the index.
 func newFleet(cfg config.Config, store fleet.Store, index fleet.Index) *fleet.Service {
 	return fleet.NewService(store, index, fleet.Options{
@@ -48,7 +61,11 @@ func providersCmd(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintln(env.Stderr, "usage: yolda providers add --code CODE --name NAME | yolda providers list")
 		return ErrUsage
 	}
-	fs := newFlagSet("providers "+args[0], env)
+	about := "Lists the providers (the companies drivers work for).\n"
+	if args[0] == "add" {
+		about = "Adds a provider: a company drivers work for (yolda users add --provider CODE).\n"
+	}
+	fs := newFlagSet("providers "+args[0], about, env)
 	var code, name string
 	if args[0] == "add" {
 		fs.StringVar(&code, "code", "", "short code drivers are registered with, e.g. acme-tow")
