@@ -141,7 +141,7 @@ func (p *process) assemble(ctx context.Context) error {
 	p.api = httpapi.New(httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
 		Insurers: p.insurers.clients, Fleet: p.fleet,
-		Ready:    store.Ping, Registry: p.registry, Logger: p.log,
+		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
