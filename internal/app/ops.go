@@ -36,13 +36,21 @@ func listenHTTP(addr string, h http.Handler) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveOps serves the operations listener (YOLDA_OPS_ADDR): metrics and
-// probes, apart from the API, until ctx ends. It is not drained: a scrape
-// cut by shutdown costs nothing.
+// opsServiceName is the service of the operations listener.
+const opsServiceName = "ops"
+
+// opsService serves the operations listener (YOLDA_OPS_ADDR): metrics and
+// probes, apart from the API, until ctx ends. Every process runs it,
+// whatever its roles. It is not drained: a scrape cut by shutdown costs
+// nothing.
+func opsService(cfg config.Config, h http.Handler, log *slog.Logger) service {
+	return service{name: opsServiceName, run: func(ctx context.Context) error { return serveOps(ctx, cfg, h, log) }}
+}
+
 func serveOps(ctx context.Context, cfg config.Config, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
-		return fmt.Errorf("operations listener: %w", err)
+		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -59,7 +67,7 @@ func serveOps(ctx context.Context, cfg config.Config, h http.Handler, log *slog.
 	}()
 	log.Info("operations listening", "addr", ln.Addr().String())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("operations listener: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
 }

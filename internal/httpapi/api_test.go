@@ -18,6 +18,8 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
+	"github.com/yolda/yolda/internal/geo/memory"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -106,8 +108,11 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 		f.tokens[u.Username] = tok
 	}
 	f.registry = prometheus.NewRegistry()
+	// Every dependency is wired, so that every route of the table is
+	// served and the matrices generated from it cover them all.
+	fl := fleet.NewService(store.(fleet.Store), memory.New(memory.Options{}), fleet.Options{})
 	f.api = httpapi.New(httpapi.Deps{
-		Intake: svc, Accounts: accounts, Tokens: tokens,
+		Intake: svc, Accounts: accounts, Tokens: tokens, Fleet: fl,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
 	})

@@ -271,6 +271,12 @@ func (g *schemaGen) object(t reflect.Type, dir direction) map[string]any {
 	props := map[string]any{}
 	required := []string{}
 	var conditions []any
+	// A body type whose fields carry no validate tags is checked by hand
+	// elsewhere; its fields without omitempty are taken as required.
+	tagged := false
+	for i := 0; i < t.NumField(); i++ {
+		tagged = tagged || t.Field(i).Tag.Get("validate") != ""
+	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, ok := validate.JSONName(f)
@@ -282,12 +288,12 @@ func (g *schemaGen) object(t reflect.Type, dir direction) map[string]any {
 			ft = o
 		}
 		fs := g.schema(ft, dir)
-		switch dir {
-		case output:
+		switch {
+		case dir == output || !tagged:
 			if !strings.Contains(f.Tag.Get("json"), ",omitempty") {
 				required = append(required, name)
 			}
-		case input:
+		default:
 			rule, err := validate.RuleOf(f)
 			if err != nil {
 				panic(err) // validate.Struct would panic on it too

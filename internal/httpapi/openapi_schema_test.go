@@ -364,9 +364,38 @@ func TestOpenAPIForClientGenerators(t *testing.T) {
 		}
 	}
 	// Answers stay open to added fields; bodies are closed.
+	inputs := map[string]bool{}
+	var reach func(v any)
+	reach = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				name := strings.TrimPrefix(ref, "#/components/schemas/")
+				if !inputs[name] {
+					inputs[name] = true
+					reach(schemas[name])
+				}
+			}
+			for _, e := range x {
+				reach(e)
+			}
+		case []any:
+			for _, e := range x {
+				reach(e)
+			}
+		}
+	}
+	for _, ops := range doc.raw["paths"].(map[string]any) {
+		for _, op := range ops.(map[string]any) {
+			reach(op.(map[string]any)["requestBody"])
+		}
+	}
+	if !inputs["Submission"] || !inputs["VehicleInput"] || inputs["Request"] {
+		t.Errorf("body schemas found: %v", inputs)
+	}
 	for name, s := range schemas {
 		ap, set := s.(map[string]any)["additionalProperties"]
-		input := strings.HasSuffix(name, "Input") || name == "Submission" || strings.HasSuffix(name, "Body") || name == "insuranceDecision"
+		input := inputs[name]
 		if input && ap != false {
 			t.Errorf("body schema %s accepts unknown fields", name)
 		}
