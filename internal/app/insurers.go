@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
@@ -14,19 +13,21 @@ import (
 // insurers is the configured insurers and the rules intake takes from them.
 type insurers struct {
 	clients *insurance.Clients
-	// known and early are nil when no insurers file is given: every
-	// well-formed insurer code is accepted and dispatch starts at once.
+	// known and early are nil when no insurers file is given: no insurer
+	// is known, so every request goes straight to manual review and
+	// dispatch starts at once (intake's rule for an unknown insurer).
 	known func(code string) bool
 	early func(code string) bool
 }
 
-// loadInsurers reads YOLDA_INSURERS_FILE and builds a client per insurer.
-// Each adapter name maps to its factory here, and only here.
-func loadInsurers(cfg config.Config, env Env, reg prometheus.Registerer, log *slog.Logger) (insurers, error) {
+// loadInsurers reads the insurers file (YOLDA_INSURERS_FILE; empty: no
+// insurers) and builds a client per insurer. Each adapter name maps to its
+// factory here, and only here.
+func loadInsurers(file string, env Env, reg prometheus.Registerer, log *slog.Logger) (insurers, error) {
 	var cfgs []insurance.Config
-	if cfg.InsurersFile != "" {
+	if file != "" {
 		var err error
-		cfgs, err = insurance.LoadFile(cfg.InsurersFile, env.Getenv)
+		cfgs, err = insurance.LoadFile(file, env.Getenv)
 		if err != nil {
 			return insurers{}, fmt.Errorf("%w: %w", ErrUsage, err)
 		}

@@ -37,6 +37,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 }
 
+func TestFleetConformance(t *testing.T) {
+	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore { return open(t) })
+}
+
 func TestWithSchemaOption(t *testing.T) {
 	_, schema := pgtest.Schema(t)
 	s, err := postgres.Open(context.Background(), pgtest.BaseURL(t), postgres.WithSchema(schema))
@@ -91,7 +95,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := schemaOf(t, s)
 	s.Close()
-	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 5 up to 5") {
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 6 up to 6") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {

@@ -1,7 +1,7 @@
 -- The bounded backbone (docs/operations.md): the outbox holds only rows not
 -- yet published, relays claim rows with a lease, and the republish window
 -- lives in one row per published batch; the sweeper keeps a schedule and a
--- count per request. Same design as the PostgreSQL store's 0005, with the
+-- count per request. Same design as the PostgreSQL store's 0006, with the
 -- batch's messages as one JSON document instead of arrays.
 
 -- Rows sent before this migration have no record of where the broker put
