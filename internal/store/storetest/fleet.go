@@ -163,6 +163,7 @@ func testCurrentRequest(t *testing.T, s FleetStore) {
 		t.Helper()
 		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
 			cur.Status = st
+			cur.Version++ // every change advances the version (intake.Request.Advance)
 			if cur.Assignment == nil {
 				cur.Assignment = &intake.Assignment{DriverID: u.ID, DriverName: u.Name, VehiclePlate: "34driver1", AssignedAt: base, ETASeconds: 60}
 			}
