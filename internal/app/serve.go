@@ -26,7 +26,6 @@ import (
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
-	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
 	"github.com/yolda/yolda/internal/sweeper"
 )
@@ -219,20 +218,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 		g.Go(func() error { return sw.Run(ctx) })
 	}
 	if slices.Contains(roles, "notify") {
-		worker := notify.NewWorker(store, nil)
 		lag := consumerLag(registry)
-		g.Go(func() error {
-			return bus.Consume(ctx, b, bus.ConsumerConfig{
-				Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
-				Concurrency: cfg.WorkerConcurrency, DeadLetter: deadLetterHook(deadLetters),
-			}, func(ctx context.Context, d bus.Delivery) error {
-				err := worker.Handle(ctx, d.Data)
-				if err == nil && d.NumDelivered == 1 {
-					lag(notify.Consumer, d.Data)
-				}
-				return err
-			})
-		})
+		g.Go(func() error { return runNotify(ctx, b, store, cfg, deadLetters, lag) })
 	}
 	if slices.Contains(roles, "insurance") {
 		gauges := insurance.NewPendingGauges(store, insurers.clients, registry, log)

@@ -55,6 +55,12 @@ type Config struct {
 	OutboxRetention   time.Duration
 	SweepInterval     time.Duration
 	WorkerConcurrency int
+	// ConsumerBatchMax caps the messages a batching consumer (notify)
+	// applies in one transaction; 1 is one transaction per message.
+	ConsumerBatchMax int
+	// ConsumerBatchWait is how long a batching consumer waits to fill a
+	// batch; 0 takes what is buffered, so a lone message never waits.
+	ConsumerBatchWait time.Duration
 
 	IntakeBatchMax   int
 	IntakeWriters    int
@@ -84,6 +90,7 @@ func Defaults() Config {
 		OutboxRetention:   time.Hour,
 		SweepInterval:     10 * time.Second,
 		WorkerConcurrency: 8,
+		ConsumerBatchMax:  256,
 		IntakeBatchMax:    128,
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
@@ -152,7 +159,9 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	dur(&c.RepublishWindow, "relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail")
 	dur(&c.OutboxRetention, "outbox-retention", "how long sent outbox rows are kept")
 	dur(&c.SweepInterval, "sweep-interval", "how often the sweeper looks for stuck requests")
-	integer(&c.WorkerConcurrency, "worker-concurrency", "handlers in flight per consumer in this process")
+	integer(&c.WorkerConcurrency, "worker-concurrency", "handlers (or batches) in flight per consumer in this process")
+	integer(&c.ConsumerBatchMax, "consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)")
+	dur(&c.ConsumerBatchWait, "consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)")
 	str(&c.RedisURL, "redis-url", "cache and positions: empty for in-process, or redis://...")
 	str(&c.WarehouseURL, "warehouse-url", "reporting warehouse: empty for DuckDB in the data dir")
 	str(&c.JWTSecret, "jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)")
@@ -228,6 +237,12 @@ func (c *Config) Validate() error {
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
 		errs = append(errs, errors.New("worker-concurrency must be 1-1024"))
 	}
+	if c.ConsumerBatchMax < 1 || c.ConsumerBatchMax > 10_000 {
+		errs = append(errs, errors.New("consumer-batch-max must be 1-10000"))
+	}
+	if c.ConsumerBatchWait < 0 || c.ConsumerBatchWait > time.Second {
+		errs = append(errs, errors.New("consumer-batch-wait must be 0-1s"))
+	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
@@ -268,6 +283,7 @@ func (c *Config) Masked() []any {
 		"jwt_secret", secret, "insurers_file", c.InsurersFile, "roles", c.Roles,
 		"intake_batch_max", c.IntakeBatchMax, "intake_writers", c.IntakeWriters,
 		"intake_batch_wait", c.IntakeBatchWait.String(),
+		"consumer_batch_max", c.ConsumerBatchMax, "consumer_batch_wait", c.ConsumerBatchWait.String(),
 		"rate_limit_user", c.UserRate, "rate_limit_ip", c.IPRate, "max_in_flight", c.MaxInFlight,
 	}
 }

@@ -264,18 +264,22 @@ func streamLeaders(t *testing.T, js jetstream.JetStream) string {
 	return strings.Join(out, " ")
 }
 
-// countingNotify runs the notify consumer and counts the handler's calls
-// and its successes.
+// countingNotify runs the notify consumer and counts the deliveries handed
+// to its handler and those it applied.
 func (p *pipeline) countingNotify(t *testing.T) (calls, ok *atomic.Int64) {
 	calls, ok = new(atomic.Int64), new(atomic.Int64)
-	p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-		return func(ctx context.Context, d bus.Delivery) error {
-			calls.Add(1)
-			err := next(ctx, d)
+	p.consumeNotify(t, func(next bus.BatchHandler) bus.BatchHandler {
+		return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+			calls.Add(int64(len(ds)))
+			results, err := next(ctx, ds)
 			if err == nil {
-				ok.Add(1)
+				for _, r := range results {
+					if r == nil {
+						ok.Add(1)
+					}
+				}
 			}
-			return err
+			return results, err
 		}
 	})
 	return calls, ok
