@@ -8,12 +8,14 @@ import (
 
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/configfile"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
 // insurers is the configured insurers and the rules intake takes from them.
 type insurers struct {
-	clients *insurance.Clients
+	clients *resilient.Clients
 	// known and early are nil when no insurers file is given: every
 	// well-formed insurer code is accepted and dispatch starts at once.
 	known func(code string) bool
@@ -26,13 +28,13 @@ func loadInsurers(cfg config.Config, env Env, reg prometheus.Registerer, log *sl
 	var cfgs []insurance.Config
 	if cfg.InsurersFile != "" {
 		var err error
-		cfgs, err = insurance.LoadFile(cfg.InsurersFile, env.Getenv)
+		cfgs, err = configfile.LoadFile(cfg.InsurersFile, env.Getenv)
 		if err != nil {
 			return insurers{}, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 	}
-	clients, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
-		insurance.Options{Registerer: reg, Logger: log})
+	clients, err := resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
+		resilient.Options{Registerer: reg, Logger: log})
 	if err != nil {
 		return insurers{}, err
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
-	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/relay"
 	"github.com/yolda/yolda/internal/sweeper"
@@ -222,14 +221,9 @@ func serve(ctx context.Context, args []string, env Env) error {
 		g.Go(func() error { return runNotify(ctx, b, store, cfg, deadLetters, lag) })
 	}
 	if slices.Contains(roles, "insurance") {
-		gauges := insurance.NewPendingGauges(store, insurers.clients, registry, log)
-		g.Go(func() error { return gauges.Run(ctx, 15*time.Second) })
-		worker := insurance.NewWorker(insurers.clients, requests, nil, log)
-		for _, c := range insurers.clients.All() {
-			cc := insurance.ConsumerConfig(c.Config())
-			cc.DeadLetter = deadLetterHook(deadLetters)
-			g.Go(func() error { return bus.Consume(ctx, b, cc, worker.Handle) })
-		}
+		g.Go(func() error {
+			return runInsurance(ctx, b, insurers.clients, requests, store, deadLetters, registry, log)
+		})
 	}
 	log.Info("roles running", "roles", strings.Join(roles, ","))
 	err = g.Wait()

@@ -41,11 +41,11 @@ type Service struct {
 	updates   *batcher[*pendingUpdate]
 	// updatesObserve is Options.Updates.Observe.
 	updatesObserve func(size int, took time.Duration, err error)
-	now       func() time.Time
-	known     func(string) bool
-	early     func(string) bool
-	committed func()
-	log       *slog.Logger
+	now            func() time.Time
+	known          func(string) bool
+	early          func(string) bool
+	committed      func()
+	log            *slog.Logger
 }
 
 // NewService starts the group committer; Close stops it.

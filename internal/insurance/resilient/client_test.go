@@ -1,9 +1,10 @@
-package insurance_test
+package resilient_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
@@ -27,7 +29,8 @@ func TestVerifyAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := insurance.Verdict{Covered: true, Reference: "chk-1", Coverage: &insurance.Coverage{MaxTowKm: 100, Services: []string{"tow", "jump_start"}}}
+	want := insurance.Verdict{Covered: true, Reference: "chk-1", Coverage: &insurance.Coverage{MaxTowKm: 100, Services: []string{"tow", "jump_start"}},
+		CoverageDocument: json.RawMessage(`{"max_tow_km": 100, "services": ["tow", "jump_start"]}`)}
 	if diff := cmp.Diff(want, v, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Raw" }, cmp.Ignore())); diff != "" {
 		t.Errorf("verdict (-want +got):\n%s", diff)
 	}
@@ -144,16 +147,16 @@ func (f adapterFunc) Verify(ctx context.Context, q insurance.Query) (insurance.V
 }
 
 // wrap rebuilds fx's client with an adapter that runs mw around the rest one.
-func wrap(t *testing.T, fx fixture, mw func(context.Context, insurance.Query, insurance.Adapter) (insurance.Verdict, error)) *insurance.Client {
+func wrap(t *testing.T, fx fixture, mw func(context.Context, insurance.Query, insurance.Adapter) (insurance.Verdict, error)) *resilient.Client {
 	t.Helper()
 	next, err := rest.New(fx.cfg, rest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { next.Close() })
-	c, err := insurance.NewClient(fx.cfg, adapterFunc(func(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+	c, err := resilient.NewClient(fx.cfg, adapterFunc(func(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
 		return mw(ctx, q, next)
-	}), insurance.Options{})
+	}), resilient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +283,7 @@ func TestRetryNeverOutlivesCaller(t *testing.T) {
 	t.Parallel()
 	fx := setup(t, func(c *insurance.Config) {
 		c.Retry.BaseDelay, c.Retry.MaxDelay = 300*time.Millisecond, 300*time.Millisecond
-	}, func(o *insurance.Options) { o.Rand = func(n int64) int64 { return n - 1 } })
+	}, func(o *resilient.Options) { o.Rand = func(n int64) int64 { return n - 1 } })
 	fx.fake.set(modeDown)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -299,7 +302,11 @@ func TestRetryNeverOutlivesCaller(t *testing.T) {
 
 func TestBreaker(t *testing.T) {
 	t.Parallel()
-	fx := setup(t, func(c *insurance.Config) { c.Retry.Attempts = 1 })
+	clock := newFakeClock()
+	logs := &logRecorder{}
+	fx := setup(t, func(c *insurance.Config) { c.Retry.Attempts = 1 }, func(o *resilient.Options) {
+		o.Now, o.Logger = clock.Now, slog.New(logs)
+	})
 	state := func() float64 { return metric(t, fx.reg, "yolda_insurer_breaker_state", "insurer", "acme") }
 
 	// A client error is not the insurer being down.
@@ -324,8 +331,12 @@ func TestBreaker(t *testing.T) {
 	if got := fx.client.Health().Breaker; got != "open" || state() != 2 {
 		t.Fatalf("breaker %s (gauge %v) after %d failures, want open", got, state(), fx.cfg.Breaker.Failures)
 	}
-	// ...and no call reaches the insurer while it is open.
-	opened := time.Now()
+	if !logs.has(slog.LevelWarn, "insurer circuit breaker open") {
+		t.Errorf("no warning logged when the breaker opened: %v", logs.lines())
+	}
+	// ...and no call reaches the insurer while it is open, however long
+	// short of open_for.
+	clock.Advance(fx.cfg.Breaker.OpenFor - time.Millisecond)
 	for range 20 {
 		_, err := fx.verify(t, "POL-1")
 		if !errors.Is(err, insurance.ErrUnavailable) || insurance.Kind(err) != insurance.KindUnavailable || insurance.Retryable(err) {
@@ -340,7 +351,7 @@ func TestBreaker(t *testing.T) {
 	}
 
 	// After open_for, one probe goes through; still down, it opens again.
-	time.Sleep(time.Until(opened.Add(fx.cfg.Breaker.OpenFor + 20*time.Millisecond)))
+	clock.Advance(time.Millisecond)
 	if got := fx.client.Health().Breaker; got != "half-open" || state() != 1 {
 		t.Fatalf("breaker %s (gauge %v) after open_for, want half-open", got, state())
 	}
@@ -354,12 +365,11 @@ func TestBreaker(t *testing.T) {
 	if got := fx.client.Health().Breaker; got != "open" {
 		t.Fatalf("breaker %s after a failed probe, want open", got)
 	}
-	opened = time.Now()
 
 	// Recovery: the insurer is back; while the (slow) probe runs other calls
 	// are still refused; once it succeeds the breaker closes.
 	fx.fake.set(modeSlow)
-	time.Sleep(time.Until(opened.Add(fx.cfg.Breaker.OpenFor + 20*time.Millisecond)))
+	clock.Advance(fx.cfg.Breaker.OpenFor)
 	probe := make(chan error, 1)
 	go func() { _, err := fx.verify(t, "POL-1"); probe <- err }()
 	eventually(t, "the probe to reach the insurer", func() bool { return fx.fake.inFlight.Load() == 1 })
@@ -371,6 +381,9 @@ func TestBreaker(t *testing.T) {
 	}
 	if got := fx.client.Health().Breaker; got != "closed" || state() != 0 {
 		t.Fatalf("breaker %s (gauge %v) after a good probe, want closed", got, state())
+	}
+	if !logs.has(slog.LevelInfo, "insurer circuit breaker closed") {
+		t.Errorf("nothing logged when the breaker closed: %v", logs.lines())
 	}
 	if _, err := fx.verify(t, "POL-1"); err != nil {
 		t.Errorf("after recovery: %v", err)
@@ -438,7 +451,7 @@ func TestBackoffUsesFullJitter(t *testing.T) {
 		c.Retry.Attempts = 5
 		c.Retry.BaseDelay, c.Retry.MaxDelay = 2*time.Millisecond, 5*time.Millisecond
 		c.Retry.Budget = 1
-	}, func(o *insurance.Options) {
+	}, func(o *resilient.Options) {
 		o.Rand = func(n int64) int64 {
 			mu.Lock()
 			defer mu.Unlock()
@@ -467,7 +480,7 @@ func TestNewClients(t *testing.T) {
 		insurance.Config{Code: "b", BaseURL: fake.srv.URL, Name: "Bee"}.Default(),
 	}
 	factories := map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})}
-	set, err := insurance.NewClients(cfgs, factories, insurance.Options{})
+	set, err := resilient.NewClients(cfgs, factories, resilient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,19 +505,19 @@ func TestNewClients(t *testing.T) {
 		}
 	}
 
-	var none *insurance.Clients
+	var none *resilient.Clients
 	if _, ok := none.Get("a"); ok || len(none.Health()) != 0 {
 		t.Error("a nil Clients is not empty")
 	}
 
 	bad := append(cfgs[:1:1], insurance.Config{Code: "c", BaseURL: fake.srv.URL, Adapter: "soap"}.Default())
-	if _, err := insurance.NewClients(bad, factories, insurance.Options{}); err == nil {
+	if _, err := resilient.NewClients(bad, factories, resilient.Options{}); err == nil {
 		t.Error("NewClients accepted an unknown adapter")
 	}
-	if _, err := insurance.NewClients(append(cfgs, cfgs[0]), factories, insurance.Options{}); err == nil {
+	if _, err := resilient.NewClients(append(cfgs, cfgs[0]), factories, resilient.Options{}); err == nil {
 		t.Error("NewClients accepted a duplicate code")
 	}
-	if _, err := insurance.NewClient(insurance.Config{Code: "x"}, nil, insurance.Options{}); err == nil {
+	if _, err := resilient.NewClient(insurance.Config{Code: "x"}, nil, resilient.Options{}); err == nil {
 		t.Error("NewClient accepted an invalid config")
 	}
 }
