@@ -81,7 +81,7 @@ func insuranceConsumer(c insurance.Config) bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:        bus.StreamJobs,
 		Durable:       checks.ConsumerPrefix + c.Code,
-		FilterSubject: outbox.InsuranceVerifySubject(c.Code),
+		FilterSubject: outbox.InsuranceVerifyFilter(c.Code),
 		AckWait:       c.CheckBudget(),
 		Concurrency:   c.Bulkhead,
 		MaxAckPending: 100_000,

@@ -43,6 +43,9 @@ func TestValidate(t *testing.T) {
 		"YOLDA_TRUSTED_PROXIES=10.0.0.0/99": "trusted-proxies",
 		"YOLDA_INTAKE_BATCH_MAX=0":          "intake-batch-max",
 		"YOLDA_TOKEN_TTL=forever":           "YOLDA_TOKEN_TTL",
+		// Shorter than the relay's republish window (2m30s): the broker
+		// would keep copies it should have dropped.
+		"YOLDA_NATS_DUPLICATE_WINDOW=2m": "relay-republish-window",
 	} {
 		k, v, _ := strings.Cut(env, "=")
 		if _, err := load(t, map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), want) {

@@ -16,4 +16,7 @@ var (
 	ErrOverloaded = errors.New("intake overloaded")
 	// ErrClosed: intake is shutting down and takes no new work.
 	ErrClosed = errors.New("intake closed")
+	// ErrVersion: a change did not advance the request's version by
+	// exactly one (Request.Advance); the store committed nothing.
+	ErrVersion = errors.New("a change must advance the request's version by one")
 )

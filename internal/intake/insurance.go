@@ -121,6 +121,7 @@ func (s *Service) applyInsurance(r *Request, who identity.Principal, o Insurance
 		return Change{}, ErrAlreadyDecided
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
+	r.Advance(now)
 	r.Insurance.Status = o.Status
 	r.Insurance.CheckedAt = &now
 	r.Insurance.Reference = optional(o.Reference)
@@ -134,7 +135,7 @@ func (s *Service) applyInsurance(r *Request, who identity.Principal, o Insurance
 	switch o.Status {
 	case InsuranceApproved, InsuranceWaived:
 		if r.Status == StatusAwaitingInsurance {
-			moved, err := s.move(r, who, StatusDispatching, "insurance "+string(o.Status))
+			moved, err := s.move(r, who, StatusDispatching, "insurance "+string(o.Status), now)
 			if err != nil {
 				return Change{}, err
 			}
@@ -147,7 +148,7 @@ func (s *Service) applyInsurance(r *Request, who identity.Principal, o Insurance
 	case InsuranceRejected:
 		switch {
 		case r.Status == StatusReceived || r.Status == StatusAwaitingInsurance:
-			moved, err := s.move(r, who, StatusRejected, o.Reason)
+			moved, err := s.move(r, who, StatusRejected, o.Reason, now)
 			if err != nil {
 				return Change{}, err
 			}
@@ -157,8 +158,7 @@ func (s *Service) applyInsurance(r *Request, who identity.Principal, o Insurance
 		}
 	}
 	r.Insurance.Flags = mergeFlags(r.Insurance.Flags, flags)
-	r.UpdatedAt = now
-	ev, err := outbox.New(outbox.EventSubject(EventRequestInsuranceCheck), EventRequestInsuranceCheck, now, r.ID, actor,
+	ev, err := outbox.NewMessage(outbox.EventSubject(EventRequestInsuranceCheck), head(*r, EventRequestInsuranceCheck, now, actor),
 		InsuranceChecked{Status: o.Status, Reference: o.Reference, Reason: o.Reason, Flags: r.Insurance.Flags, At: now, OwnerID: r.OwnerID})
 	if err != nil {
 		return Change{}, err

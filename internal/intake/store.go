@@ -30,7 +30,10 @@ type Store interface {
 	// change, its timeline entry and its outbox messages in one
 	// transaction. fn sees the committed state and may run more than once
 	// if another writer got there first; its error aborts the update and is
-	// returned as is. A missing request is ErrNotFound.
+	// returned as is. A missing request is ErrNotFound. fn must advance
+	// the request's version by exactly one (Request.Advance) or the store
+	// commits nothing and returns ErrVersion; the stored row is written only
+	// over the version fn was given.
 	UpdateRequest(ctx context.Context, id string, fn func(*Request) (Change, error)) (Request, error)
 
 	// UpdateRequests applies a batch of updates in one transaction, in

@@ -253,7 +253,9 @@ func killMidBatch(t *testing.T, engine, dsn, stage string) {
 }
 
 // createAndPublish creates n requests and publishes their events, as the
-// relay would, before any worker runs.
+// relay would, before any worker runs. Each request's request.created
+// notifies its customer; the other events (its insurer is unknown: a
+// manual review) notify nobody.
 func createAndPublish(t *testing.T, store killStore, b *bus.Bus, n int) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -298,7 +300,7 @@ func createAndPublish(t *testing.T, store killStore, b *bus.Bus, n int) []string
 			events = append(events, bus.Message{ID: m.ID, Subject: m.Subject, Payload: m.Payload})
 		}
 	}
-	if len(events) != n {
+	if len(events) < n {
 		t.Fatalf("%d events for %d requests", len(events), n)
 	}
 	if err := b.PublishBatch(ctx, events); err != nil {

@@ -268,9 +268,16 @@ func TestPipelineDeliversEveryRowOnce(t *testing.T) {
 		if total != 300 || missing != 0 || doubled != 0 {
 			t.Errorf("notifications: %d total, %d missing, %d doubled", total, missing, doubled)
 		}
-		// Two jobs per request in the work queue (nobody consumes them yet).
-		if n := streamMsgs(t, p.bus, bus.StreamJobs); n != 600 {
-			t.Errorf("JOBS holds %d messages, want 600", n)
+		// No insurer is configured and no dispatch consumer runs: each
+		// request has its one dispatch job waiting on its own subject, and
+		// no insurance check that nothing would take.
+		if n := streamMsgs(t, p.bus, bus.StreamJobs); n != 300 {
+			t.Errorf("JOBS holds %d messages, want one dispatch job per request (300)", n)
+		}
+		for _, id := range ids[:10] {
+			if ok, err := p.bus.HasMessage(context.Background(), outbox.DispatchRequestSubject(id)); err != nil || !ok {
+				t.Errorf("dispatch job of %s: %v %v", id, ok, err)
+			}
 		}
 	})
 }
@@ -323,7 +330,7 @@ func TestRowsCommittedWithoutRelayArePublishedLater(t *testing.T) {
 		}
 		svc.Close()
 		if n, _, _ := store.OutboxBacklog(ctx); n != 120 {
-			t.Fatalf("backlog before any relay: %d, want 120", n)
+			t.Fatalf("backlog before any relay: %d, want 120 (a dispatch job and two events each)", n)
 		}
 		b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, quietLogger())
 		if err != nil {
@@ -344,15 +351,25 @@ func TestRowsCommittedWithoutRelayArePublishedLater(t *testing.T) {
 }
 
 // When a stream's sequence goes backwards (the broker lost its unflushed
-// tail), the relay publishes the recent rows again.
+// tail), the relay publishes again what the broker lost; a reconnect to a
+// broker that lost nothing publishes nothing again.
 func TestRelayRepublishesWhenBrokerLostItsTail(t *testing.T) {
 	forEachStore(t, func(t *testing.T, engine string) {
-		p := newPipeline(t, engine, relay.Options{Check: 50 * time.Millisecond})
-		p.create(t, 20)
-		waitFor(t, "20 events published", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 20 })
-		// Let the relay read the sequence it will compare against: a loss
-		// between two of its checks is caught by the reconnect instead.
-		time.Sleep(300 * time.Millisecond)
+		p, reg := newPipelineOn(t, stores[engine](t), bus.Config{DataDir: t.TempDir()}, relay.Options{Check: 50 * time.Millisecond}, quietLogger())
+		p.create(t, 20) // 40 events: created and insurance_checked (no insurer configured)
+		waitFor(t, "40 events published", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 40 })
+		// The relay has read the sequence it will compare against once its
+		// gauge shows the 40 events: a loss between two of its checks is
+		// caught by the reconnect instead.
+		waitFor(t, "the relay to see the stream", 10*time.Second, func() bool {
+			return metricSum(t, reg, "yolda_stream_messages", map[string]string{"stream": bus.StreamEvents}) == 40
+		})
+		p.relay.BrokerMayHaveLost("reconnect")
+		p.create(t, 1) // the relay loop has handled the reconnect once this is published
+		waitFor(t, "42 events published", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 42 })
+		if n := metricSum(t, reg, "yolda_relay_republished_total", nil); n != 0 {
+			t.Errorf("a reconnect to a broker that lost nothing republished %.0f rows", n)
+		}
 		// Lose the EVENTS stream's contents and sequence, as a power loss
 		// before fsync would.
 		js := p.bus.JetStream()
@@ -365,9 +382,13 @@ func TestRelayRepublishesWhenBrokerLostItsTail(t *testing.T) {
 		if _, err := js.CreateStream(context.Background(), cfg); err != nil {
 			t.Fatal(err)
 		}
-		// One more request moves the sequence to 1: below what was seen.
+		// One more request moves the sequence to 2: below what was seen.
 		p.create(t, 1)
-		waitFor(t, "the lost events republished", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 21 })
+		waitFor(t, "the lost events republished", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 44 })
+		// Only EVENTS lost anything: the dispatch jobs were not published again.
+		if n := metricSum(t, reg, "yolda_bus_published_total", map[string]string{"stream": bus.StreamJobs}); n != 22 {
+			t.Errorf("JOBS publishes: %.0f, want the 22 dispatch jobs once each", n)
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/outbox"
 	"github.com/yolda/yolda/internal/store/sqlite"
 	"github.com/yolda/yolda/internal/sweeper"
 )
@@ -24,7 +25,7 @@ func TestSweepOnceNudgesOnlyStaleRequests(t *testing.T) {
 	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
 	u, _ := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
 	clock := time.Now().Add(-time.Hour)
-	svc := intake.NewService(store, intake.Options{Now: func() time.Time { return clock }})
+	svc := intake.NewService(store, intake.Options{Now: func() time.Time { return clock }, KnownInsurer: func(string) bool { return true }})
 	defer svc.Close()
 	lat, lng := 41.0, 29.0
 	sub := intake.Submission{ServiceType: intake.Lockout, Location: &intake.LocationInput{Lat: &lat, Lng: &lng},
@@ -61,7 +62,7 @@ func TestSweepOnceNudgesOnlyStaleRequests(t *testing.T) {
 			t.Errorf("nudge message is not about the stale request: %s", m.Payload)
 		}
 	}
-	if !subjects["jobs.insurance.verify.axa"] || !subjects["jobs.dispatch.request"] {
+	if !subjects[outbox.InsuranceVerifySubject("axa", old.Request.ID)] || !subjects[outbox.DispatchRequestSubject(old.Request.ID)] {
 		t.Errorf("nudge subjects: %v", subjects)
 	}
 	if again, _ := sw.SweepOnce(ctx); again[intake.StatusDispatching] != 0 {

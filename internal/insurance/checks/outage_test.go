@@ -129,13 +129,16 @@ func (p *platform) settled(t *testing.T, ids []string) (n int, byStatus map[inta
 // over every outbox row, sent or not.
 func (p *platform) checksPerRequest(t *testing.T) map[string]int {
 	t.Helper()
-	msgs, err := p.store.OutboxSentSince(context.Background(), time.Time{}, 0, 1_000_000)
+	published, err := p.store.OutboxPublishedAfter(context.Background(), bus.StreamEvents, time.Time{}, 0, 1_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending, _ := p.store.PendingOutbox(context.Background(), 1_000_000)
+	msgs, _ := p.store.PendingOutbox(context.Background(), 1_000_000)
+	for _, m := range published {
+		msgs = append(msgs, m.Message)
+	}
 	out := map[string]int{}
-	for _, m := range append(msgs, pending...) {
+	for _, m := range msgs {
 		if m.Subject != outbox.EventSubject(intake.EventRequestInsuranceCheck) {
 			continue
 		}
@@ -213,6 +216,7 @@ func TestPatienceEndsInManualReview(t *testing.T) {
 	for _, id := range ids {
 		if _, err := p.store.UpdateRequest(context.Background(), id, func(r *intake.Request) (intake.Change, error) {
 			r.CreatedAt = r.CreatedAt.Add(-2 * time.Minute)
+			r.Version++
 			return intake.Change{}, nil
 		}); err != nil {
 			t.Fatal(err)
@@ -231,7 +235,7 @@ func TestPatienceEndsInManualReview(t *testing.T) {
 // a RetryAfter is a delayed redelivery.
 func consume(ctx context.Context, b *bus.Bus, c insurance.Config, w *checks.Worker) error {
 	return bus.Consume(ctx, b, bus.ConsumerConfig{
-		Stream: bus.StreamJobs, Durable: checks.ConsumerPrefix + c.Code, FilterSubject: outbox.InsuranceVerifySubject(c.Code),
+		Stream: bus.StreamJobs, Durable: checks.ConsumerPrefix + c.Code, FilterSubject: outbox.InsuranceVerifyFilter(c.Code),
 		AckWait: c.CheckBudget(), Concurrency: c.Bulkhead, MaxAckPending: 100_000,
 	}, func(ctx context.Context, d bus.Delivery) error {
 		err := w.Handle(ctx, d.Data, d.NumDelivered)

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,115 +18,6 @@ import (
 // being recorded by a transaction still in flight is waited for.
 const insertReceiptSQL = `INSERT INTO processed_messages (consumer, message_id, processed_at)
 	VALUES ($1, $2, now()) ON CONFLICT DO NOTHING`
-
-// RelayOutbox hands up to limit unsent messages, in seq order, to publish,
-// and marks sent those that publish confirms, in one transaction that
-// holds the rows it read locked (FOR UPDATE SKIP LOCKED) until it commits:
-// relays in any number of processes each take rows no other holds, so no
-// row is published twice unless a relay fails between publishing and
-// committing (the broker's deduplication absorbs that). Rows are marked
-// sent at the relay's clock after publish returned, the clock that
-// OutboxSentSince's since is read against.
-func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+outboxColumns+` FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	msgs, err := scanOutbox(rows)
-	if err != nil {
-		br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(msgs) == 0 {
-		return 0, nil
-	}
-	ok := publish(msgs)
-	seqs := make([]int64, 0, len(msgs))
-	for i, m := range msgs {
-		if i < len(ok) && ok[i] {
-			seqs = append(seqs, m.Seq)
-		}
-	}
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	// The rows are marked and the transaction committed even if ctx ended
-	// during publish: what the broker has confirmed should not be sent again.
-	wctx := context.WithoutCancel(ctx)
-	if _, err := tx.Exec(wctx, `UPDATE outbox SET sent_at = $2 WHERE seq = ANY($1)`, seqs, time.Now()); err != nil {
-		return 0, fmt.Errorf("mark outbox sent: %w", err)
-	}
-	if err := tx.Commit(wctx); err != nil {
-		return 0, fmt.Errorf("mark outbox sent: %w", err)
-	}
-	return len(seqs), nil
-}
-
-// OutboxSentSince returns messages sent at or after since, in seq order,
-// after afterSeq: what the relay publishes again when the broker may have
-// lost its unflushed tail.
-func (s *Store) OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+outboxColumns+` FROM outbox
-		WHERE sent_at >= $1 AND seq > $2 ORDER BY seq LIMIT $3`, since, afterSeq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return scanOutbox(rows)
-}
-
-// PruneOutbox deletes up to limit messages sent before the given time.
-// Concurrent pruners skip each other's rows rather than wait for them.
-func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE seq IN (
-		SELECT seq FROM outbox WHERE sent_at < $1 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)`, sentBefore, limit)
-	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-// OutboxBacklog counts unsent messages and returns when the oldest was
-// committed (zero time when there is none).
-func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
-	var n int
-	var oldest *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", err)
-	}
-	if oldest == nil {
-		return n, time.Time{}, nil
-	}
-	return n, oldest.UTC(), nil
-}
-
-// EnqueueOutbox commits messages on their own (re-driven work), in one
-// implicit transaction, one round trip.
-func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	queueOutbox(b, msgs)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("enqueue outbox: %w", err)
-	}
-	s.outboxCommitted()
-	return nil
-}
 
 // AddDeadLetter implements deadletter.Store.
 func (s *Store) AddDeadLetter(ctx context.Context, l deadletter.Letter) error {
@@ -186,28 +76,24 @@ func (s *Store) DeadLetters(ctx context.Context, before string, limit int) ([]de
 // RedriveDeadLetter implements deadletter.Store: the letter is locked,
 // marked and its message committed to the outbox in one transaction.
 func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, msg func(deadletter.Letter) outbox.Message) (deadletter.Letter, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1 FOR UPDATE`, id)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return deadletter.Letter{}, fmt.Errorf("begin: %w", err)
+	var found []deadletter.Letter
+	tx, err := s.beginRead(ctx, read{
+		sql:  `SELECT ` + deadLetterColumns + ` FROM dead_letters WHERE id = $1 FOR UPDATE`,
+		args: []any{id},
+		scan: func(row pgx.CollectableRow) error {
+			l, err := scanDeadLetter(row)
+			found = append(found, l)
+			return err
+		},
+	})
+	if err != nil {
+		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
 	}
-	l, err := scanDeadLetter(br.QueryRow())
-	if errors.Is(err, pgx.ErrNoRows) {
-		br.Close()
+	defer rollback(ctx, tx)
+	if len(found) == 0 {
 		return deadletter.Letter{}, deadletter.ErrNotFound
 	}
-	if err != nil {
-		br.Close()
-		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
-	}
-	if err := br.Close(); err != nil {
-		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
-	}
+	l := found[0]
 	w := &pgx.Batch{}
 	w.Queue(`UPDATE dead_letters SET redriven_at = $2 WHERE id = $1`, id, at)
 	queueOutbox(w, []outbox.Message{msg(l)})
@@ -289,43 +175,25 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 // worker is changing right now is left alone.
 func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
 	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(selectWithTimeline+` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
-		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`, string(status), olderThan, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return nil, fmt.Errorf("begin: %w", err)
-	}
 	var stale []intake.Request
-	rows, err := br.Query()
-	if err == nil {
-		for rows.Next() {
+	tx, err := s.beginRead(ctx, read{
+		sql: selectWithTimeline + ` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
+		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`,
+		args: []any{string(status), olderThan, limit},
+		scan: func(row pgx.CollectableRow) error {
 			var tl timelineArrays
-			var r intake.Request
-			if r, err = scanRequest(rows, tl.dest()...); err != nil {
-				break
-			}
-			if err = tl.fill(&r); err != nil {
-				break
+			r, err := scanRequest(row, tl.dest()...)
+			if err != nil {
+				return err
 			}
 			stale = append(stale, r)
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+			return tl.fill(&stale[len(stale)-1])
+		},
+	})
 	if err != nil {
-		br.Close()
 		return nil, fmt.Errorf("find stale requests: %w", err)
 	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("find stale requests: %w", err)
-	}
+	defer rollback(ctx, tx)
 	if len(stale) == 0 {
 		return nil, nil
 	}

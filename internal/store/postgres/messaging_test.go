@@ -39,7 +39,7 @@ func openProcesses(t *testing.T, n int) []*postgres.Store {
 }
 
 // Relays in separate pools (as in separate processes) never publish a row
-// twice: each locks the rows it read with SKIP LOCKED.
+// twice: each claims rows no other holds.
 func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
 	ctx := context.Background()
 	stores := openProcesses(t, 4)
@@ -63,6 +63,44 @@ func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
 		if n > 1 {
 			t.Errorf("%s published %d times", id, n)
 		}
+	}
+}
+
+// A relay holds no lock and no transaction while the broker is asked: a
+// publish that hangs for as long as the broker lets it (10 s) leaves the
+// rows free for anyone to lock and the relay's connection idle.
+func TestRelayHoldsNoLockAcrossPublish(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	owner := addUser(t, s, "ayse")
+	if err := s.CreateRequests(ctx, []*intake.Creation{creation(request(owner.ID, time.Now()), "")}); err != nil {
+		t.Fatal(err)
+	}
+	inPublish, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RelayOutbox(ctx, 10, time.Minute, func(msgs []outbox.Message) []outbox.Publication {
+			close(inPublish)
+			<-release
+			return make([]outbox.Publication, len(msgs))
+		})
+		done <- err
+	}()
+	<-inPublish
+	var locked int
+	err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM (SELECT seq FROM outbox FOR UPDATE NOWAIT) o`).Scan(&locked)
+	if err != nil || locked != 3 {
+		t.Errorf("locking the outbox rows during a publish: %d rows, %v (the relay holds them)", locked, err)
+	}
+	var open int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()
+		AND query LIKE '%outbox%'`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("transactions left open on the outbox during a publish: %d %v", open, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -246,6 +284,7 @@ func TestListenOutbox(t *testing.T) {
 	receipt := outbox.Receipt{Consumer: "test", MessageID: "msg_1"}
 	update := func(cur *intake.Request) (intake.Change, error) {
 		cur.Notes += "+"
+		cur.Version++
 		return intake.Change{Outbox: []outbox.Message{ev}, Receipt: &receipt}, nil
 	}
 	drain(wakes)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/deadletter"
@@ -26,109 +25,6 @@ func recordReceipt(ctx context.Context, tx *sql.Tx, r outbox.Receipt, at time.Ti
 		return outbox.ErrAlreadyProcessed
 	}
 	return nil
-}
-
-// RelayOutbox hands up to limit unsent messages, in commit order, to
-// publish, and marks sent those that publish confirms. SQLite has one
-// writer, so the rows are read outside the write lock and only the marking
-// takes it; two relays on one SQLite file would publish a row twice, which
-// the broker's deduplication absorbs.
-func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
-	msgs, err := s.PendingOutbox(ctx, limit)
-	if err != nil || len(msgs) == 0 {
-		return 0, err
-	}
-	ok := publish(msgs)
-	var seqs []any
-	for i, m := range msgs {
-		if i < len(ok) && ok[i] {
-			seqs = append(seqs, m.Seq)
-		}
-	}
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	marks := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = ? WHERE seq IN (`+marks+`)`,
-			append([]any{toMicros(time.Now())}, seqs...)...)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("mark outbox sent: %w", err)
-	}
-	return len(seqs), nil
-}
-
-// OutboxSentSince returns messages sent at or after since, in commit order,
-// after afterSeq: what the relay publishes again when the broker may have
-// lost its unflushed tail.
-func (s *Store) OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error) {
-	return s.queryOutbox(ctx, `SELECT seq, id, subject, payload, created_at, sent_at FROM outbox
-		WHERE sent_at >= ? AND seq > ? ORDER BY seq LIMIT ?`, toMicros(since), afterSeq, limit)
-}
-
-// PruneOutbox deletes up to limit messages sent before the given time.
-func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
-	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (
-			SELECT seq FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? ORDER BY seq LIMIT ?)`, toMicros(sentBefore), limit)
-		if err != nil {
-			return fmt.Errorf("prune outbox: %w", err)
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return int(n), err
-}
-
-// OutboxBacklog counts unsent messages and returns when the oldest was
-// committed (zero time when there is none).
-func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
-	var n int
-	var oldest sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", err)
-	}
-	if !oldest.Valid {
-		return n, time.Time{}, nil
-	}
-	return n, fromMicros(oldest.Int64), nil
-}
-
-// PendingOutbox returns up to limit unsent outbox messages in commit order.
-func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error) {
-	return s.queryOutbox(ctx, `SELECT seq, id, subject, payload, created_at, sent_at FROM outbox
-		WHERE sent_at IS NULL ORDER BY seq LIMIT ?`, limit)
-}
-
-func (s *Store) queryOutbox(ctx context.Context, q string, args ...any) ([]outbox.Message, error) {
-	rows, err := s.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []outbox.Message
-	for rows.Next() {
-		var m outbox.Message
-		var at int64
-		var sent sql.NullInt64
-		if err := rows.Scan(&m.Seq, &m.ID, &m.Subject, &m.Payload, &at, &sent); err != nil {
-			return nil, fmt.Errorf("scan outbox: %w", err)
-		}
-		m.CreatedAt = fromMicros(at)
-		if sent.Valid {
-			m.SentAt = fromMicros(sent.Int64)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-// EnqueueOutbox commits messages on their own (re-driven work).
-func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, msgs) })
 }
 
 // AddDeadLetter implements deadletter.Store.
@@ -255,24 +151,10 @@ func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan,
 	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests
-			WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
+		stale, err := readRequests(ctx, tx, `WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
 			string(status), toMicros(olderThan), limit)
 		if err != nil {
 			return fmt.Errorf("find stale requests: %w", err)
-		}
-		var stale []intake.Request
-		for rows.Next() {
-			r, err := scanRequest(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("scan stale request: %w", err)
-			}
-			stale = append(stale, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, r := range stale {
 			msgs, err := jobs(r)
