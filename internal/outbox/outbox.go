@@ -44,7 +44,9 @@ func InsuranceVerifySubject(insurer, requestID string) string {
 
 // InsuranceVerifyFilter is the filter of insurer's consumer: every
 // request's check with that insurer.
-func InsuranceVerifyFilter(insurer string) string { return SubjectInsuranceVerify + "." + insurer + ".*" }
+func InsuranceVerifyFilter(insurer string) string {
+	return SubjectInsuranceVerify + "." + insurer + ".*"
+}
 
 // DispatchRequestSubject is the subject of the dispatch job of one request.
 func DispatchRequestSubject(requestID string) string { return SubjectDispatchRequest + "." + requestID }

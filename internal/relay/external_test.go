@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -211,6 +212,9 @@ func pickVictim(t *testing.T, b *bus.Bus, c *natstest.Cluster) *natstest.Server 
 		if err != nil {
 			return "", err
 		}
+		if info.Cluster == nil {
+			return "", errors.New("no cluster information yet")
+		}
 		return info.Cluster.Leader, nil
 	})
 	moveLeader(t, ctx, b.Conn(), "$JS.API.CONSUMER.LEADER.STEPDOWN."+bus.StreamEvents+"."+notify.Consumer, victim.Name(), func() (string, error) {
@@ -219,6 +223,9 @@ func pickVictim(t *testing.T, b *bus.Bus, c *natstest.Cluster) *natstest.Server 
 		info, err := cons.Info(ictx)
 		if err != nil {
 			return "", err
+		}
+		if info.Cluster == nil { // mid-election the answer may carry none
+			return "", errors.New("no cluster information yet")
 		}
 		return info.Cluster.Leader, nil
 	})
