@@ -4,35 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/insurance/checks"
-	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
 )
 
 // The consumers of the worker roles: each maps a domain worker (which
-// knows nothing of the broker) onto the bus.
+// knows nothing of the broker) onto the bus. Consumers whose effects are
+// database writes take batches (bus.ConsumeBatch: one transaction per
+// batch); those that call out take one message per handler
+// (bus.Consume) and share their writes' transactions through intake's
+// group commit.
 
-// runNotify runs the notify worker on request events until ctx ends, a
+// notifyConsumer is the notify worker's consumer of request events: a
 // batch of events per transaction.
-func runNotify(ctx context.Context, b *bus.Bus, store notify.Store, cfg config.Config, dead *deadletter.Service, lag func(consumer string, payload []byte)) error {
-	worker := notify.NewWorker(store, nil)
-	return bus.ConsumeBatch(ctx, b, bus.ConsumerConfig{
+func notifyConsumer(cfg config.Config, dead *deadletter.Service) bus.ConsumerConfig {
+	return bus.ConsumerConfig{
 		Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
 		Concurrency: cfg.WorkerConcurrency, BatchMax: cfg.ConsumerBatchMax, BatchWait: cfg.ConsumerBatchWait,
 		DeadLetter: deadLetterHook(dead),
-	}, func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
-		results, err := worker.HandleBatch(ctx, payloads(ds))
+	}
+}
+
+// notifyHandler applies a batch of events with the notify worker and
+// records the lag of those handled the first time.
+func notifyHandler(w *notify.Worker, lag func(consumer string, payload []byte)) bus.BatchHandler {
+	return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+		results, err := w.HandleBatch(ctx, payloads(ds))
 		if err != nil {
 			return nil, err
 		}
@@ -42,7 +45,7 @@ func runNotify(ctx context.Context, b *bus.Bus, store notify.Store, cfg config.C
 			}
 		}
 		return results, nil
-	})
+	}
 }
 
 func payloads(ds []bus.Delivery) [][]byte {
@@ -51,27 +54,6 @@ func payloads(ds []bus.Delivery) [][]byte {
 		out[i] = d.Data
 	}
 	return out
-}
-
-// runInsurance runs one consumer per configured insurer, and the pending
-// gauges, until ctx ends. Calls stay one per message, behind the insurer's
-// bulkhead; the outcomes that finish together share a transaction
-// (intake's group commit behind RecordInsurance).
-func runInsurance(ctx context.Context, b *bus.Bus, clients *resilient.Clients, requests checks.Requests,
-	pending checks.PendingSource, dead *deadletter.Service, reg prometheus.Registerer, log *slog.Logger) error {
-	gauges, err := checks.NewPendingGauges(pending, clients, reg, nil, log)
-	if err != nil {
-		return fmt.Errorf("insurance: %w", err)
-	}
-	worker := checks.NewWorker(clients, requests, nil, log)
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return gauges.Run(ctx, 15*time.Second) })
-	for _, c := range clients.All() {
-		cc := insuranceConsumer(c.Config())
-		cc.DeadLetter = deadLetterHook(dead)
-		g.Go(func() error { return bus.Consume(ctx, b, cc, insuranceHandler(worker)) })
-	}
-	return g.Wait()
 }
 
 // insuranceConsumer is the durable consumer of one insurer's checks: as

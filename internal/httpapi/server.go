@@ -88,6 +88,8 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
+	// Fleet serves the drivers' routes; without it they do not exist.
+	Fleet Fleet
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -103,6 +105,7 @@ type Server struct {
 	dead      DeadLetters
 	notes     Notifications
 	insurers  Insurers
+	fleet     Fleet
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -131,6 +134,7 @@ func New(d Deps) *Server {
 		dead:      d.DeadLetters,
 		notes:     d.Notifications,
 		insurers:  d.Insurers,
+		fleet:     d.Fleet,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,
