@@ -42,7 +42,7 @@ func (p *process) relayServices() ([]service, error) {
 			return l.ListenOutbox(ctx, rel.Wake)
 		}})
 	}
-	sw := sweeper.New(p.store, p.requests.Jobs, sweeper.DefaultRules, p.cfg.SweepInterval, p.log, p.registry)
+	sw := sweeper.New(p.store, p.broker, p.requests.Jobs, sweeper.DefaultRules, sweeper.Options{Interval: p.cfg.SweepInterval}, p.log, p.registry)
 	return append(ss, service{name: "sweeper", run: sw.Run}), nil
 }
 

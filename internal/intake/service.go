@@ -54,7 +54,7 @@ type Service struct {
 func NewService(store Store, o Options) *Service {
 	s := &Service{
 		store:     store,
-		committer: newGroupCommitter(store, withCommitHook(o.Batch, o.Committed)),
+		committer: newGroupCommitter(store, o.Batch, o.Committed),
 		now:       o.Now,
 		known:     o.KnownInsurer,
 		early:     o.DispatchBeforeCover,

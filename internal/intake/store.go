@@ -16,7 +16,10 @@ type Store interface {
 	// store sets its ReplayOf (same fingerprint) or its Err
 	// (ErrIdempotencyMismatch) and carries on with the rest. Two creations
 	// with the same key in one batch behave as if they came one after the
-	// other. A non-nil error means nothing of the batch was committed.
+	// other. An error that one creation caused wraps ErrRowRejected, and
+	// then nothing of the batch was committed; after any other error (a
+	// lost connection, perhaps during the commit) the batch may or may not
+	// have committed.
 	CreateRequests(ctx context.Context, batch []*Creation) error
 
 	// Request returns one request with its timeline, or ErrNotFound.

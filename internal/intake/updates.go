@@ -18,11 +18,6 @@ import (
 // Either way every update carries its message's receipt, so a message
 // delivered again changes nothing.
 
-// commitTimeout bounds one transaction of the group commit. The callers
-// wait for it whatever their own contexts say: once queued, an update is
-// committed or refused, never left in doubt by a caller that went away.
-const commitTimeout = 30 * time.Second
-
 // pendingUpdate is an update waiting in the group commit.
 type pendingUpdate struct {
 	u    *Update
@@ -63,25 +58,35 @@ func (s *Service) Update(ctx context.Context, u *Update) error {
 	return <-p.done
 }
 
-// flushUpdates commits one batch of the group commit.
+// flushUpdates commits one batch of the group commit, in a transaction
+// with a context of its own (commitTimeout): the callers wait for it
+// whatever their own contexts say. If one update made the shared
+// transaction fail (ErrRowRejected), each is committed alone, so that it
+// cannot sink its neighbours; any other failure is the database's, and
+// every caller gets it at once rather than once per update. (A consumer's
+// update carries a receipt, so its caller may simply try again.)
 func (s *Service) flushUpdates(batch []*pendingUpdate) {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 	us := make([]*Update, len(batch))
 	for i, p := range batch {
 		us[i] = p.u
 	}
-	err := s.UpdateBatch(ctx, us)
-	if err == nil || len(batch) == 1 || ctx.Err() != nil {
-		// A batch that ran out of time would run out of time alone too.
+	err := s.commitUpdates(us)
+	if err == nil || len(batch) == 1 || !errors.Is(err, ErrRowRejected) {
 		for _, p := range batch {
 			p.done <- err
 		}
 		return
 	}
 	for _, p := range batch {
-		p.done <- s.UpdateBatch(ctx, []*Update{p.u})
+		p.done <- s.commitUpdates([]*Update{p.u})
 	}
+}
+
+// commitUpdates is UpdateBatch in a transaction of its own.
+func (s *Service) commitUpdates(us []*Update) error {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	return s.UpdateBatch(ctx, us)
 }
 
 func (s *Service) observeUpdates(size int, took time.Duration, err error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func (s *updateStore) UpdateRequests(ctx context.Context, batch []*Update) error
 	s.batches = append(s.batches, ids)
 	for _, u := range batch {
 		if u.RequestID == s.poison {
-			return errors.New("constraint violated")
+			return fmt.Errorf("%w: constraint violated", ErrRowRejected)
 		}
 	}
 	for _, u := range batch {
@@ -153,6 +154,43 @@ func TestUpdateBatchFailureIsolatesTheBadUpdate(t *testing.T) {
 	if *woken == 0 {
 		t.Error("the relay was never woken after a commit")
 	}
+}
+
+// A failure that is the database's (a timeout, a lost connection) fails
+// every update of the batch at once: tried one by one it would fail as
+// many times.
+func TestUpdateBatchDatabaseFailureIsNotSplit(t *testing.T) {
+	store := &updateStore{applied: map[string]int{}, hold: make(chan struct{}), held: make(chan struct{})}
+	svc, _ := newUpdateService(store)
+	defer svc.Close()
+	go updateAll(svc, []string{"req_hold"})
+	<-store.held
+	sick := &sickStore{updateStore: store, err: errors.New("connection reset")}
+	svc.store = sick
+	ids := []string{"req_a", "req_b", "req_c"}
+	done := make(chan map[string]error, 1)
+	go func() { done <- updateAll(svc, ids) }()
+	queued(t, svc, len(ids))
+	close(store.hold)
+	for id, err := range <-done {
+		if !errors.Is(err, sick.err) {
+			t.Errorf("%s: %v, want the database's error", id, err)
+		}
+	}
+	if n := sick.calls.Load(); n != 1 {
+		t.Errorf("%d transactions tried for a batch the database failed, want 1", n)
+	}
+}
+
+type sickStore struct {
+	*updateStore
+	err   error
+	calls atomic.Int64
+}
+
+func (s *sickStore) UpdateRequests(context.Context, []*Update) error {
+	s.calls.Add(1)
+	return s.err
 }
 
 // After Close (the API has drained, workers still finish), an update is

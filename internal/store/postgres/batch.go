@@ -31,7 +31,7 @@ const insertReceiptsSQL = `INSERT INTO processed_messages (consumer, message_id,
 	ORDER BY 1, 2 ON CONFLICT DO NOTHING`
 
 // UpdateRequests implements intake.Store in three round trips whatever the
-// batch's size: begin, lock the requests (lockRequests) and read them,
+// batch's size (an error a row caused wraps intake.ErrRowRejected): begin, lock the requests (lockRequests) and read them,
 // their timelines and the receipts (one pipeline); the writes (one
 // pipeline: the receipts, the rows, the timeline entries, the outbox
 // rows, a statement each); commit. The updates' Apply functions run in
@@ -105,7 +105,7 @@ func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) erro
 		err = fmt.Errorf("%d of %d receipts were recorded concurrently", len(w.rcConsumer)-int(tag.RowsAffected()), len(w.rcConsumer))
 	}
 	if err != nil {
-		return fail(fmt.Errorf("record receipts: %w", err))
+		return fail(fmt.Errorf("record receipts: %w", rowError(err)))
 	}
 	for _, round := range w.changes {
 		tag, err := wr.Exec()
@@ -113,16 +113,16 @@ func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) erro
 			err = fmt.Errorf("%d of %d rows at the version they were changed on: %w", tag.RowsAffected(), len(round), intake.ErrVersion)
 		}
 		if err != nil {
-			return fail(fmt.Errorf("update requests: %w", err))
+			return fail(fmt.Errorf("update requests: %w", rowError(err)))
 		}
 		if slices.ContainsFunc(round, func(c requestChange) bool { return c.Entry != nil }) {
 			if _, err := wr.Exec(); err != nil {
-				return fail(fmt.Errorf("insert timelines: %w", err))
+				return fail(fmt.Errorf("insert timelines: %w", rowError(err)))
 			}
 		}
 	}
 	if err := wr.Close(); err != nil {
-		return fmt.Errorf("update requests: %w", err)
+		return fmt.Errorf("update requests: %w", rowError(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -223,7 +223,7 @@ func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record)
 	rows, err := s.pool.Query(ctx, recordNotificationBatchSQL, rcConsumer, rcMessage,
 		nConsumer, nMessage, nID, nRequest, nRecipient, nChannel, nTemplate, nBody, nAt)
 	if err != nil {
-		return nil, fmt.Errorf("record notifications: %w", err)
+		return nil, fmt.Errorf("record notifications: %w", rowError(err))
 	}
 	stored := make([]bool, len(rs))
 	for rows.Next() {
@@ -236,7 +236,7 @@ func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record notifications: %w", err)
+		return nil, fmt.Errorf("record notifications: %w", rowError(err))
 	}
 	return stored, nil
 }

@@ -161,7 +161,7 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 	inserted, err := collectStrings(br)
 	if err != nil {
 		br.Close()
-		return fmt.Errorf("insert requests: %w", err)
+		return fmt.Errorf("insert requests: %w", rowError(err))
 	}
 	type claim struct{ fingerprint, requestID string }
 	claims := make(map[ownerKey]claim, len(keys))
@@ -187,7 +187,7 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 		}
 	}
 	if err := br.Close(); err != nil {
-		return fmt.Errorf("create requests: %w", err)
+		return fmt.Errorf("create requests: %w", rowError(err))
 	}
 	if len(inserted) > 0 && len(a.obID) > 0 {
 		s.outboxCommitted()

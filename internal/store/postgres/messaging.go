@@ -11,6 +11,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // insertReceiptSQL records a processed-message receipt; zero rows affected
@@ -167,59 +168,117 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 	return out, nil
 }
 
-// NudgeStale finds up to limit requests in status whose last change and
-// last nudge are both older than olderThan, commits the jobs that move
-// them on, and marks them nudged at now, all in one transaction. It returns
-// the ids nudged. The requests are locked FOR UPDATE SKIP LOCKED, so
-// sweepers in several processes share the work, and a request that a
-// worker is changing right now is left alone.
-func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
-	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
-	var stale []intake.Request
-	tx, err := s.beginRead(ctx, read{
-		sql: selectWithTimeline + ` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
-		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`,
-		args: []any{string(status), olderThan, limit},
-		scan: func(row pgx.CollectableRow) error {
-			var tl timelineArrays
-			r, err := scanRequest(row, tl.dest()...)
-			if err != nil {
-				return err
-			}
-			stale = append(stale, r)
-			return tl.fill(&stale[len(stale)-1])
-		},
-	})
+// DueRequests implements sweeper.Store. The requests are not locked: the
+// sweeper asks the broker about their jobs before it decides, and
+// RecordNudges applies a decision only to a request still as read.
+func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
+	rows, err := s.pool.Query(ctx, selectWithTimelineAnd(", r.nudges, r.next_nudge_at, r.stuck_at")+`
+		WHERE r.status = $1
+		AND CASE WHEN r.next_nudge_at IS NULL THEN r.updated_at < $2 ELSE r.next_nudge_at <= $3 END
+		AND GREATEST(r.updated_at, r.nudged_at) < coalesce((SELECT min(created_at) FROM outbox), 'infinity')
+		ORDER BY coalesce(r.next_nudge_at, r.updated_at) LIMIT $4`,
+		string(status), olderThan, now, limit)
 	if err != nil {
-		return nil, fmt.Errorf("find stale requests: %w", err)
+		return nil, fmt.Errorf("find due requests: %w", err)
 	}
-	defer rollback(ctx, tx)
-	if len(stale) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, 0, len(stale))
-	var msgs []outbox.Message
-	for _, r := range stale {
-		m, err := jobs(r)
+	defer rows.Close()
+	var out []sweeper.Due
+	for rows.Next() {
+		var d sweeper.Due
+		var tl timelineArrays
+		var nudges int32
+		var stuck *time.Time
+		r, err := scanRequest(rows, append(tl.dest(), &nudges, &d.Next, &stuck)...)
 		if err != nil {
+			return nil, fmt.Errorf("scan due request: %w", err)
+		}
+		if err := tl.fill(&r); err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, m...)
-		ids = append(ids, r.ID)
+		d.Request, d.Nudges, d.Stuck = r, int(nudges), stuck != nil
+		d.Next = utcPtr(d.Next)
+		out = append(out, d)
 	}
-	w := &pgx.Batch{}
-	w.Queue(`UPDATE requests SET nudged_at = $2 WHERE id = ANY($1)`, ids, now)
-	queueOutbox(w, msgs)
-	if err := tx.SendBatch(ctx, w).Close(); err != nil {
-		return nil, fmt.Errorf("nudge: %w", err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find due requests: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
+	return out, nil
+}
+
+// recordNudgesSQL applies the sweeper's decisions ($1-$7, one element per
+// request) at $8 to the requests still as read, and inserts the jobs
+// ($9-$13, with the request each is for) of those applied. It returns the
+// ids applied.
+const recordNudgesSQL = `WITH d AS (
+	SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::bool[], $7::bool[])
+		AS d(id, version, nudges, read_next, next, recommit, stuck)
+), upd AS (
+	UPDATE requests r SET
+		next_nudge_at = d.next,
+		nudges = r.nudges + CASE WHEN d.recommit THEN 1 ELSE 0 END,
+		nudged_at = CASE WHEN d.recommit THEN $8 ELSE r.nudged_at END,
+		stuck_at = CASE WHEN d.stuck THEN coalesce(r.stuck_at, $8) ELSE r.stuck_at END
+	FROM d
+	WHERE r.id = d.id AND r.version = d.version AND r.nudges = d.nudges AND r.next_nudge_at IS NOT DISTINCT FROM d.read_next
+	RETURNING r.id
+), ins AS (
+	INSERT INTO outbox (id, subject, payload, created_at)
+	SELECT o.id, o.subject, o.payload, o.created_at
+	FROM unnest($9::text[], $10::text[], $11::text[], $12::bytea[], $13::timestamptz[]) WITH ORDINALITY AS o(request_id, id, subject, payload, created_at, ord)
+	WHERE o.request_id IN (SELECT id FROM upd)
+	ORDER BY o.ord
+)
+SELECT id FROM upd`
+
+// RecordNudges implements sweeper.Store, in one statement.
+func (s *Store) RecordNudges(ctx context.Context, now time.Time, ds []sweeper.Decision) ([]string, error) {
+	if len(ds) == 0 {
+		return nil, nil
 	}
-	if len(msgs) > 0 {
+	var ids []string
+	var versions, nudges []int32
+	var readNext []*time.Time
+	var next []time.Time
+	var recommit, stuck []bool
+	var a requestArrays
+	for _, d := range ds {
+		ids, versions, nudges = append(ids, d.RequestID), append(versions, int32(d.Version)), append(nudges, int32(d.Nudges))
+		readNext, next = append(readNext, d.ReadNext), append(next, d.Next)
+		recommit, stuck = append(recommit, len(d.Jobs) > 0), append(stuck, d.Stuck)
+		a.addOutbox(d.RequestID, d.Jobs)
+	}
+	rows, err := s.pool.Query(ctx, recordNudgesSQL, ids, versions, nudges, readNext, next, recommit, stuck, now,
+		a.obRequest, a.obID, a.obSubject, a.obPayload, a.obAt)
+	if err != nil {
+		return nil, fmt.Errorf("record nudges: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record nudges: %w", err)
+	}
+	if len(a.obID) > 0 && len(applied) > 0 {
 		s.outboxCommitted()
 	}
-	return ids, nil
+	return applied, nil
+}
+
+// StuckRequests implements sweeper.Store.
+func (s *Store) StuckRequests(ctx context.Context) (map[intake.Status]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM requests WHERE stuck_at IS NOT NULL GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("stuck requests: %w", err)
+	}
+	defer rows.Close()
+	out := map[intake.Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("scan stuck requests: %w", err)
+		}
+		out[intake.Status(st)] = n
+	}
+	return out, rows.Err()
 }
 
 // PendingInsurance counts, per insurer, the requests whose insurance check

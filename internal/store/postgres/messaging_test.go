@@ -15,6 +15,7 @@ import (
 	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/store/postgres/pgtest"
 	"github.com/yolda/yolda/internal/store/storetest"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 func TestMessagingConformance(t *testing.T) {
@@ -104,7 +105,9 @@ func TestRelayHoldsNoLockAcrossPublish(t *testing.T) {
 	}
 }
 
-// Sweepers in several processes nudge each stale request once.
+// Sweepers in several processes nudge each stale request once: they read
+// the same due requests at the same moment, and only the first decision on
+// a request is recorded.
 func TestSweepersInSeveralProcessesNudgeOnce(t *testing.T) {
 	ctx := context.Background()
 	stores := openProcesses(t, 4)
@@ -117,51 +120,58 @@ func TestSweepersInSeveralProcessesNudgeOnce(t *testing.T) {
 	if err := stores[0].CreateRequests(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	nudged := map[string]int{}
-	var wg sync.WaitGroup
 	now := time.Now()
-	for _, s := range stores {
+	jobs := func(r intake.Request) ([]outbox.Message, error) {
+		if len(r.Timeline) != 1 {
+			return nil, fmt.Errorf("request %s handed over with %d timeline entries", r.ID, len(r.Timeline))
+		}
+		m, err := outbox.New(outbox.InsuranceVerifySubject("anadolu", r.ID), "insurance.verify", now, r.ID, outbox.SystemActor, r)
+		return []outbox.Message{m}, err
+	}
+	start := make(chan struct{})
+	results := make([]sweeper.Result, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		sw := sweeper.New(s, lostEverything{}, jobs, []sweeper.Rule{{Status: intake.StatusReceived, After: time.Minute}},
+			sweeper.Options{Batch: 4, Now: func() time.Time { return now }}, nil, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				ids, err := s.NudgeStale(ctx, intake.StatusReceived, now.Add(-time.Minute), now, 4,
-					func(r intake.Request) ([]outbox.Message, error) {
-						if len(r.Timeline) != 1 {
-							return nil, fmt.Errorf("request %s handed over with %d timeline entries", r.ID, len(r.Timeline))
-						}
-						m, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", now, r.ID, outbox.SystemActor, r)
-						return []outbox.Message{m}, err
-					})
-				if err != nil {
-					t.Errorf("nudge: %v", err)
-					return
-				}
-				if len(ids) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, id := range ids {
-					nudged[id]++
-				}
-				mu.Unlock()
+			<-start
+			var err error
+			if results[i], err = sw.SweepOnce(ctx); err != nil {
+				t.Errorf("sweep: %v", err)
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
-	if len(nudged) != 60 {
-		t.Errorf("nudged %d requests, want 60", len(nudged))
+	total := 0
+	for _, r := range results {
+		total += r.Nudged[intake.StatusReceived]
 	}
-	for id, n := range nudged {
+	if total != 60 {
+		t.Errorf("sweepers counted %d nudges for 60 requests", total)
+	}
+	msgs, _ := stores[0].PendingOutbox(ctx, 1000)
+	per := map[string]int{}
+	for _, m := range msgs {
+		per[m.Subject]++
+	}
+	if len(per) != 60 {
+		t.Errorf("jobs committed again for %d requests, want 60", len(per))
+	}
+	for subject, n := range per {
 		if n > 1 {
-			t.Errorf("%s nudged %d times", id, n)
+			t.Errorf("%s committed %d times", subject, n)
 		}
 	}
-	if pending, _ := stores[0].PendingOutbox(ctx, 1000); len(pending) != 60 {
-		t.Errorf("%d messages pending, want 60 (no creation outbox rows + one per nudge)", len(pending))
-	}
 }
+
+// lostEverything is a broker that has lost every job.
+type lostEverything struct{}
+
+func (lostEverything) HasMessage(context.Context, string) (bool, error) { return false, nil }
 
 // withAppName sets the application_name of the connections of dbURL.
 func withAppName(t *testing.T, dbURL, name string) string {

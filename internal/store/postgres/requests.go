@@ -18,12 +18,18 @@ import (
 
 // selectWithTimeline reads requests with their timelines in one statement,
 // so a request and its timeline come from one snapshot.
-var selectWithTimeline = `SELECT ` + selectRequestColumns + `, t.status, t.at, t.actor_id, t.reason
+var selectWithTimeline = selectWithTimelineAnd("")
+
+// selectWithTimelineAnd is selectWithTimeline with more columns of r after
+// the timeline's (", r.a, r.b").
+func selectWithTimelineAnd(more string) string {
+	return `SELECT ` + selectRequestColumns + `, t.status, t.at, t.actor_id, t.reason` + more + `
 	FROM requests r
 	LEFT JOIN LATERAL (
 		SELECT ` + timelineAggregates + `
 		FROM request_timeline WHERE request_id = r.id
 	) t(status, at, actor_id, reason) ON true`
+}
 
 // Request implements intake.Store.
 func (s *Store) Request(ctx context.Context, id string) (intake.Request, error) {
@@ -163,7 +169,8 @@ func lockRequests(ids []string, out *[]intake.Request) []read {
 }
 
 // updateRequestsSQL writes the new state of requests, given as
-// requestArrays.requestArgs, every column but id. A row is written only
+// requestArrays.requestArgs, every column but id, and resets the sweeper's
+// bookkeeping of the request. A row is written only
 // over the version before the new state's (Request.Advance): its rows
 // affected tell how many were.
 var updateRequestsSQL = func() string {
@@ -175,6 +182,9 @@ var updateRequestsSQL = func() string {
 		}
 		sets = append(sets, c+" = "+v)
 	}
+	// A change ends the request's wait: the sweeper's schedule, count and
+	// stuck flag start again.
+	sets = append(sets, "next_nudge_at = NULL", "nudges = 0", "stuck_at = NULL")
 	return `UPDATE requests AS t SET ` + strings.Join(sets, ", ") + `
 	FROM unnest(` + requestParams(1) + `) AS u(` + strings.Join(requestColumns, ", ") + `)
 	WHERE t.id = u.id AND t.version = u.version - 1`

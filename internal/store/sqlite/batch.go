@@ -19,9 +19,10 @@ const receiptExistsSQL = `SELECT EXISTS (SELECT 1 FROM processed_messages WHERE 
 
 // UpdateRequests implements intake.Store. The single writer serialises
 // batches, so each update reads the row as the transaction has it, its
-// predecessors in the batch included.
+// predecessors in the batch included. An error a row caused wraps
+// intake.ErrRowRejected.
 func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return rowError(s.tx(ctx, func(tx *sql.Tx) error {
 		for _, u := range batch {
 			u.Result, u.Err = intake.Request{}, nil
 			if err := applyUpdate(ctx, tx, u); err != nil {
@@ -29,7 +30,7 @@ func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) erro
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 // applyUpdate applies one update of a batch. It returns only database
@@ -83,7 +84,7 @@ func applyUpdate(ctx context.Context, tx *sql.Tx, u *intake.Update) error {
 // RecordNotificationBatch implements notify.Store.
 func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record) ([]bool, error) {
 	stored := make([]bool, len(rs))
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := rowError(s.tx(ctx, func(tx *sql.Tx) error {
 		insertNote, err := tx.PrepareContext(ctx, `INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
@@ -108,7 +109,7 @@ func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record)
 			stored[i] = true
 		}
 		return nil
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}

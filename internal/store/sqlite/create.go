@@ -3,7 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/yolda/yolda/internal/intake"
 )
@@ -14,7 +18,7 @@ import (
 // CreateRequests implements intake.Store: the whole batch in one
 // transaction, idempotency decided by the primary key of idempotency_keys.
 func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return rowError(s.tx(ctx, func(tx *sql.Tx) error {
 		insertReq, err := tx.PrepareContext(ctx, insertRequestSQL)
 		if err != nil {
 			return fmt.Errorf("prepare insert request: %w", err)
@@ -59,7 +63,22 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 			}
 		}
 		return nil
-	})
+	}))
+}
+
+// rowError wraps err with intake.ErrRowRejected when a row caused it (a
+// constraint it violates, a value of the wrong type or size); everything
+// else (a full disk, a locked file, a cancelled context) is the
+// database's.
+func rowError(err error) error {
+	var e *sqlitedrv.Error
+	if errors.As(err, &e) {
+		switch e.Code() & 0xff { // the primary result code
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+			return fmt.Errorf("%w: %w", intake.ErrRowRejected, err)
+		}
+	}
+	return err
 }
 
 // claimKey records c's idempotency key and reports whether c may be

@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // recordReceipt inserts a processed-message receipt; the primary key turns
@@ -143,35 +145,108 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 	return out, rows.Err()
 }
 
-// NudgeStale finds up to limit requests in status whose last change (or
-// last nudge) is older than olderThan, commits the jobs that move them on,
-// and marks them nudged at now, all in one transaction. It returns the ids
-// nudged.
-func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
-	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
-	var ids []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		stale, err := readRequests(ctx, tx, `WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
-			string(status), toMicros(olderThan), limit)
+// DueRequests implements sweeper.Store.
+func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
+	var out []sweeper.Due
+	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, nudges, next_nudge_at, stuck_at FROM requests
+			WHERE status = ?
+			AND CASE WHEN next_nudge_at IS NULL THEN updated_at < ? ELSE next_nudge_at <= ? END
+			AND MAX(updated_at, COALESCE(nudged_at, 0)) < COALESCE((SELECT MIN(created_at) FROM outbox), 9223372036854775807)
+			ORDER BY COALESCE(next_nudge_at, updated_at) LIMIT ?`,
+			string(status), toMicros(olderThan), toMicros(now), limit)
 		if err != nil {
-			return fmt.Errorf("find stale requests: %w", err)
+			return fmt.Errorf("find due requests: %w", err)
 		}
-		for _, r := range stale {
-			msgs, err := jobs(r)
-			if err != nil {
-				return err
+		var ids []any
+		for rows.Next() {
+			var d sweeper.Due
+			var next, stuck sql.NullInt64
+			if err := rows.Scan(&d.Request.ID, &d.Nudges, &next, &stuck); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan due request: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE requests SET nudged_at = ? WHERE id = ?`, toMicros(now), r.ID); err != nil {
-				return fmt.Errorf("mark nudged: %w", err)
+			if next.Valid {
+				t := fromMicros(next.Int64)
+				d.Next = &t
 			}
-			if err := insertOutbox(ctx, tx, msgs); err != nil {
-				return err
-			}
-			ids = append(ids, r.ID)
+			d.Stuck = stuck.Valid
+			out = append(out, d)
+			ids = append(ids, d.Request.ID)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks+`)`, ids...)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]intake.Request, len(reqs))
+		for _, r := range reqs {
+			byID[r.ID] = r
+		}
+		for i := range out {
+			out[i].Request = byID[out[i].Request.ID]
 		}
 		return nil
 	})
-	return ids, err
+	return out, err
+}
+
+// RecordNudges implements sweeper.Store.
+func (s *Store) RecordNudges(ctx context.Context, now time.Time, ds []sweeper.Decision) ([]string, error) {
+	var applied []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		applied = applied[:0]
+		for _, d := range ds {
+			recommit := len(d.Jobs) > 0
+			var readNext sql.NullInt64
+			if d.ReadNext != nil {
+				readNext = sql.NullInt64{Int64: toMicros(*d.ReadNext), Valid: true}
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE requests SET
+				next_nudge_at = ?,
+				nudges = nudges + CASE WHEN ? THEN 1 ELSE 0 END,
+				nudged_at = CASE WHEN ? THEN ? ELSE nudged_at END,
+				stuck_at = CASE WHEN ? THEN COALESCE(stuck_at, ?) ELSE stuck_at END
+				WHERE id = ? AND version = ? AND nudges = ? AND next_nudge_at IS ?`,
+				toMicros(d.Next), recommit, recommit, toMicros(now), d.Stuck, toMicros(now),
+				d.RequestID, d.Version, d.Nudges, readNext)
+			if err != nil {
+				return fmt.Errorf("record nudge: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				continue // no longer as read
+			}
+			if err := insertOutbox(ctx, tx, d.Jobs); err != nil {
+				return err
+			}
+			applied = append(applied, d.RequestID)
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// StuckRequests implements sweeper.Store.
+func (s *Store) StuckRequests(ctx context.Context) (map[intake.Status]int, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT status, COUNT(*) FROM requests WHERE stuck_at IS NOT NULL GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("stuck requests: %w", err)
+	}
+	defer rows.Close()
+	out := map[intake.Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("scan stuck requests: %w", err)
+		}
+		out[intake.Status(st)] = n
+	}
+	return out, rows.Err()
 }
 
 // PendingInsurance counts, per insurer, the requests whose insurance check

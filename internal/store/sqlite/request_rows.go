@@ -34,6 +34,9 @@ var updateRequestSQL = func() string {
 	for _, c := range cols[1:] {
 		sets = append(sets, strings.TrimSpace(c)+" = ?")
 	}
+	// A change ends the request's wait: the sweeper's schedule, count and
+	// stuck flag start again.
+	sets = append(sets, "next_nudge_at = NULL", "nudges = 0", "stuck_at = NULL")
 	return `UPDATE requests SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND version = ?`
 }()
 

@@ -106,8 +106,8 @@ func testNotificationBatchAtomic(t *testing.T, s MessagingStore) {
 	if _, err := s.RecordNotificationBatch(ctx, []notify.Record{
 		{Receipt: notifyReceipt("msg_good"), Notifications: []notify.Notification{note(r, "good")}},
 		{Receipt: notifyReceipt("msg_poison"), Notifications: []notify.Notification{note(ghost, "poison")}},
-	}); err == nil {
-		t.Fatal("a notification of a missing request was accepted")
+	}); !errors.Is(err, intake.ErrRowRejected) {
+		t.Fatalf("a notification of a missing request: err = %v, want ErrRowRejected", err)
 	}
 	if got := bodies(t, s, r); len(got) != 0 {
 		t.Fatalf("a failed batch left notifications: %v", got)
@@ -279,8 +279,8 @@ func testUpdateBatchAtomic(t *testing.T, s MessagingStore) {
 		{RequestID: r2.ID, Receipt: rc("msg_2"), Apply: assign},
 		{RequestID: r3.ID, Receipt: rc("msg_3"), Apply: assign}, // the same driver on two open jobs
 	}
-	if err := s.UpdateRequests(ctx, batch); err == nil {
-		t.Fatal("a batch assigning one driver twice committed")
+	if err := s.UpdateRequests(ctx, batch); !errors.Is(err, intake.ErrRowRejected) {
+		t.Fatalf("a batch assigning one driver twice: err = %v, want ErrRowRejected", err)
 	}
 	for _, r := range []intake.Request{r1, r2, r3} {
 		if got, _ := s.Request(ctx, r.ID); got.Version != 1 || got.Notes != r.Notes || got.Assignment != nil {

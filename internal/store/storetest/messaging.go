@@ -16,6 +16,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // MessagingStore is what the messaging backbone needs of a store: the
@@ -31,8 +32,7 @@ type MessagingStore interface {
 	PruneOutbox(ctx context.Context, before time.Time, limit int) (int, error)
 	OutboxBacklog(ctx context.Context) (int, time.Time, error)
 	EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error
-	NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
-		jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error)
+	sweeper.Store
 	PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error)
 	PruneBookkeeping(ctx context.Context, receiptsBefore, keysBefore time.Time, limit int) (int, error)
 }
@@ -45,7 +45,7 @@ func RunMessaging(t *testing.T, open func(t *testing.T) MessagingStore) {
 	t.Run("Receipts", func(t *testing.T) { testReceipts(t, open(t)) })
 	t.Run("DeadLetters", func(t *testing.T) { testDeadLetters(t, open(t)) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open(t)) })
-	t.Run("NudgeStale", func(t *testing.T) { testNudge(t, open(t)) })
+	t.Run("Nudges", func(t *testing.T) { testNudges(t, open(t)) })
 	t.Run("PendingInsurance", func(t *testing.T) { testPendingInsurance(t, open(t)) })
 	t.Run("PruneBookkeeping", func(t *testing.T) { testPruneBookkeeping(t, open(t)) })
 }
@@ -400,7 +400,33 @@ func testNotifications(t *testing.T, s MessagingStore) {
 	}
 }
 
-func testNudge(t *testing.T, s MessagingStore) {
+// drainOutbox has every unsent row confirmed, as a relay would.
+func drainOutbox(t *testing.T, s MessagingStore) {
+	t.Helper()
+	var b broker
+	for {
+		n, err := s.RelayOutbox(context.Background(), 1000, time.Minute, func(msgs []outbox.Message) []outbox.Publication {
+			return b.publish(msgs, func(int, outbox.Message) bool { return true }, 0)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+func dueIDs(t *testing.T, s MessagingStore, status intake.Status, olderThan, now time.Time) []sweeper.Due {
+	t.Helper()
+	due, err := s.DueRequests(context.Background(), status, olderThan, now, 10)
+	if err != nil {
+		t.Fatalf("DueRequests: %v", err)
+	}
+	return due
+}
+
+func testNudges(t *testing.T, s MessagingStore) {
 	ctx := context.Background()
 	owner := addUser(t, s, "ayse", identity.Customer)
 	old := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow)                // updated at base
@@ -408,35 +434,90 @@ func testNudge(t *testing.T, s MessagingStore) {
 	other := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow)
 	other.Status = intake.StatusDispatching
 	mustCreate(t, s, creation(old, "", ""), creation(fresh, "", ""), creation(other, "", ""))
-	before := len(pending(t, s))
-	jobs := func(r intake.Request) ([]outbox.Message, error) {
-		m, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", base, r.ID, outbox.SystemActor, map[string]string{})
-		return []outbox.Message{m}, err
-	}
+
+	// While a request's own rows have not left the outbox, it is not due:
+	// committing its jobs again would only add to the backlog.
 	now := base.Add(5 * time.Minute)
-	ids, err := s.NudgeStale(ctx, intake.StatusReceived, base.Add(time.Minute), now, 10, jobs)
-	if err != nil || len(ids) != 1 || ids[0] != old.ID {
-		t.Fatalf("nudge: %v %v, want only %s", ids, err, old.ID)
+	if due := dueIDs(t, s, intake.StatusReceived, base.Add(time.Minute), now); len(due) != 0 {
+		t.Errorf("due with its jobs still in the outbox: %d", len(due))
 	}
-	if n := len(pending(t, s)); n != before+1 {
-		t.Errorf("nudge enqueued %d messages, want 1", n-before)
+	drainOutbox(t, s)
+	due := dueIDs(t, s, intake.StatusReceived, base.Add(time.Minute), now)
+	if len(due) != 1 || due[0].Request.ID != old.ID || due[0].Nudges != 0 || due[0].Next != nil || due[0].Stuck ||
+		due[0].Request.Version != 1 || len(due[0].Request.Timeline) != 1 {
+		t.Fatalf("due: %+v, want only %s, not yet nudged", due, old.ID)
 	}
-	// Nudged at now: not again until the threshold passes from now.
-	if ids, _ := s.NudgeStale(ctx, intake.StatusReceived, now.Add(-time.Second), now, 10, jobs); len(ids) != 0 {
-		t.Errorf("nudged again too early: %v", ids)
+	job, _ := outbox.New("jobs.test."+old.ID, "test.job", now, old.ID, outbox.SystemActor, map[string]string{})
+	decide := func(d sweeper.Due, jobs []outbox.Message, next time.Time, stuck bool) sweeper.Decision {
+		return sweeper.Decision{RequestID: d.Request.ID, Version: d.Request.Version, Nudges: d.Nudges, ReadNext: d.Next,
+			Jobs: jobs, Next: next, Stuck: stuck}
 	}
-	if ids, _ := s.NudgeStale(ctx, intake.StatusReceived, now.Add(time.Second), now.Add(time.Minute), 10, jobs); len(ids) != 1 {
-		t.Errorf("not nudged again after the threshold: %v", ids)
+	first := decide(due[0], []outbox.Message{job}, now.Add(2*time.Minute), false)
+	if ids, err := s.RecordNudges(ctx, now, []sweeper.Decision{first}); err != nil || len(ids) != 1 || ids[0] != old.ID {
+		t.Fatalf("record: %v %v", ids, err)
 	}
-	// A failing job builder commits nothing.
-	boom := errors.New("boom")
-	if _, err := s.NudgeStale(ctx, intake.StatusDispatching, base.Add(time.Hour), now, 10, func(intake.Request) ([]outbox.Message, error) {
-		return nil, boom
-	}); !errors.Is(err, boom) {
-		t.Errorf("failing builder: %v", err)
+	if p := pending(t, s); len(p) != 1 || p[0].ID != job.ID {
+		t.Fatalf("outbox after a nudge: %+v, want the job", p)
 	}
-	if ids, _ := s.NudgeStale(ctx, intake.StatusDispatching, base.Add(time.Hour), now, 10, jobs); len(ids) != 1 || ids[0] != other.ID {
-		t.Errorf("after a failed nudge the request must still be stale: %v", ids)
+	// The same decision again (a second sweeper that read the same state)
+	// is not recorded, and commits nothing.
+	if ids, err := s.RecordNudges(ctx, now, []sweeper.Decision{first}); err != nil || len(ids) != 0 {
+		t.Errorf("a decision on a state already decided: %v %v", ids, err)
+	}
+	if n := len(pending(t, s)); n != 1 {
+		t.Errorf("a refused decision left %d outbox rows", n-1)
+	}
+	drainOutbox(t, s)
+	// Not due again before its next look, due at it, with its count.
+	if due := dueIDs(t, s, intake.StatusReceived, base.Add(time.Minute), now.Add(time.Minute)); len(due) != 0 {
+		t.Errorf("due before its next look: %+v", due)
+	}
+	due = dueIDs(t, s, intake.StatusReceived, base.Add(time.Minute), now.Add(2*time.Minute))
+	if len(due) != 1 || due[0].Nudges != 1 || due[0].Next == nil || !due[0].Next.Equal(now.Add(2*time.Minute)) {
+		t.Fatalf("due at its next look: %+v", due)
+	}
+	// A look that finds the job in the broker: rescheduled, not counted.
+	later := now.Add(2 * time.Minute)
+	if ids, _ := s.RecordNudges(ctx, later, []sweeper.Decision{decide(due[0], nil, later.Add(2*time.Minute), false)}); len(ids) != 1 {
+		t.Fatalf("a look: %v", ids)
+	}
+	due = dueIDs(t, s, intake.StatusReceived, base.Add(time.Minute), later.Add(2*time.Minute))
+	if len(due) != 1 || due[0].Nudges != 1 || len(pending(t, s)) != 0 {
+		t.Fatalf("after a look: %+v", due)
+	}
+	// Flagged stuck: counted per status until the request changes.
+	if ids, _ := s.RecordNudges(ctx, later, []sweeper.Decision{decide(due[0], []outbox.Message{job}, later.Add(time.Hour), true)}); len(ids) != 1 {
+		t.Fatalf("flag stuck: %v", ids)
+	}
+	if stuck, err := s.StuckRequests(ctx); err != nil || stuck[intake.StatusReceived] != 1 || len(stuck) != 1 {
+		t.Errorf("stuck: %v %v", stuck, err)
+	}
+	// A decision about a request that changed since it was read is not
+	// recorded; the change ends the wait: count, schedule and flag reset.
+	drainOutbox(t, s)
+	due = dueIDs(t, s, intake.StatusReceived, base.Add(time.Minute), later.Add(2*time.Hour))
+	if len(due) != 1 {
+		t.Fatalf("due: %+v", due)
+	}
+	if _, err := s.UpdateRequest(ctx, old.ID, func(r *intake.Request) (intake.Change, error) {
+		r.Advance(later)
+		return intake.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.RecordNudges(ctx, later, []sweeper.Decision{decide(due[0], []outbox.Message{job}, later.Add(time.Hour), false)}); len(ids) != 0 {
+		t.Errorf("a decision about a changed request was recorded: %v", ids)
+	}
+	if stuck, _ := s.StuckRequests(ctx); len(stuck) != 0 {
+		t.Errorf("stuck after a change: %v", stuck)
+	}
+	due = dueIDs(t, s, intake.StatusReceived, later.Add(time.Minute), later.Add(time.Minute))
+	if len(due) != 1 || due[0].Nudges != 0 || due[0].Next != nil || due[0].Stuck || due[0].Request.Version != 2 {
+		t.Errorf("after a change: %+v, want a fresh wait", due)
+	}
+	// Other statuses are separate.
+	if due := dueIDs(t, s, intake.StatusDispatching, base.Add(time.Hour), base.Add(time.Hour)); len(due) != 1 || due[0].Request.ID != other.ID {
+		t.Errorf("dispatching due: %+v", due)
 	}
 }
 

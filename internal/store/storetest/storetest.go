@@ -287,8 +287,14 @@ func testBatchAtomic(t *testing.T, s Store) {
 	// An owner that does not exist violates the foreign key: the whole
 	// batch must fail and leave nothing behind.
 	bad := creation(newRequest("usr_nobody", time.Second, "İstanbul", "anadolu", intake.Tow), "k", "fp")
-	if err := s.CreateRequests(ctx, []*intake.Creation{good, bad}); err == nil {
+	err := s.CreateRequests(ctx, []*intake.Creation{good, bad})
+	if err == nil {
 		t.Fatal("batch with an invalid row committed")
+	}
+	// The store says a row caused it, so that group commit retries the
+	// rows apart rather than failing them all.
+	if !errors.Is(err, intake.ErrRowRejected) {
+		t.Errorf("batch with an invalid row: %v does not wrap ErrRowRejected", err)
 	}
 	if _, err := s.Request(ctx, good.Request.ID); !errors.Is(err, intake.ErrNotFound) {
 		t.Errorf("good row of a failed batch is visible (err=%v)", err)
