@@ -126,7 +126,7 @@ func (p *process) assemble(ctx context.Context) error {
 		},
 		// Consumers' updates (insurance outcomes) share transactions the
 		// same way, with as many writers.
-		Updates:   intake.BatchOptions{Writers: writers},
+		Updates:             intake.BatchOptions{Writers: writers},
 		Committed:           p.wake,
 		KnownInsurer:        p.insurers.known,
 		DispatchBeforeCover: p.insurers.early,
