@@ -15,15 +15,6 @@ type memStore struct {
 	notes    []Notification
 }
 
-func (m *memStore) RecordNotifications(_ context.Context, r outbox.Receipt, ns []Notification) error {
-	if m.receipts[r] {
-		return outbox.ErrAlreadyProcessed
-	}
-	m.receipts[r] = true
-	m.notes = append(m.notes, ns...)
-	return nil
-}
-
 func (m *memStore) RecordNotificationBatch(_ context.Context, rs []Record) ([]bool, error) {
 	stored := make([]bool, len(rs))
 	for i, r := range rs {
