@@ -15,7 +15,9 @@ import (
 
 type pendingSource []intake.PendingChecks
 
-func (p *pendingSource) PendingInsurance(context.Context) ([]intake.PendingChecks, error) { return *p, nil }
+func (p *pendingSource) PendingInsurance(context.Context) ([]intake.PendingChecks, error) {
+	return *p, nil
+}
 
 // The gauges have a series for each configured insurer and no other (a
 // code the database holds that no configuration knows makes none), and

@@ -33,7 +33,9 @@ func (f *fakeRequests) RecordInsurance(_ context.Context, _ identity.Principal, 
 
 type adapterFunc func(context.Context, insurance.Query) (insurance.Verdict, error)
 
-func (f adapterFunc) Verify(ctx context.Context, q insurance.Query) (insurance.Verdict, error) { return f(ctx, q) }
+func (f adapterFunc) Verify(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+	return f(ctx, q)
+}
 
 func newTestWorker(t *testing.T, a adapterFunc) (*Worker, *fakeRequests, []byte) {
 	t.Helper()
