@@ -21,9 +21,10 @@ type PendingSource interface {
 }
 
 // PendingGauges keeps yolda_insurer_checks_pending and
-// yolda_insurer_oldest_pending_seconds up to date, for the configured
-// insurers only: a code in the database that no configuration knows gets
-// no series (its checks go to manual review).
+// yolda_insurer_oldest_pending_seconds up to date. The label is a
+// configured insurer, or OtherInsurer for every code in the database that
+// is not one (an insurer removed from the file): a series per stored code
+// would let whoever stored them grow /metrics at will.
 type PendingGauges struct {
 	source  PendingSource
 	count   *prometheus.GaugeVec
@@ -58,26 +59,45 @@ func NewPendingGauges(source PendingSource, clients *resilient.Clients, reg prom
 	return g, nil
 }
 
+// OtherInsurer is the insurer label of pending checks whose code is not
+// configured.
+const OtherInsurer = "other"
+
 // Refresh reads the counts once.
 func (g *PendingGauges) Refresh(ctx context.Context) error {
 	stats, err := g.source.PendingInsurance(ctx)
 	if err != nil {
 		return err
 	}
-	byCode := make(map[string]intake.PendingChecks, len(stats))
+	type pending struct {
+		count  int
+		oldest time.Time
+	}
+	// Every label reads something: 0, not a stale value, once nothing is
+	// pending.
+	by := map[string]*pending{OtherInsurer: {}}
+	for _, c := range g.clients.All() {
+		by[c.Code()] = &pending{}
+	}
 	for _, p := range stats {
-		byCode[p.Insurer] = p
+		code := p.Insurer
+		if _, ok := g.clients.Get(code); !ok {
+			code = OtherInsurer
+		}
+		agg := by[code]
+		if agg.count == 0 || p.Oldest.Before(agg.oldest) {
+			agg.oldest = p.Oldest
+		}
+		agg.count += p.Count
 	}
 	now := g.now()
-	for _, c := range g.clients.All() {
-		// Insurers with nothing pending read 0, not a stale value.
-		p := byCode[c.Code()]
-		g.count.WithLabelValues(c.Code()).Set(float64(p.Count))
+	for code, p := range by {
+		g.count.WithLabelValues(code).Set(float64(p.count))
 		age := 0.0
-		if p.Count > 0 {
-			age = max(now.Sub(p.Oldest).Seconds(), 0)
+		if p.count > 0 {
+			age = max(now.Sub(p.oldest).Seconds(), 0)
 		}
-		g.oldest.WithLabelValues(c.Code()).Set(age)
+		g.oldest.WithLabelValues(code).Set(age)
 	}
 	return nil
 }
