@@ -197,7 +197,10 @@ const body = `{"service_type":"jump_start","location":{"lat":39.93,"lng":32.85,"
 "contact":{"name":"Ali Veli","phone":"+905551112233"}}`
 
 func post(client *http.Client, in *instance, token string) (string, int, error) {
-	req, _ := http.NewRequest("POST", in.url("/v1/requests"), strings.NewReader(body))
+	req, err := http.NewRequest("POST", in.url("/v1/requests"), strings.NewReader(body))
+	if err != nil {
+		return "", 0, err
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
@@ -245,7 +248,10 @@ func loadUntil(ctx context.Context, client *http.Client, in *instance, token str
 
 func get(t *testing.T, in *instance, token, path string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", in.url(path), nil)
+	req, err := http.NewRequest("GET", in.url(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
