@@ -22,7 +22,8 @@ vet:
 # internal/relay runs brokers and kills them). make test runs everything.
 CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/app$$' -e '/internal/relay$$')
 check: vet
-	YOLDA_TEST_POSTGRES_URL= YOLDA_REQUIRE_SERVICES= $(GO) test -count=1 $(CHECK_PKGS)
+	@echo "go test -count=1 (every package but internal/app and internal/relay, on SQLite)"
+	@YOLDA_TEST_POSTGRES_URL= YOLDA_REQUIRE_SERVICES= $(GO) test -count=1 $(CHECK_PKGS)
 
 # Every test, with the race detector. PostgreSQL tests run when
 # YOLDA_TEST_POSTGRES_URL is set (.ci/run starts a throwaway cluster and sets
