@@ -17,6 +17,7 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
 )
@@ -38,7 +39,10 @@ type process struct {
 	insurers    insurers
 	requests    *intake.Service
 	deadLetters *deadletter.Service
-	api         *httpapi.Server
+	// positions and fleet serve the drivers' routes and the dispatch role.
+	positions fleet.Index
+	fleet     *fleet.Service
+	api       *httpapi.Server
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -133,14 +137,18 @@ func (p *process) assemble(ctx context.Context) error {
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
+	if err := p.openFleet(ctx); err != nil {
+		return err
+	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients,
-		Ready:    store.Ping, Registry: p.registry, Logger: p.log,
+		Insurers: p.insurers.clients, Fleet: p.fleet,
+		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
+			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(),
 		},
@@ -176,7 +184,7 @@ func (p *process) wake() {
 }
 
 // services builds every service of the process: each role's, then what
-// every process runs (the HTTP listener for probes and scrapes, pprof).
+// every process runs (the operations listener for probes and scrapes, pprof).
 func (p *process) services() ([]service, error) {
 	var all []service
 	for _, r := range p.roles {
@@ -186,9 +194,8 @@ func (p *process) services() ([]service, error) {
 		}
 		all = append(all, ss...)
 	}
-	if !hasService(all, httpServiceName) {
-		// Worker processes still answer probes and scrapes.
-		all = append(all, httpService(p.cfg, p.api.OpsHandler(), p.requests, p.log))
+	if p.cfg.OpsAddr != "" {
+		all = append(all, opsService(p.cfg, p.api.OpsHandler(), p.log))
 	}
 	if p.cfg.PprofAddr != "" {
 		all = append(all, pprofService(p.cfg.PprofAddr, p.log))

@@ -20,8 +20,9 @@ import (
 // TestReadmeWalkthrough runs the README's walkthrough as a reader would:
 // every sh block between its walkthrough markers, in order, in one bash,
 // in an empty directory, with the built binary on PATH and no YOLDA_
-// variable set. Only the ports change (8080 and 9100 become free ones, so
-// the test can run beside anything). Each block's output is checked.
+// variable set but the addresses: 8080, 8081 and 9100 become free ports,
+// so that the test can run beside anything. Each block's output is
+// checked.
 func TestReadmeWalkthrough(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -36,8 +37,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := walkthroughBlocks(t, string(readme))
-	api, insurer := freePort(t), freePort(t)
-	ports := strings.NewReplacer("localhost:8080", api, "127.0.0.1:8080", api, "localhost:9100", insurer, "127.0.0.1:9100", insurer)
+	api, ops, insurer := freePort(t), freePort(t), freePort(t)
+	ports := strings.NewReplacer("localhost:8080", api, "127.0.0.1:8080", api, "localhost:8081", ops, "127.0.0.1:8081", ops,
+		"localhost:9100", insurer, "127.0.0.1:9100", insurer)
 
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")
@@ -49,15 +51,26 @@ func TestReadmeWalkthrough(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir, "YOLDA_HTTP_ADDR=" + api}
+	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir, "YOLDA_HTTP_ADDR=" + api, "YOLDA_OPS_ADDR=" + ops}
 	// Its own process group, so that the servers it starts in the
 	// background go with it whatever happens.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// Output goes to a file, not a pipe: a server the script left running
+	// holds its stdout open, and Run must not wait for it.
+	outFile, err := os.Create(filepath.Join(t.TempDir(), "walkthrough.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err = cmd.Wait()
+	outBytes, _ := os.ReadFile(outFile.Name())
+	out := bytes.NewBuffer(outBytes)
 	logs, _ := os.ReadFile(filepath.Join(dir, "yolda.log"))
 	if err != nil {
 		t.Fatalf("the walkthrough failed: %v\n%s\n--- yolda.log:\n%s", err, out.String(), logs)
@@ -71,10 +84,14 @@ func TestReadmeWalkthrough(t *testing.T) {
 	want := [][]string{
 		{`created customer ayse \(id usr_\w+\) in /\S+/yolda-data/yolda.db`, `created operator ops \(id usr_\w+\) in `},
 		{`\{"id":"req_\w+","status":"dispatching","timeline":\["received","dispatching"\]\}`,
-			`(?m)^req_\w+ dispatching$`, `(?m)^cancelled$`, `"field":"location.lat"`, `(?m)^/v1/requests$`, `(?m)^/openapi.json$`},
+			`(?m)^req_\w+ dispatching$`, `(?m)^cancelled$`, `"field":"location.lat"`, `(?m)^/v1/requests$`, `(?m)^/openapi.json$`,
+			`(?m)^yolda_http_requests_total\{.*route="/v1/requests"\} [1-9]`},
 		{},
 		{`(?m)^down$`, `(?m)^awaiting_insurance pending$`, `(?m)^ok$`, `(?m)^dispatching approved$`,
 			`\{"code":"anadolu","breaker":"closed","calls":[1-9]\d*,"errors":[1-9]\d*\}`},
+		{`created provider acme-tow \(Acme Çekici\) in /\S+/yolda.db`, `created driver ali \(id usr_\w+\) in `, `(?m)^online$`, `(?m)^204$`,
+			`\{"username":"ali","vehicle_plate":"34TOW01","availability":"online","provider":"acme-tow"\}`},
+		{},
 	}
 	if len(want) != len(blocks) {
 		t.Fatalf("the README has %d walkthrough blocks; this test checks %d", len(blocks), len(want))

@@ -21,8 +21,8 @@ import (
 // Config is every setting of a Yolda process. Each field is one setting of
 // settings(), with a flag and an environment variable.
 type Config struct {
-	// HTTPAddr is host:port of the HTTP listener: the API, and the probes
-	// and metrics that every process serves.
+	// HTTPAddr is host:port of the API listener: the API, and the probes
+	// (never the metrics: see OpsAddr).
 	HTTPAddr string
 	// DataDir holds the embedded stores (SQLite file, JetStream store) and
 	// the generated JWT secret. A relative path is relative to the current
@@ -34,8 +34,8 @@ type Config struct {
 	// NATSURL is the broker: empty for JetStream embedded in the process,
 	// or comma-separated nats:// (tls://) URLs of a cluster.
 	NATSURL string
-	// RedisURL is reserved for the cache and driver positions; nothing in
-	// this build uses it yet (a start-up warning says so when it is set).
+	// RedisURL is the shared driver position index (and, later, the
+	// cache): empty keeps positions in the process.
 	RedisURL string
 	// WarehouseURL is reserved for the reporting warehouse; nothing in
 	// this build uses it yet (a start-up warning says so when it is set).
@@ -52,6 +52,10 @@ type Config struct {
 	// PprofAddr is where net/http/pprof is served; empty: off. Keep it on
 	// loopback: profiles reveal internals (Warnings says when it is not).
 	PprofAddr string
+	// OpsAddr is the operations listener: /metrics, /healthz, /readyz.
+	// Loopback by default, so that metrics never face the public; empty
+	// turns it off. Every process serves it, whatever its roles.
+	OpsAddr string
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
@@ -75,8 +79,14 @@ type Config struct {
 	// IPBurst is the login burst allowed per client address.
 	IPBurst int
 	// TrustedProxies is comma-separated CIDRs whose X-Forwarded-For is
-	// believed.
+	// believed; they are also spared the per-address connection cap.
 	TrustedProxies string
+	// BodyReadTimeout bounds the reading of one request body (408 past
+	// it), apart from and much tighter than the connection's timeouts.
+	BodyReadTimeout time.Duration
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (0: no cap). Trusted proxies are exempt.
+	MaxConnsPerIP int
 
 	// NATSCredsFile is a credentials file for an external NATS.
 	NATSCredsFile string
@@ -119,12 +129,24 @@ type Config struct {
 	// IntakeQueueLimit is the requests waiting for a commit before intake
 	// answers 503.
 	IntakeQueueLimit int
+
+	// DriverStaleAfter is how old a driver's last position may be for the
+	// driver to be offered jobs.
+	DriverStaleAfter time.Duration
+	// ETARoadFactor multiplies the great-circle distance in the default
+	// arrival estimate (roads are not straight).
+	ETARoadFactor float64
+	// ETASpeedKmh is the average speed of the default arrival estimate.
+	ETASpeedKmh float64
 }
 
 // Defaults returns the embedded-laptop defaults.
 func Defaults() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:8080",
+		OpsAddr:           "127.0.0.1:8081",
+		BodyReadTimeout:   5 * time.Second,
+		MaxConnsPerIP:     64,
 		DataDir:           "./yolda-data",
 		Roles:             "all",
 		LogLevel:          "info",
@@ -147,6 +169,9 @@ func Defaults() Config {
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
 		IntakeQueueLimit:  8192,
+		DriverStaleAfter:  2 * time.Minute,
+		ETARoadFactor:     1.35,
+		ETASpeedKmh:       35,
 	}
 }
 
@@ -178,7 +203,8 @@ type setting struct {
 // that none is missing.
 func (c *Config) settings() []setting {
 	return []setting{
-		{"http-addr", "host:port of the HTTP API, probes and metrics", &c.HTTPAddr, shown},
+		{"http-addr", "host:port of the HTTP API and probes", &c.HTTPAddr, shown},
+		{"ops-addr", "operations listener: /metrics, /healthz, /readyz (keep it off the public network; empty: off)", &c.OpsAddr, shown},
 		{"data-dir", "files of the embedded stores and the generated JWT secret (relative to the current directory)", &c.DataDir, shown},
 		{"database-url", "operational database: empty for SQLite in the data dir, or postgres://...", &c.DatabaseURL, urls},
 		{"nats-url", "broker: empty for embedded JetStream, or nats://host:4222[,nats://...]", &c.NATSURL, urls},
@@ -193,7 +219,7 @@ func (c *Config) settings() []setting {
 		{"outbox-retention", "how long sent outbox rows are kept", &c.OutboxRetention, shown},
 		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
 		{"worker-concurrency", "handlers in flight per consumer in this process", &c.WorkerConcurrency, shown},
-		{"redis-url", "not used yet: reserved for the cache and driver positions (redis://...)", &c.RedisURL, urls},
+		{"redis-url", "driver position index: empty for in-process, or redis://...", &c.RedisURL, urls},
 		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
 		{"insurers-file", "YAML list of insurers", &c.InsurersFile, shown},
@@ -209,11 +235,16 @@ func (c *Config) settings() []setting {
 		{"rate-limit-user-burst", "burst per authenticated identity", &c.UserBurst, shown},
 		{"rate-limit-ip", "login attempts per second per client address (0: off)", &c.IPRate, shown},
 		{"rate-limit-ip-burst", "login burst per client address", &c.IPBurst, shown},
-		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For", &c.TrustedProxies, shown},
+		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For (and spared the per-address connection cap)", &c.TrustedProxies, shown},
+		{"body-read-timeout", "how long one request body may take to arrive (408 past it)", &c.BodyReadTimeout, shown},
+		{"max-conns-per-ip", "connections one client address may keep open (0: no cap)", &c.MaxConnsPerIP, shown},
 		{"intake-batch-max", "requests committed together at most (1: one transaction each)", &c.IntakeBatchMax, shown},
 		{"intake-writers", "intake transactions in flight at once (0: per engine)", &c.IntakeWriters, shown},
 		{"intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)", &c.IntakeBatchWait, shown},
 		{"intake-queue", "requests waiting for a commit before answering 503", &c.IntakeQueueLimit, shown},
+		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
+		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
+		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
 	}
 }
 
@@ -318,6 +349,19 @@ func (c *Config) Validate() error {
 			bad("pprof-addr %q: %w", c.PprofAddr, err)
 		}
 	}
+	if c.OpsAddr != "" {
+		if err := checkAddr(c.OpsAddr); err != nil {
+			bad("ops-addr %q: %w", c.OpsAddr, err)
+		} else if c.OpsAddr == c.HTTPAddr && !strings.HasSuffix(c.OpsAddr, ":0") {
+			bad("ops-addr must differ from http-addr: metrics stay off the API listener")
+		}
+	}
+	if c.BodyReadTimeout < 100*time.Millisecond || c.BodyReadTimeout > 5*time.Minute {
+		bad("body-read-timeout must be between 100ms and 5m")
+	}
+	if c.MaxConnsPerIP < 0 {
+		bad("max-conns-per-ip must be 0 (no cap) or more")
+	}
 	if c.DataDir == "" {
 		bad("data-dir must not be empty")
 	}
@@ -408,6 +452,15 @@ func (c *Config) Validate() error {
 	if c.IntakeQueueLimit < 1 {
 		bad("intake-queue must be at least 1")
 	}
+	if c.DriverStaleAfter < 5*time.Second || c.DriverStaleAfter > time.Hour {
+		bad("driver-stale-after must be between 5s and 1h")
+	}
+	if !(c.ETARoadFactor >= 1 && c.ETARoadFactor <= 5) {
+		bad("eta-road-factor must be between 1 and 5")
+	}
+	if !(c.ETASpeedKmh > 0 && c.ETASpeedKmh <= 200) {
+		bad("eta-speed-kmh must be in (0, 200]")
+	}
 	return errors.Join(errs...)
 }
 
@@ -417,9 +470,6 @@ func (c *Config) Warnings() []string {
 	var w []string
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		w = append(w, fmt.Sprintf("pprof-addr %s is not a loopback address: profiles reveal internals to whoever reaches it", c.PprofAddr))
-	}
-	if c.RedisURL != "" {
-		w = append(w, "redis-url is set but nothing in this build uses Redis yet")
 	}
 	if c.WarehouseURL != "" {
 		w = append(w, "warehouse-url is set but nothing in this build uses a warehouse yet")

@@ -84,6 +84,7 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 			rid = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", rid)
+		setSecurityHeaders(w.Header())
 		al := &accessLog{}
 		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, rid), keyAccessLog, al)
 		r = r.WithContext(ctx)
