@@ -201,6 +201,7 @@ func TestRefreshFollowsJobs(t *testing.T) {
 			r.Status = st
 			r.Version++ // every change advances the version (intake.Request.Advance)
 			r.Assignment = &intake.Assignment{DriverID: d.UserID, DriverName: "truck", VehiclePlate: "34TRUCK", AssignedAt: now}
+			r.Advance(now)
 			return intake.Change{}, nil
 		}); err != nil {
 			t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 // Options configure a Service.
 type Options struct {
 	Batch BatchOptions
+	// Updates tune the group commit of consumers' updates (Update).
+	Updates BatchOptions
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// KnownInsurer reports whether an insurer code is configured, i.e.
@@ -38,11 +40,14 @@ type Options struct {
 type Service struct {
 	store     Store
 	committer *groupCommitter
-	now       func() time.Time
-	known     func(string) bool
-	early     func(string) bool
-	committed func()
-	log       *slog.Logger
+	updates   *batcher[*pendingUpdate]
+	// updatesObserve is Options.Updates.Observe.
+	updatesObserve func(size int, took time.Duration, err error)
+	now            func() time.Time
+	known          func(string) bool
+	early          func(string) bool
+	committed      func()
+	log            *slog.Logger
 }
 
 // NewService starts the group committer; Close stops it.
@@ -55,7 +60,10 @@ func NewService(store Store, o Options) *Service {
 		early:     o.DispatchBeforeCover,
 		committed: o.Committed,
 		log:       o.Logger,
+
+		updatesObserve: o.Updates.Observe,
 	}
+	s.updates = newBatcher(o.Updates, s.flushUpdates)
 	if s.committed == nil {
 		s.committed = func() {}
 	}
@@ -70,7 +78,10 @@ func NewService(store Store, o Options) *Service {
 
 // Close commits what is queued and stops taking new requests. Call it after
 // the HTTP server has drained, so that no handler waits on a closed queue.
-func (s *Service) Close() { s.committer.close() }
+func (s *Service) Close() {
+	s.committer.close()
+	s.updates.close()
+}
 
 // Shutdown is Close within ctx: once ctx ends, commits still in flight
 // (a database that stopped answering) are abandoned and their callers,

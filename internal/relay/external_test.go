@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -211,6 +212,9 @@ func pickVictim(t *testing.T, b *bus.Bus, c *natstest.Cluster) *natstest.Server 
 		if err != nil {
 			return "", err
 		}
+		if info.Cluster == nil {
+			return "", errors.New("no cluster information yet")
+		}
 		return info.Cluster.Leader, nil
 	})
 	moveLeader(t, ctx, b.Conn(), "$JS.API.CONSUMER.LEADER.STEPDOWN."+bus.StreamEvents+"."+notify.Consumer, victim.Name(), func() (string, error) {
@@ -219,6 +223,9 @@ func pickVictim(t *testing.T, b *bus.Bus, c *natstest.Cluster) *natstest.Server 
 		info, err := cons.Info(ictx)
 		if err != nil {
 			return "", err
+		}
+		if info.Cluster == nil { // mid-election the answer may carry none
+			return "", errors.New("no cluster information yet")
 		}
 		return info.Cluster.Leader, nil
 	})
@@ -264,18 +271,22 @@ func streamLeaders(t *testing.T, js jetstream.JetStream) string {
 	return strings.Join(out, " ")
 }
 
-// countingNotify runs the notify consumer and counts the handler's calls
-// and its successes.
+// countingNotify runs the notify consumer and counts the deliveries handed
+// to its handler and those it applied.
 func (p *pipeline) countingNotify(t *testing.T) (calls, ok *atomic.Int64) {
 	calls, ok = new(atomic.Int64), new(atomic.Int64)
-	p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-		return func(ctx context.Context, d bus.Delivery) error {
-			calls.Add(1)
-			err := next(ctx, d)
+	p.consumeNotify(t, func(next bus.BatchHandler) bus.BatchHandler {
+		return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+			calls.Add(int64(len(ds)))
+			results, err := next(ctx, ds)
 			if err == nil {
-				ok.Add(1)
+				for _, r := range results {
+					if r == nil {
+						ok.Add(1)
+					}
+				}
 			}
-			return err
+			return results, err
 		}
 	})
 	return calls, ok

@@ -160,11 +160,17 @@ func (p *pipeline) create(t *testing.T, n int) []string {
 	return ids
 }
 
-// consumeNotify runs the notify worker behind handler wrapping, until the
-// test ends.
-func (p *pipeline) consumeNotify(t *testing.T, wrap func(bus.Handler) bus.Handler) {
+// consumeNotify runs the notify worker, a batch of events per transaction
+// as internal/app runs it, behind handler wrapping, until the test ends.
+func (p *pipeline) consumeNotify(t *testing.T, wrap func(bus.BatchHandler) bus.BatchHandler) {
 	worker := notify.NewWorker(p.store, nil)
-	h := bus.Handler(func(ctx context.Context, d bus.Delivery) error { return worker.Handle(ctx, d.Data) })
+	h := bus.BatchHandler(func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+		payloads := make([][]byte, len(ds))
+		for i, d := range ds {
+			payloads[i] = d.Data
+		}
+		return worker.HandleBatch(ctx, payloads)
+	})
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -172,7 +178,7 @@ func (p *pipeline) consumeNotify(t *testing.T, wrap func(bus.Handler) bus.Handle
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = bus.Consume(ctx, p.bus, bus.ConsumerConfig{
+		_ = bus.ConsumeBatch(ctx, p.bus, bus.ConsumerConfig{
 			Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
 			Concurrency: 4, MaxDeliver: 3, Backoff: []time.Duration{50 * time.Millisecond}, AckWait: 5 * time.Second,
 			DeadLetter: func(ctx context.Context, d bus.Delivery, err error) error {
@@ -281,14 +287,20 @@ func TestPipelineDeliversEveryRowOnce(t *testing.T) {
 func TestCrashAfterCommitBeforeAckAppliesOnce(t *testing.T) {
 	forEachStoreAndBroker(t, func(t *testing.T, p *pipeline) {
 		var redelivered atomic.Int64
-		p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-			return func(ctx context.Context, d bus.Delivery) error {
-				err := next(ctx, d)
-				if d.NumDelivered == 1 {
-					return errors.New("crashed after commit, before ack") // no ack reaches the broker
+		p.consumeNotify(t, func(next bus.BatchHandler) bus.BatchHandler {
+			return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+				results, err := next(ctx, ds)
+				if err != nil {
+					return nil, err
 				}
-				redelivered.Add(1)
-				return err
+				for i, d := range ds {
+					if d.NumDelivered == 1 {
+						results[i] = errors.New("crashed after commit, before ack") // no ack reaches the broker
+						continue
+					}
+					redelivered.Add(1)
+				}
+				return results, nil
 			}
 		})
 		ids := p.create(t, 50)
@@ -389,15 +401,31 @@ func TestPoisonMessageDeadLetterAndRedrive(t *testing.T) {
 		p := newPipeline(t, engine, relay.Options{})
 		var fixed atomic.Bool
 		var failures atomic.Int64
-		p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-			return func(ctx context.Context, d bus.Delivery) error {
-				var env outbox.Envelope
-				_ = json.Unmarshal(d.Data, &env)
-				if env.Actor.ID == "poison" && !fixed.Load() {
-					failures.Add(1)
-					return errors.New("cannot handle this one yet")
+		p.consumeNotify(t, func(next bus.BatchHandler) bus.BatchHandler {
+			return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+				results := make([]error, len(ds))
+				var rest []bus.Delivery
+				var at []int
+				for i, d := range ds {
+					var env outbox.Envelope
+					_ = json.Unmarshal(d.Data, &env)
+					if env.Actor.ID == "poison" && !fixed.Load() {
+						failures.Add(1)
+						results[i] = errors.New("cannot handle this one yet")
+						continue
+					}
+					rest, at = append(rest, d), append(at, i)
 				}
-				return next(ctx, d)
+				if len(rest) > 0 {
+					r, err := next(ctx, rest)
+					if err != nil {
+						return nil, err
+					}
+					for j, i := range at {
+						results[i] = r[j]
+					}
+				}
+				return results, nil
 			}
 		})
 		ids := p.create(t, 1)

@@ -110,41 +110,6 @@ func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, 
 	return l, nil
 }
 
-// recordNotificationsSQL records the receipt and, only if it is new, the
-// notifications, in one statement; it returns whether the receipt was new.
-const recordNotificationsSQL = `WITH receipt AS (
-	INSERT INTO processed_messages (consumer, message_id, processed_at)
-	VALUES ($1, $2, now()) ON CONFLICT DO NOTHING
-	RETURNING 1
-), ins AS (
-	INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
-	SELECT n.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-		AS n(id, request_id, recipient_id, channel, template, body, created_at)
-	WHERE EXISTS (SELECT FROM receipt)
-)
-SELECT EXISTS (SELECT FROM receipt)`
-
-// RecordNotifications implements notify.Store, in one statement and one
-// round trip.
-func (s *Store) RecordNotifications(ctx context.Context, r outbox.Receipt, ns []notify.Notification) error {
-	var id, req, recipient, channel, template, body []string
-	var at []time.Time
-	for _, n := range ns {
-		id, req, recipient = append(id, n.ID), append(req, n.RequestID), append(recipient, n.RecipientID)
-		channel, template, body = append(channel, n.Channel), append(template, n.Template), append(body, n.Body)
-		at = append(at, n.CreatedAt)
-	}
-	var fresh bool
-	if err := s.pool.QueryRow(ctx, recordNotificationsSQL, r.Consumer, r.MessageID,
-		id, req, recipient, channel, template, body, at).Scan(&fresh); err != nil {
-		return fmt.Errorf("record notifications: %w", err)
-	}
-	if !fresh {
-		return outbox.ErrAlreadyProcessed
-	}
-	return nil
-}
-
 // Notifications implements notify.Store.
 func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.Notification, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, request_id, recipient_id, channel, template, body, created_at
@@ -281,11 +246,13 @@ func (s *Store) StuckRequests(ctx context.Context) (map[intake.Status]int, error
 	return out, rows.Err()
 }
 
-// PendingInsurance counts, per insurer, the requests whose insurance check
-// is pending, with the creation time of the oldest.
+// PendingInsurance counts, per insurer, the checks that can still settle:
+// requests whose insurance is pending and whose status is not final (see
+// intake.Status.Final), with the creation time of the oldest.
 func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error) {
 	rows, err := s.pool.Query(ctx, `SELECT insurer, COUNT(*), MIN(created_at) FROM requests
-		WHERE insurance_status = 'pending' GROUP BY insurer ORDER BY insurer`)
+		WHERE insurance_status = 'pending' AND status NOT IN ('completed', 'cancelled', 'rejected')
+		GROUP BY insurer ORDER BY insurer`)
 	if err != nil {
 		return nil, fmt.Errorf("pending insurance: %w", err)
 	}

@@ -108,22 +108,6 @@ func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, 
 	return out, err
 }
 
-// RecordNotifications implements notify.Store.
-func (s *Store) RecordNotifications(ctx context.Context, r outbox.Receipt, ns []notify.Notification) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := recordReceipt(ctx, tx, r, time.Now()); err != nil {
-			return err
-		}
-		for _, n := range ns {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, n.ID, n.RequestID, n.RecipientID, n.Channel, n.Template, n.Body, toMicros(n.CreatedAt)); err != nil {
-				return fmt.Errorf("insert notification: %w", err)
-			}
-		}
-		return nil
-	})
-}
-
 // Notifications implements notify.Store.
 func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.Notification, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT id, request_id, recipient_id, channel, template, body, created_at
@@ -249,11 +233,13 @@ func (s *Store) StuckRequests(ctx context.Context) (map[intake.Status]int, error
 	return out, rows.Err()
 }
 
-// PendingInsurance counts, per insurer, the requests whose insurance check
-// is pending, with the creation time of the oldest.
+// PendingInsurance counts, per insurer, the checks that can still settle:
+// requests whose insurance is pending and whose status is not final (see
+// intake.Status.Final), with the creation time of the oldest.
 func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT insurer, COUNT(*), MIN(created_at) FROM requests
-		WHERE insurance_status = 'pending' GROUP BY insurer ORDER BY insurer`)
+		WHERE insurance_status = 'pending' AND status NOT IN ('completed', 'cancelled', 'rejected')
+		GROUP BY insurer ORDER BY insurer`)
 	if err != nil {
 		return nil, fmt.Errorf("pending insurance: %w", err)
 	}

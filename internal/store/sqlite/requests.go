@@ -193,27 +193,34 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 				return err
 			}
 		}
-		args := requestArgs(&r)
-		res, err := tx.ExecContext(ctx, updateRequestSQL, append(args[1:], r.ID, before)...)
-		if err != nil {
-			return fmt.Errorf("update request: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("update request %s: stored version is not %d: %w", r.ID, before, intake.ErrVersion)
-		}
-		if e := change.Timeline; e != nil {
-			if err := insertTimeline(ctx, tx, r.ID, len(r.Timeline)+1, *e); err != nil {
-				return err
-			}
-			r.Timeline = append(r.Timeline, *e)
-		}
-		if err := insertOutbox(ctx, tx, change.Outbox); err != nil {
+		if err := writeChange(ctx, tx, &r, before, change); err != nil {
 			return err
 		}
 		out = r
 		return nil
 	})
 	return out, err
+}
+
+// writeChange writes a change made on version before of r: the row (only
+// over that version), its timeline entry (appended to r.Timeline) and its
+// outbox rows. The receipt is the caller's.
+func writeChange(ctx context.Context, tx *sql.Tx, r *intake.Request, before int, change intake.Change) error {
+	args := requestArgs(r)
+	res, err := tx.ExecContext(ctx, updateRequestSQL, append(args[1:], r.ID, before)...)
+	if err != nil {
+		return fmt.Errorf("update request: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("update request %s: stored version is not %d: %w", r.ID, before, intake.ErrVersion)
+	}
+	if e := change.Timeline; e != nil {
+		if err := insertTimeline(ctx, tx, r.ID, len(r.Timeline)+1, *e); err != nil {
+			return err
+		}
+		r.Timeline = append(r.Timeline, *e)
+	}
+	return insertOutbox(ctx, tx, change.Outbox)
 }
 
 const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?)`

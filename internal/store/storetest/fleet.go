@@ -162,6 +162,7 @@ func testCurrentRequest(t *testing.T, s FleetStore) {
 	set := func(st intake.Status) {
 		t.Helper()
 		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Advance(base.Add(time.Minute))
 			cur.Status = st
 			cur.Version++ // every change advances the version (intake.Request.Advance)
 			if cur.Assignment == nil {

@@ -386,13 +386,13 @@ func testNotifications(t *testing.T, s MessagingStore) {
 	n := notify.Notification{ID: id.New("ntf", base), RequestID: r.ID, RecipientID: owner.ID, Channel: "push",
 		Template: "request.received", Body: "Aldık.", CreatedAt: base}
 	receipt := outbox.Receipt{Consumer: notify.Consumer, MessageID: "msg_x"}
-	if err := s.RecordNotifications(ctx, receipt, []notify.Notification{n}); err != nil {
-		t.Fatal(err)
+	if stored, err := s.RecordNotificationBatch(ctx, []notify.Record{{Receipt: receipt, Notifications: []notify.Notification{n}}}); err != nil || !stored[0] {
+		t.Fatal(stored, err)
 	}
 	n2 := n
 	n2.ID = id.New("ntf", base.Add(time.Second))
-	if err := s.RecordNotifications(ctx, receipt, []notify.Notification{n2}); !errors.Is(err, outbox.ErrAlreadyProcessed) {
-		t.Fatalf("redelivery: err = %v", err)
+	if stored, err := s.RecordNotificationBatch(ctx, []notify.Record{{Receipt: receipt, Notifications: []notify.Notification{n2}}}); err != nil || stored[0] {
+		t.Fatalf("redelivery: stored %v, err = %v", stored, err)
 	}
 	got, err := s.Notifications(ctx, r.ID)
 	if err != nil || len(got) != 1 || got[0].ID != n.ID || got[0].Body != "Aldık." || !got[0].CreatedAt.Equal(base) {
@@ -529,7 +529,11 @@ func testPendingInsurance(t *testing.T, s MessagingStore) {
 	x := newRequest(owner.ID, time.Hour, "İstanbul", "axa", intake.Tow)
 	done := newRequest(owner.ID, 0, "İstanbul", "allianz", intake.Tow)
 	done.Insurance.Status = intake.InsuranceApproved
-	mustCreate(t, s, creation(a1, "", ""), creation(a2, "", ""), creation(x, "", ""), creation(done, "", ""))
+	// A check that can no longer settle waits for nobody: a cancelled
+	// request's, however old.
+	cancelled := newRequest(owner.ID, -time.Hour, "İstanbul", "anadolu", intake.Tow)
+	cancelled.Status = intake.StatusCancelled
+	mustCreate(t, s, creation(a1, "", ""), creation(a2, "", ""), creation(x, "", ""), creation(done, "", ""), creation(cancelled, "", ""))
 	got, err := s.PendingInsurance(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -546,7 +550,7 @@ func testPruneBookkeeping(t *testing.T, s MessagingStore) {
 	old := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow) // created at base
 	fresh := newRequest(owner.ID, 2*time.Hour, "İstanbul", "anadolu", intake.Tow)
 	mustCreate(t, s, creation(old, "old-key", "fp"), creation(fresh, "fresh-key", "fp"))
-	if err := s.RecordNotifications(ctx, outbox.Receipt{Consumer: "c", MessageID: "m1"}, nil); err != nil {
+	if _, err := s.RecordNotificationBatch(ctx, []notify.Record{{Receipt: outbox.Receipt{Consumer: "c", MessageID: "m1"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing is old enough yet.
@@ -558,8 +562,8 @@ func testPruneBookkeeping(t *testing.T, s MessagingStore) {
 		t.Fatalf("prune: %d %v, want the receipt and the old key", n, err)
 	}
 	// The receipt is gone: the same message would be applied again.
-	if err := s.RecordNotifications(ctx, outbox.Receipt{Consumer: "c", MessageID: "m1"}, nil); err != nil {
-		t.Errorf("receipt after pruning: %v", err)
+	if stored, err := s.RecordNotificationBatch(ctx, []notify.Record{{Receipt: outbox.Receipt{Consumer: "c", MessageID: "m1"}}}); err != nil || !stored[0] {
+		t.Errorf("receipt after pruning: stored %v, %v", stored, err)
 	}
 	// The old key is free again; the fresh one still replays.
 	again := creation(newRequest(owner.ID, 3*time.Hour, "İstanbul", "anadolu", intake.Tow), "old-key", "fp")

@@ -1,8 +1,9 @@
-package insurance_test
+package checks_test
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/insurance/mockinsurer"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
@@ -52,7 +55,7 @@ func startPlatform(t *testing.T, insurers map[string]bool, mockBehaviour map[str
 		cfgs = append(cfgs, c)
 		t.Cleanup(func() { mock.Close(); srv.Close() })
 	}
-	clients, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})}, insurance.Options{})
+	clients, err := resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})}, resilient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,16 +70,21 @@ func startPlatform(t *testing.T, insurers map[string]bool, mockBehaviour map[str
 	p.intake = intake.NewService(store, intake.Options{Committed: rel.Wake,
 		KnownInsurer:        func(code string) bool { _, ok := insurers[code]; return ok },
 		DispatchBeforeCover: func(code string) bool { return !insurers[code] }})
-	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
-	u, _ := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
+	accounts, err := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
+	if err != nil {
+		t.Fatalf("add the customer: %v", err)
+	}
 	p.customer = identity.Principal{UserID: u.ID, Role: u.Role}
-	worker := insurance.NewWorker(clients, p.intake, nil, nil)
+	worker := checks.NewWorker(clients, p.intake, nil, nil)
 	var wg sync.WaitGroup
 	run := func(f func() error) { wg.Add(1); go func() { defer wg.Done(); _ = f() }() }
 	run(func() error { return rel.Run(ctx) })
 	for _, c := range cfgs {
-		cc := insurance.ConsumerConfig(c)
-		run(func() error { return bus.Consume(ctx, b, cc, worker.Handle) })
+		run(func() error { return consume(ctx, b, c, worker) })
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -227,4 +235,20 @@ func TestPatienceEndsInManualReview(t *testing.T) {
 			t.Errorf("%s: %s / %s", id, r.Status, r.Insurance.Status)
 		}
 	}
+}
+
+// consume runs the worker on one insurer's checks as internal/app does:
+// a RetryAfter is a delayed redelivery.
+func consume(ctx context.Context, b *bus.Bus, c insurance.Config, w *checks.Worker) error {
+	return bus.Consume(ctx, b, bus.ConsumerConfig{
+		Stream: bus.StreamJobs, Durable: checks.ConsumerPrefix + c.Code, FilterSubject: outbox.InsuranceVerifyFilter(c.Code),
+		AckWait: c.CheckBudget(), Concurrency: c.Bulkhead, MaxAckPending: 100_000,
+	}, func(ctx context.Context, d bus.Delivery) error {
+		err := w.Handle(ctx, d.Data, d.NumDelivered)
+		var later *checks.RetryAfter
+		if errors.As(err, &later) {
+			return fmt.Errorf("%w: %w", err, bus.Retry(later.Delay))
+		}
+		return err
+	})
 }
