@@ -2,9 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
@@ -14,49 +11,12 @@ import (
 	"github.com/yolda/yolda/internal/geo"
 	"github.com/yolda/yolda/internal/geo/geotest"
 	"github.com/yolda/yolda/internal/geo/redis"
+	"github.com/yolda/yolda/internal/redistest"
 )
 
-// client connects to YOLDA_TEST_REDIS_URL; without it the test skips,
-// unless YOLDA_REQUIRE_SERVICES says the server must be there.
-func client(t testing.TB) goredis.UniversalClient {
-	t.Helper()
-	url := os.Getenv("YOLDA_TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("YOLDA_REQUIRE_SERVICES") != "" {
-			t.Fatal("YOLDA_TEST_REDIS_URL is not set and YOLDA_REQUIRE_SERVICES is")
-		}
-		t.Skip("YOLDA_TEST_REDIS_URL not set")
-	}
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("YOLDA_TEST_REDIS_URL: %v", err)
-	}
-	rdb := goredis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", url, err)
-	}
-	return rdb
-}
+func client(t testing.TB) goredis.UniversalClient { return redistest.Client(t) }
 
-// prefix is a fresh key namespace, deleted when the test ends.
-func prefix(t testing.TB, rdb goredis.UniversalClient) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	p := "yoldatest:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, p+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
-	return p
-}
+func prefix(t testing.TB, rdb goredis.UniversalClient) string { return redistest.Prefix(t, rdb) }
 
 func TestConformance(t *testing.T) {
 	rdb := client(t)
