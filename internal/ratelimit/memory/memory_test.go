@@ -19,7 +19,7 @@ func TestForgetsWholeBudgets(t *testing.T) {
 	clk := ratelimittest.NewClock()
 	l := memory.New(clk.Now)
 	for i := range 100 {
-		l.Allow(context.Background(), ratelimit.Check{Key: string(rune('a' + i%26)) + string(rune('a'+i/26)), Limit: ratelimit.Limit{Rate: 10, Burst: 1}})
+		l.Allow(context.Background(), ratelimit.Check{Key: string(rune('a'+i%26)) + string(rune('a'+i/26)), Limit: ratelimit.Limit{Rate: 10, Burst: 1}})
 	}
 	if l.Len() != 100 {
 		t.Fatalf("%d keys remembered, want 100", l.Len())
