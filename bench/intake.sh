@@ -20,7 +20,7 @@ trap 'pkill -f "$work/yolda serve" 2>/dev/null || true; scripts/postgres-test-cl
 go build -o "$work/yolda" ./cmd/yolda
 pg_url=$(scripts/postgres-test-cluster.sh start "$work/pg")
 # 256 connections from one address: lift the per-address cap (docs/security.md).
-export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0 YOLDA_ROLES=${ROLES:-api}
+export YOLDA_RATE_LIMITS=off YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0 YOLDA_ROLES=${ROLES:-api}
 
 run() { # engine batch_max
 	local engine=$1 batch=$2 port=18090 data="$work/data-$1-$2"

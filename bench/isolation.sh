@@ -23,7 +23,7 @@ YAML
 for i in 1 2 3; do
 	"$work/yolda" mock-insurer --addr 127.0.0.1:1920$i --latency 50ms --jitter 10ms 2>"$work/mock$i.log" &
 done
-export YOLDA_DATA_DIR="$work/data" YOLDA_INSURERS_FILE="$work/insurers.yaml" YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0
+export YOLDA_DATA_DIR="$work/data" YOLDA_INSURERS_FILE="$work/insurers.yaml" YOLDA_RATE_LIMITS=off YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0
 "$work/yolda" users add --role customer --username bench --password bench-password >/dev/null
 "$work/yolda" serve --http-addr 127.0.0.1:18290 --ops-addr 127.0.0.1:18291 2>"$work/serve.log" &
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18290/readyz >/dev/null && break; sleep 0.1; done

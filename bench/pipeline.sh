@@ -25,7 +25,7 @@ go build -o "$work/nats-server" github.com/nats-io/nats-server/v2
 if [ "$engine" = postgres ]; then
 	pg_url=$(scripts/postgres-test-cluster.sh start "$work/pg")
 fi
-export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0
+export YOLDA_RATE_LIMITS=off YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0
 port=18190 ops=18191 # API, and metrics on the operations listener
 
 cat >"$work/quantiles.py" <<'PY'

@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-
 	"fmt"
 	"strings"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/fleet"
@@ -15,36 +12,22 @@ import (
 	georedis "github.com/yolda/yolda/internal/geo/redis"
 )
 
-// openPositionIndex picks the position index by URL: in-process when no
-// Redis is configured (one process sees its own drivers only), Redis
-// otherwise (every process shares one index). close releases it.
-func openPositionIndex(ctx context.Context, cfg config.Config) (idx fleet.Index, engine string, close func(), err error) {
-	if cfg.RedisURL == "" {
-		return memory.New(memory.Options{}), "memory", func() {}, nil
+// openPositionIndex picks the position index: in-process when no Redis is
+// configured (one process sees its own drivers only), Redis otherwise
+// (every process shares one index).
+func (p *process) openPositionIndex() (fleet.Index, string) {
+	if p.redis == nil {
+		return memory.New(memory.Options{}), "memory"
 	}
-	opts, err := goredis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("redis-url: %w", err)
-	}
-	rdb := goredis.NewClient(opts)
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		return nil, "", nil, fmt.Errorf("connect redis: %w", err)
-	}
-	return georedis.New(rdb, georedis.Options{}), "redis", func() { _ = rdb.Close() }, nil
+	return georedis.New(p.redis, georedis.Options{}), "redis"
 }
 
 // openFleet opens the position index and builds the fleet service on it.
-func (p *process) openFleet(ctx context.Context) error {
-	idx, engine, closeIdx, err := openPositionIndex(ctx, p.cfg)
-	if err != nil {
-		return err
-	}
-	p.onClose(closeIdx)
+func (p *process) openFleet() {
+	idx, engine := p.openPositionIndex()
 	p.positions = idx
 	p.fleet = newFleet(p.cfg, p.store, idx)
 	p.log.Info("position index ready", "engine", engine)
-	return nil
 }
 
 // newFleet builds the fleet service over the store and the index.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
@@ -43,7 +44,9 @@ type process struct {
 	// positions and fleet serve the drivers' routes and the dispatch role.
 	positions fleet.Index
 	fleet     *fleet.Service
-	api       *httpapi.Server
+	// redis is the process's Redis client, nil without YOLDA_REDIS_URL.
+	redis *goredis.Client
+	api   *httpapi.Server
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -141,19 +144,24 @@ func (p *process) assemble(ctx context.Context) error {
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
-	if err := p.openFleet(ctx); err != nil {
+	if err := p.connectRedis(ctx); err != nil {
+		return err
+	}
+	p.openFleet()
+	limits, limiter, err := p.rateLimits()
+	if err != nil {
 		return err
 	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.fleet,
+		Insurers: p.insurers.clients, Fleet: p.fleet, Limiter: limiter,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
 			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
-			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
+			RateLimits:     limits,
 			TrustedProxies: proxies, Version: Version(),
 		},
 	})

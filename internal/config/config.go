@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/yolda/yolda/internal/ratelimit"
 )
 
 // Config is every setting of a Yolda process. Each field is one setting of
@@ -70,14 +72,20 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxInFlight caps concurrent HTTP requests before 503 (0: no cap).
 	MaxInFlight int
-	// UserRate is requests per second per authenticated identity (0: off).
+	// UserRate is requests per second per authenticated identity on the
+	// routes of the default class; 0 turns every per-identity limit off.
 	UserRate float64
 	// UserBurst is the burst allowed per authenticated identity.
 	UserBurst int
-	// IPRate is login attempts per second per client address (0: off).
+	// IPRate is login attempts per second per client address; 0 turns
+	// every per-address limit off.
 	IPRate float64
 	// IPBurst is the login burst allowed per client address.
 	IPBurst int
+	// RateLimits changes the budgets of the route classes
+	// (CLASS.WHO=RATE/s:BURST,..., CLASS.fail=open|closed, or off);
+	// docs/security.md lists the classes and their defaults.
+	RateLimits string
 	// TrustedProxies is comma-separated CIDRs whose X-Forwarded-For is
 	// believed; they are also spared the per-address connection cap.
 	TrustedProxies string
@@ -240,10 +248,11 @@ func (c *Config) settings() []setting {
 		{"shutdown-timeout", "how long shutdown waits for in-flight work", &c.ShutdownTimeout, shown},
 		{"max-body-bytes", "largest request body accepted", &c.MaxBodyBytes, shown},
 		{"max-in-flight", "concurrent HTTP requests before answering 503 (0: no cap)", &c.MaxInFlight, shown},
-		{"rate-limit-user", "requests per second per authenticated identity (0: off)", &c.UserRate, shown},
+		{"rate-limit-user", "requests per second per identity on routes of the default class (0: every per-identity limit off)", &c.UserRate, shown},
 		{"rate-limit-user-burst", "burst per authenticated identity", &c.UserBurst, shown},
-		{"rate-limit-ip", "login attempts per second per client address (0: off)", &c.IPRate, shown},
+		{"rate-limit-ip", "login attempts per second per client address (0: every per-address limit off)", &c.IPRate, shown},
 		{"rate-limit-ip-burst", "login burst per client address", &c.IPBurst, shown},
+		{"rate-limits", "budgets per route class: CLASS.WHO=RATE/s:BURST,... (WHO: a role, staff, everyone, address), CLASS.fail=open|closed, or off", &c.RateLimits, shown},
 		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For (and spared the per-address connection cap)", &c.TrustedProxies, shown},
 		{"body-read-timeout", "how long one request body may take to arrive (408 past it)", &c.BodyReadTimeout, shown},
 		{"max-conns-per-ip", "connections one client address may keep open (0: no cap)", &c.MaxConnsPerIP, shown},
@@ -421,6 +430,9 @@ func (c *Config) Validate() error {
 		if r.burst < 1 {
 			bad("%s-burst must be at least 1", r.name)
 		}
+	}
+	if err := ratelimit.CheckSpec(c.RateLimits); err != nil {
+		bad("rate-limits: %w", err)
 	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)

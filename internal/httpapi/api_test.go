@@ -51,6 +51,8 @@ type fixture struct {
 	api    *httpapi.Server
 	// registry holds the server's metrics.
 	registry *prometheus.Registry
+	// deps are what api was built from (twin builds another on them).
+	deps httpapi.Deps
 }
 
 var engines = map[string]func(t testing.TB) apiStore{
@@ -73,8 +75,9 @@ var engines = map[string]func(t testing.TB) apiStore{
 }
 
 // setup builds the real API over a real store with four accounts and a
-// token for each. opts may change the edge's limits.
-func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
+// token for each. opts may change the edge's limits, deps what it is
+// built from.
+func setup(t testing.TB, engine string, opts httpapi.Options, deps ...func(*httpapi.Deps)) *fixture {
 	t.Helper()
 	store := engines[engine](t)
 	hasher := &account.Hasher{Memory: 64, Time: 1, Threads: 1} // fast for tests
@@ -111,11 +114,16 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	// Every dependency is wired, so that every route of the table is
 	// served and the matrices generated from it cover them all.
 	fl := fleet.NewService(store.(fleet.Store), memory.New(memory.Options{}), fleet.Options{})
-	f.api = httpapi.New(httpapi.Deps{
+	d := httpapi.Deps{
 		Intake: svc, Accounts: accounts, Tokens: tokens, Fleet: fl,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
-	})
+	}
+	for _, change := range deps {
+		change(&d)
+	}
+	f.deps = d
+	f.api = httpapi.New(d)
 	f.srv = httptest.NewServer(f.api)
 	t.Cleanup(f.srv.Close)
 	f.ops = httptest.NewServer(f.api.OpsHandler())
@@ -532,21 +540,6 @@ func TestAuthentication(t *testing.T) {
 	}
 	if limited.status != 429 || limited.header.Get("Retry-After") == "" {
 		t.Errorf("login flood: last status %d, Retry-After %q", limited.status, limited.header.Get("Retry-After"))
-	}
-}
-
-func TestUserRateLimit(t *testing.T) {
-	f := setup(t, "sqlite", httpapi.Options{UserRate: 1, UserBurst: 3})
-	codes := map[int]int{}
-	for range 6 {
-		codes[f.do(t, "GET", "/v1/requests", "ayse", "").status]++
-	}
-	if codes[200] != 3 || codes[429] != 3 {
-		t.Errorf("with a burst of 3: %v", codes)
-	}
-	// Another identity has its own bucket.
-	if a := f.do(t, "GET", "/v1/requests", "mehmet", ""); a.status != 200 {
-		t.Errorf("mehmet limited by ayse's use: %d", a.status)
 	}
 }
 

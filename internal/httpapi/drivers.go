@@ -43,10 +43,10 @@ func (s *Server) driverRoutes() []route {
 			roles: driverOnly, handler: s.handleAvailability, body: availabilityBody{}, maxBody: smallBody, success: 200, result: availabilityAnswer{},
 			errors: []int{400, 401, 403, 404, 413, 415, 422, 429}},
 		{method: "POST", pattern: "/v1/drivers/me/location", summary: "Report the driver's position (drivers)", tag: "drivers",
-			roles: driverOnly, handler: s.handleLocation, body: fleet.PositionReport{}, maxBody: smallBody, success: 204,
+			roles: driverOnly, class: ClassPositions, handler: s.handleLocation, body: fleet.PositionReport{}, maxBody: smallBody, success: 204,
 			errors: []int{400, 401, 403, 404, 413, 415, 422, 429}},
 		{method: "GET", pattern: "/v1/drivers", summary: "List drivers with their state and last position", tag: "drivers",
-			roles: staff, handler: s.handleListDrivers, success: 200, result: driverList{}, query: driverListParams(),
+			roles: staff, class: ClassBoard, handler: s.handleListDrivers, success: 200, result: driverList{}, query: driverListParams(),
 			errors: []int{401, 403, 422, 429}},
 	}
 }

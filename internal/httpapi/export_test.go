@@ -21,13 +21,19 @@ type RouteInfo struct {
 	Success int
 	// Example is a valid body, or nil.
 	Example []byte
+	// Class is the rate-limit class the route spends from ("" for none);
+	// Limited public routes are limited per address.
+	Class   string
+	Limited bool
+	Errors  []int
 }
 
 // Routes lists the route table.
 func (s *Server) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(s.routes))
 	for _, rt := range s.routes {
-		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success, OpsOnly: rt.listener == onOps}
+		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success, OpsOnly: rt.listener == onOps,
+			Class: rt.rateClass(), Limited: rt.limited, Errors: rt.errors}
 		if rt.example != nil {
 			ri.Example, _ = json.Marshal(rt.example)
 		}

@@ -15,6 +15,10 @@ type metrics struct {
 	shed     prometheus.Counter
 	// slowBodies counts bodies cut off by the body read deadline.
 	slowBodies prometheus.Counter
+	// limitDecisions counts rate-limit decisions by class and outcome
+	// (allowed, limited, error); limitLatency is what deciding costs.
+	limitDecisions *prometheus.CounterVec
+	limitLatency   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,8 +40,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		slowBodies: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yolda_http_body_timeouts_total", Help: "Request bodies cut off with 408 because they arrived too slowly.",
 		}),
+		limitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yolda_rate_limit_decisions_total", Help: "Rate-limit decisions by route class and outcome (allowed, limited, error: the limiter could not decide).",
+		}, []string{"class", "outcome"}),
+		limitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "yolda_rate_limit_decision_seconds",
+			Help:    "Time to decide a request's rate limits (a Redis round trip when shared).",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1},
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.inFlight, m.shed, m.slowBodies)
+	reg.MustRegister(m.requests, m.latency, m.inFlight, m.shed, m.slowBodies, m.limitDecisions, m.limitLatency)
 	return m
 }
 

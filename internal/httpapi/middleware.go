@@ -151,7 +151,8 @@ func (s *Server) shed(next http.Handler) http.Handler {
 }
 
 // authenticate requires a valid bearer token and one of roles (any role if
-// roles is empty), then applies the per-identity rate limit.
+// roles is empty). The rate limits come after it (limit), which know the
+// caller then.
 func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearerToken(r)
@@ -172,29 +173,8 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 			s.writeProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", "Your role may not do this."))
 			return
 		}
-		if ok, wait := s.userLimit.Allow("user:" + p.UserID); !ok {
-			s.writeProblem(w, r, tooManyRequests(wait))
-			return
-		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// limitIP applies the per-address rate limit to public endpoints.
-func (s *Server) limitIP(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := s.ipLimit.Allow("ip:" + clientIP(r, s.opts.TrustedProxies)); !ok {
-			s.writeProblem(w, r, tooManyRequests(wait))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func tooManyRequests(wait time.Duration) *Problem {
-	p := newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests", "Slow down and retry after the time given in Retry-After.")
-	p.retryAfter = max(wait, time.Second)
-	return p
 }
 
 func hasRole(roles []identity.Role, r identity.Role) bool {

@@ -81,6 +81,9 @@ func (s *Server) openAPI() map[string]any {
 		}
 		responses["default"] = map[string]any{"$ref": "#/components/responses/Problem"}
 		op["responses"] = responses
+		if class := rt.rateClass(); class != "" {
+			op["x-rate-limit-class"] = class
+		}
 		if !rt.public {
 			op["security"] = []map[string]any{{"bearer": []string{}}}
 		}

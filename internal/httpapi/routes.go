@@ -19,6 +19,10 @@ type route struct {
 	// limited per address.
 	public  bool
 	limited bool
+	// class is the route's rate-limit class (ClassBoard, ...): which
+	// budgets it spends from. An authenticated route without one is
+	// ClassDefault; a public one is limited only if it has one.
+	class string
 	// listener is where the route is served: the API listener (the
 	// default), the operations listener, or both.
 	listener listener
@@ -82,20 +86,20 @@ func (s *Server) routeTable() []route {
 			handler: s.handleOpenAPI, success: 200, result: map[string]any{}},
 
 		{method: "POST", pattern: "/v1/auth/login", summary: "Exchange a username and password for an access token", tag: "auth",
-			public: true, limited: true, handler: s.handleLogin, body: loginBody{}, maxBody: smallBody,
+			public: true, limited: true, class: ClassLogin, handler: s.handleLogin, body: loginBody{}, maxBody: smallBody,
 			example: loginBody{Username: "ayse", Password: "correct horse battery staple"}, success: 200, result: loginAnswer{},
 			errors: []int{400, 401, 413, 422, 429}},
 		{method: "GET", pattern: "/v1/me", summary: "Who the token speaks for", tag: "auth",
-			handler: s.handleMe, success: 200, result: meAnswer{}, errors: []int{401}},
+			handler: s.handleMe, success: 200, result: meAnswer{}, errors: []int{401, 429}},
 
 		{method: "POST", pattern: "/v1/requests", summary: "Ask for roadside assistance", tag: "requests", roles: requester,
-			handler: s.handleCreateRequest, body: intake.Submission{}, example: exampleSubmission, success: 202, result: intake.Request{},
+			class: ClassCreateRequest, handler: s.handleCreateRequest, body: intake.Submission{}, example: exampleSubmission, success: 202, result: intake.Request{},
 			headers: []param{{name: "Idempotency-Key", kind: "string", description: "1-255 printable characters; a repeat with the same body returns the first answer"}},
 			errors:  []int{400, 401, 403, 413, 415, 422, 429, 503}},
 		{method: "GET", pattern: "/v1/requests", summary: "List requests (a customer sees its own, a driver its jobs)", tag: "requests",
-			handler: s.handleListRequests, success: 200, result: requestList{}, query: listParams(), errors: []int{401, 422, 429}},
+			class: ClassBoard, handler: s.handleListRequests, success: 200, result: requestList{}, query: listParams(), errors: []int{401, 422, 429}},
 		{method: "GET", pattern: "/v1/requests/{id}", summary: "Read one request", tag: "requests",
-			object: objectRequest, handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
+			object: objectRequest, class: ClassWatch, handler: s.handleGetRequest, success: 200, result: intake.Request{}, errors: []int{401, 404, 429}},
 		{method: "POST", pattern: "/v1/requests/{id}/cancel", summary: "Cancel a request", tag: "requests", roles: requester,
 			object: objectRequest, handler: s.handleCancelRequest, body: cancelBody{}, maxBody: smallBody, example: cancelBody{Reason: "found help"}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
@@ -104,12 +108,12 @@ func (s *Server) routeTable() []route {
 			example: insuranceDecision{Decision: decision(intake.InsuranceWaived), Reason: "the customer paid on the spot"}, success: 200, result: intake.Request{},
 			errors: []int{400, 401, 403, 404, 409, 422, 429}},
 		{method: "GET", pattern: "/v1/insurers", summary: "Configured insurers and their live health", tag: "insurers", roles: staff,
-			handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},
+			class: ClassBoard, handler: s.handleInsurers, success: 200, result: insurerList{}, errors: []int{401, 403, 429}},
 		{method: "GET", pattern: "/v1/requests/{id}/notifications", summary: "What the customer was told about a request", tag: "requests",
-			object: objectRequest, handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
+			object: objectRequest, class: ClassWatch, handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
 
 		{method: "GET", pattern: "/v1/admin/dead-letters", summary: "Messages a worker gave up on", tag: "admin", roles: staff,
-			handler: s.handleDeadLetters, success: 200, result: deadLetterList{},
+			class: ClassBoard, handler: s.handleDeadLetters, success: 200, result: deadLetterList{},
 			query:  []param{limitParam, cursorParam},
 			errors: []int{401, 403, 422, 429}},
 		{method: "POST", pattern: "/v1/admin/dead-letters/{id}/retry", summary: "Send a dead letter's message again", tag: "admin", roles: staff,
@@ -119,6 +123,19 @@ func (s *Server) routeTable() []route {
 		rs = append(rs, s.driverRoutes()...)
 	}
 	return rs
+}
+
+// rateClass is the class whose budgets the route spends: its own, the
+// default for an authenticated route, none for a public one without one
+// (probes). A limited public route has one (TestRateLimitClasses).
+func (rt route) rateClass() string {
+	switch {
+	case rt.class != "":
+		return rt.class
+	case rt.public:
+		return ""
+	}
+	return ClassDefault
 }
 
 func listParams() []param {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,8 @@ import (
 	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
+	"github.com/yolda/yolda/internal/ratelimit"
+	"github.com/yolda/yolda/internal/ratelimit/memory"
 )
 
 // Intake is what the API needs of the request service.
@@ -72,13 +75,15 @@ type Options struct {
 	// BodyReadTimeout bounds the reading of one body (408 past it);
 	// DefaultBodyReadTimeout when 0.
 	BodyReadTimeout time.Duration
-	// UserRate and UserBurst limit requests per authenticated identity;
-	// IPRate and IPBurst limit unauthenticated calls (login) per address.
-	// A rate of 0 disables the limit.
-	UserRate  float64
-	UserBurst int
-	IPRate    float64
-	IPBurst   int
+	// RateLimits are the budgets of every route class (DefaultRateLimits
+	// with the configured changes). When nil, they are
+	// DefaultRateLimits(UserRate/UserBurst, IPRate/IPBurst): zero Options
+	// limit nothing.
+	RateLimits ratelimit.Policies
+	UserRate   float64
+	UserBurst  int
+	IPRate     float64
+	IPBurst    int
 	// MaxConnsPerIP caps the connections one client address keeps open on
 	// the API listener (LimitConns); 0 is no cap. Trusted proxies are
 	// exempt: every client comes through their address.
@@ -100,6 +105,9 @@ type Deps struct {
 	Insurers      Insurers
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
+	// Limiter spends from the rate limits' budgets: in-process when nil,
+	// or shared by every API process (ratelimit/redis).
+	Limiter Limiter
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -109,21 +117,23 @@ type Deps struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	intake    Intake
-	accounts  Accounts
-	tokens    Tokens
-	dead      DeadLetters
-	notes     Notifications
-	insurers  Insurers
-	fleet     Fleet
-	ready     func(ctx context.Context) error
-	registry  *prometheus.Registry
-	log       *slog.Logger
-	opts      Options
-	metrics   *metrics
-	userLimit Limiter
-	ipLimit   Limiter
-	routes    []route
+	intake   Intake
+	accounts Accounts
+	tokens   Tokens
+	dead     DeadLetters
+	notes    Notifications
+	insurers Insurers
+	fleet    Fleet
+	ready    func(ctx context.Context) error
+	registry *prometheus.Registry
+	log      *slog.Logger
+	opts     Options
+	metrics  *metrics
+	limiter  Limiter
+	limits   ratelimit.Policies
+	// limiterWarned is when (UnixNano) limiterFailed last logged.
+	limiterWarned atomic.Int64
+	routes        []route
 	// openAPIDoc is generated from routes once.
 	openAPIDoc map[string]any
 	handler    http.Handler
@@ -141,20 +151,27 @@ func New(d Deps) *Server {
 		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	s := &Server{
-		intake:    d.Intake,
-		accounts:  d.Accounts,
-		tokens:    d.Tokens,
-		dead:      d.DeadLetters,
-		notes:     d.Notifications,
-		insurers:  d.Insurers,
-		fleet:     d.Fleet,
-		ready:     d.Ready,
-		registry:  d.Registry,
-		log:       d.Logger,
-		opts:      d.Options,
-		metrics:   newMetrics(d.Registry),
-		userLimit: NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
-		ipLimit:   NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+		intake:   d.Intake,
+		accounts: d.Accounts,
+		tokens:   d.Tokens,
+		dead:     d.DeadLetters,
+		notes:    d.Notifications,
+		insurers: d.Insurers,
+		fleet:    d.Fleet,
+		ready:    d.Ready,
+		registry: d.Registry,
+		log:      d.Logger,
+		opts:     d.Options,
+		metrics:  newMetrics(d.Registry),
+		limiter:  d.Limiter,
+		limits:   d.Options.RateLimits,
+	}
+	if s.limiter == nil {
+		s.limiter = memory.New(nil)
+	}
+	if s.limits == nil {
+		s.limits = DefaultRateLimits(ratelimit.Limit{Rate: d.Options.UserRate, Burst: d.Options.UserBurst},
+			ratelimit.Limit{Rate: d.Options.IPRate, Burst: d.Options.IPBurst})
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -196,10 +213,10 @@ func (s *Server) mux(routes []route) http.Handler {
 	var paths []string
 	for _, rt := range routes {
 		h := s.checkQuery(rt.query, rt.handler)
-		switch {
-		case rt.public && rt.limited:
-			h = s.limitIP(h)
-		case !rt.public:
+		if class := rt.rateClass(); class != "" {
+			h = s.limit(class, h)
+		}
+		if !rt.public {
 			h = s.authenticate(rt.roles, h)
 		}
 		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {

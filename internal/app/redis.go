@@ -1,0 +1,53 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/ratelimit"
+	"github.com/yolda/yolda/internal/ratelimit/memory"
+	ratelimitredis "github.com/yolda/yolda/internal/ratelimit/redis"
+)
+
+// connectRedis opens the one Redis client of the process (position index,
+// rate limits, cache), when YOLDA_REDIS_URL is set. Context deadlines are
+// honoured, so each use bounds its own calls (the limiter gives Redis
+// 100 ms, never a request's whole budget). A Redis that does not answer
+// at start stops the process, as the other stores do; one that goes away
+// later costs what each use says (docs/operations.md).
+func (p *process) connectRedis(ctx context.Context) error {
+	if p.cfg.RedisURL == "" {
+		return nil
+	}
+	opts, err := goredis.ParseURL(p.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("redis-url: %w", err)
+	}
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout = 2 * time.Second
+	rdb := goredis.NewClient(opts)
+	p.onClose(func() { _ = rdb.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("connect redis: %w", err)
+	}
+	p.redis = rdb
+	return nil
+}
+
+// rateLimits are the edge's budgets, from the settings, and the limiter
+// that keeps them: in the process, or in Redis for every API process.
+func (p *process) rateLimits() (ratelimit.Policies, httpapi.Limiter, error) {
+	ps := httpapi.DefaultRateLimits(ratelimit.Limit{Rate: p.cfg.UserRate, Burst: p.cfg.UserBurst},
+		ratelimit.Limit{Rate: p.cfg.IPRate, Burst: p.cfg.IPBurst})
+	if err := ps.Apply(p.cfg.RateLimits); err != nil {
+		return nil, nil, fmt.Errorf("rate-limits: %w", err)
+	}
+	if p.redis == nil {
+		return ps, memory.New(nil), nil
+	}
+	return ps, ratelimitredis.New(p.redis, ratelimitredis.Options{}), nil
+}
