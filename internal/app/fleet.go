@@ -22,11 +22,12 @@ func (p *process) openPositionIndex() (fleet.Index, string) {
 	return georedis.New(p.redis, georedis.Options{}), "redis"
 }
 
-// openFleet opens the position index and builds the fleet service on it.
-func (p *process) openFleet() {
+// openFleet opens the position index and builds the fleet service on it
+// and store (the operational store, maybe behind the cache).
+func (p *process) openFleet(store fleet.Store) {
 	idx, engine := p.openPositionIndex()
 	p.positions = idx
-	p.fleet = newFleet(p.cfg, p.store, idx)
+	p.fleet = newFleet(p.cfg, store, idx)
 	p.log.Info("position index ready", "engine", engine)
 }
 

@@ -123,11 +123,18 @@ func (p *process) assemble(ctx context.Context) error {
 		}
 	}
 
+	if err := p.connectRedis(ctx); err != nil {
+		return err
+	}
+	requestStore, driverStore, err := p.hotReads()
+	if err != nil {
+		return err
+	}
 	writers := p.cfg.IntakeWriters
 	if writers == 0 {
 		writers = store.writers
 	}
-	p.requests = intake.NewService(store, intake.Options{
+	p.requests = intake.NewService(requestStore, intake.Options{
 		Batch: intake.BatchOptions{
 			MaxBatch: p.cfg.IntakeBatchMax, Writers: writers, Linger: p.cfg.IntakeBatchWait, Queue: p.cfg.IntakeQueueLimit,
 			Observe: intakeMetrics.Observe,
@@ -144,10 +151,7 @@ func (p *process) assemble(ctx context.Context) error {
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
-	if err := p.connectRedis(ctx); err != nil {
-		return err
-	}
-	p.openFleet()
+	p.openFleet(driverStore)
 	limits, limiter, err := p.rateLimits()
 	if err != nil {
 		return err

@@ -7,7 +7,13 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/yolda/yolda/internal/cache"
+	cachememory "github.com/yolda/yolda/internal/cache/memory"
+	cacheredis "github.com/yolda/yolda/internal/cache/redis"
+	"github.com/yolda/yolda/internal/fleet"
+	"github.com/yolda/yolda/internal/hotread"
 	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/ratelimit"
 	"github.com/yolda/yolda/internal/ratelimit/memory"
 	ratelimitredis "github.com/yolda/yolda/internal/ratelimit/redis"
@@ -50,4 +56,38 @@ func (p *process) rateLimits() (ratelimit.Policies, httpapi.Limiter, error) {
 		return ps, memory.New(nil), nil
 	}
 	return ps, ratelimitredis.New(p.redis, ratelimitredis.Options{}), nil
+}
+
+// hotReads are the stores that intake and the fleet read through: the
+// operational store behind the hot-read cache, or the store itself when
+// the cache is off. The cache is Redis's when Redis is configured, the
+// process's own on SQLite (whose data dir one process alone may open, so
+// every change passes through it), and off on PostgreSQL without Redis:
+// processes sharing a database must share the cache, or one would serve
+// what another changed.
+func (p *process) hotReads() (intake.Store, fleet.Store, error) {
+	var c cache.Cache
+	switch {
+	case p.cfg.CacheTTL <= 0:
+		p.log.Info("hot-read cache off", "reason", "cache-ttl is 0")
+		return p.store, p.store, nil
+	case p.redis != nil:
+		c = cacheredis.New(p.redis, cacheredis.Options{})
+	case p.store.engine == "sqlite":
+		c = cachememory.New(0, nil)
+	default:
+		p.log.Info("hot-read cache off", "reason", "several processes may share PostgreSQL: set YOLDA_REDIS_URL for a shared cache")
+		return p.store, p.store, nil
+	}
+	opts := hotread.Options{TTL: p.cfg.CacheTTL, Logger: p.log, Registerer: p.registry}
+	requests, err := hotread.NewRequests(p.store, c, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	drivers, err := hotread.NewDrivers(p.store, c, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.log.Info("hot-read cache ready", "engine", map[bool]string{true: "redis", false: "memory"}[p.redis != nil], "ttl", p.cfg.CacheTTL)
+	return requests, drivers, nil
 }

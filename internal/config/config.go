@@ -36,9 +36,12 @@ type Config struct {
 	// NATSURL is the broker: empty for JetStream embedded in the process,
 	// or comma-separated nats:// (tls://) URLs of a cluster.
 	NATSURL string
-	// RedisURL is the shared driver position index (and, later, the
-	// cache): empty keeps positions in the process.
+	// RedisURL is the shared driver position index, rate limits and
+	// hot-read cache: empty keeps them in the process.
 	RedisURL string
+	// CacheTTL is the longest a hot-read cache entry is served (0: the
+	// cache is off); changes invalidate entries long before.
+	CacheTTL time.Duration
 	// WarehouseURL is reserved for the reporting warehouse; nothing in
 	// this build uses it yet (a start-up warning says so when it is set).
 	WarehouseURL string
@@ -185,6 +188,7 @@ func Defaults() Config {
 		IntakeBatchWait:   0,
 		IntakeQueueLimit:  8192,
 		DriverStaleAfter:  2 * time.Minute,
+		CacheTTL:          30 * time.Second,
 		ETARoadFactor:     1.35,
 		ETASpeedKmh:       35,
 	}
@@ -236,7 +240,8 @@ func (c *Config) settings() []setting {
 		{"worker-concurrency", "handlers (or batches) in flight per consumer in this process", &c.WorkerConcurrency, shown},
 		{"consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)", &c.ConsumerBatchMax, shown},
 		{"consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)", &c.ConsumerBatchWait, shown},
-		{"redis-url", "driver position index: empty for in-process, or redis://...", &c.RedisURL, urls},
+		{"redis-url", "position index, rate limits and cache: empty for in-process, or redis://...", &c.RedisURL, urls},
+		{"cache-ttl", "longest a hot-read cache entry is served (0: cache off); changes invalidate at once", &c.CacheTTL, shown},
 		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
 		{"insurers-file", "YAML list of insurers", &c.InsurersFile, shown},
@@ -430,6 +435,9 @@ func (c *Config) Validate() error {
 		if r.burst < 1 {
 			bad("%s-burst must be at least 1", r.name)
 		}
+	}
+	if c.CacheTTL < 0 || c.CacheTTL > time.Hour {
+		bad("cache-ttl must be between 0 (off) and 1h")
 	}
 	if err := ratelimit.CheckSpec(c.RateLimits); err != nil {
 		bad("rate-limits: %w", err)

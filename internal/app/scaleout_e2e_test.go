@@ -147,3 +147,27 @@ func startRedis(t *testing.T, dir string, port int) *exec.Cmd {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Read-your-writes across processes sharing the Redis cache: a request
+// cached by process b, cancelled through process a, reads cancelled
+// through b at once.
+func TestSharedCacheReadYourWrites(t *testing.T) {
+	a, b, _ := sharedEdge(t, redistest.URL(t))
+	token := login(t, a, "ayse", "ayse-password")
+	id, code, err := post(http.DefaultClient, a, token)
+	if err != nil || code != 202 {
+		t.Fatalf("create: %d %v", code, err)
+	}
+	for range 3 { // b caches it
+		if code, _ := get(t, b, token, "/v1/requests/"+id); code != 200 {
+			t.Fatalf("read through b: %d", code)
+		}
+	}
+	if code, _ := status(t, a, "POST", "/v1/requests/"+id+"/cancel", token, `{"reason":"found help"}`); code != 200 {
+		t.Fatalf("cancel through a: %d", code)
+	}
+	_, got := get(t, b, token, "/v1/requests/"+id)
+	if !strings.Contains(string(got), `"status":"cancelled"`) {
+		t.Errorf("b after a's cancel: %s", got)
+	}
+}
