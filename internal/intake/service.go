@@ -29,7 +29,19 @@ type Options struct {
 	// Committed, if set, is called after every transaction that committed
 	// outbox messages, so an in-process relay can wake at once.
 	Committed func()
-	Logger    *slog.Logger
+	// Offers, if set, tells whether a request is offered to a driver: a
+	// driver may read the requests offered to it, not only those assigned.
+	Offers OfferLookup
+	// DriverFreed, if set, is called after a cancellation took a driver
+	// off its job (the database frees the driver in the same transaction;
+	// this tells caches such as the position index).
+	DriverFreed func(ctx context.Context, driverID string)
+	Logger      *slog.Logger
+}
+
+// OfferLookup answers whether a request is offered to a driver now.
+type OfferLookup interface {
+	OfferedTo(ctx context.Context, requestID, driverID string) (bool, error)
 }
 
 // Service is the request use cases: create, read, list, cancel.
@@ -40,6 +52,8 @@ type Service struct {
 	known     func(string) bool
 	early     func(string) bool
 	committed func()
+	offers    OfferLookup
+	freed     func(ctx context.Context, driverID string)
 	log       *slog.Logger
 }
 
@@ -52,6 +66,8 @@ func NewService(store Store, o Options) *Service {
 		known:     o.KnownInsurer,
 		early:     o.DispatchBeforeCover,
 		committed: o.Committed,
+		offers:    o.Offers,
+		freed:     o.DriverFreed,
 		log:       o.Logger,
 	}
 	if s.committed == nil {
@@ -62,6 +78,9 @@ func NewService(store Store, o Options) *Service {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.freed == nil {
+		s.freed = func(context.Context, string) {}
 	}
 	return s
 }
@@ -178,16 +197,23 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	if dispatch {
-		m, err := outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
-			ServiceType: r.ServiceType,
-			Location:    r.Location,
-		})
+		m, err := NewDispatchJob(r, at, actor)
 		if err != nil {
 			return nil, err
 		}
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// NewDispatchJob is the job that asks the dispatch role to find r a
+// driver: committed when r starts dispatching, and again by dispatch
+// whenever an offer ends without an assignment (the next round).
+func NewDispatchJob(r Request, at time.Time, actor outbox.Actor) (outbox.Message, error) {
+	return outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
+		ServiceType: r.ServiceType,
+		Location:    r.Location,
+	})
 }
 
 // VerifyJob is the data of an insurance.verify job.
@@ -219,6 +245,9 @@ type StatusChange struct {
 	At      time.Time `json:"at"`
 	Reason  string    `json:"reason,omitempty"`
 	OwnerID string    `json:"owner_id"`
+	// DriverID is the driver on the job, if any (after the change; before
+	// it when the change took the driver off).
+	DriverID string `json:"driver_id,omitempty"`
 }
 
 // fingerprint identifies a submission independently of its JSON spelling
@@ -239,14 +268,24 @@ func (s *Service) Get(ctx context.Context, who identity.Principal, requestID str
 	if err != nil {
 		return Request{}, err
 	}
-	if !mayRead(who, r) {
-		return Request{}, ErrNotFound
+	if mayRead(who, r) {
+		return r, nil
 	}
-	return r, nil
+	if who.Role == identity.Driver && s.offers != nil {
+		offered, err := s.offers.OfferedTo(ctx, r.ID, who.UserID)
+		if err != nil {
+			return Request{}, fmt.Errorf("read offers: %w", err)
+		}
+		if offered {
+			return r, nil
+		}
+	}
+	return Request{}, ErrNotFound
 }
 
 // mayRead is the object-level rule: staff see everything, a customer its
-// own requests, a driver the requests assigned to it.
+// own requests, a driver the requests assigned to it (and, in Get, those
+// offered to it now).
 func mayRead(who identity.Principal, r Request) bool {
 	switch {
 	case who.Role.Staff():
@@ -313,27 +352,50 @@ func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID,
 		return Request{}, ErrNotFound
 	}
 	defer s.committed()
-	return s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
+	var freed string
+	r, err := s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
 		if !mayRead(who, *r) || who.Role == identity.Driver {
 			return Change{}, ErrNotFound
 		}
 		if !CanMove(r.Status, StatusCancelled) || (!who.Role.Staff() && !customerMayCancel(r.Status)) {
 			return Change{}, fmt.Errorf("cancel a request that is %s: %w", r.Status, ErrConflict)
 		}
+		freed = ""
+		if r.Status.Active() && r.Assignment != nil {
+			freed = r.Assignment.DriverID
+		}
 		return s.move(r, who, StatusCancelled, reason)
 	})
+	if err == nil && freed != "" {
+		s.freed(ctx, freed)
+	}
+	return r, err
 }
 
-// move changes r's status and returns the change to store with it: the
-// timeline entry and the request.status_changed event.
+// move is Transition at the service's clock.
 func (s *Service) move(r *Request, who identity.Principal, to Status, reason string) (Change, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
+	return Transition(r, who, to, reason, s.now())
+}
+
+// Transition moves r to status to, if the state machine allows it
+// (ErrConflict otherwise), and returns what to store with the change: the
+// timeline entry and the request.status_changed event. It is the one way
+// any package changes a request's status.
+func Transition(r *Request, who identity.Principal, to Status, reason string, now time.Time) (Change, error) {
+	if !CanMove(r.Status, to) {
+		return Change{}, fmt.Errorf("move a request that is %s to %s: %w", r.Status, to, ErrConflict)
+	}
+	now = now.UTC().Truncate(time.Microsecond)
 	from := r.Status
 	r.Status = to
 	r.UpdatedAt = now
+	change := StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID}
+	if r.Assignment != nil {
+		change.DriverID = r.Assignment.DriverID
+	}
 	entry := TimelineEntry{Status: to, At: now, ActorID: who.UserID, Reason: reason}
 	ev, err := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged,
-		now, r.ID, outbox.ActorOf(who), StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
+		now, r.ID, outbox.ActorOf(who), change)
 	if err != nil {
 		return Change{}, err
 	}
