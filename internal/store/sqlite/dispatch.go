@@ -1,0 +1,454 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/yolda/yolda/internal/dispatch"
+	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/outbox"
+)
+
+// The dispatch store: offers, decisions and assignments. SQLite has one
+// writer (BEGIN IMMEDIATE on a single connection), so every transaction
+// here sees the latest state and nothing races inside one; the checks
+// below matter against decisions made on snapshots read before, and the
+// partial unique indexes of 0005_dispatch.sql stay the final guard.
+
+var _ dispatch.Store = (*Store)(nil)
+
+const offerColumns = `id, request_id, driver_id, round, eta_seconds, distance_m, status, created_at, expires_at, decided_at`
+
+func scanOffer(row rowScanner) (dispatch.Offer, error) {
+	var o dispatch.Offer
+	var status string
+	var created, expires int64
+	var decided sql.NullInt64
+	if err := row.Scan(&o.ID, &o.RequestID, &o.DriverID, &o.Round, &o.ETASeconds, &o.DistanceM, &status, &created, &expires, &decided); err != nil {
+		return dispatch.Offer{}, err
+	}
+	o.Status = dispatch.OfferStatus(status)
+	o.CreatedAt, o.ExpiresAt = fromMicros(created), fromMicros(expires)
+	if decided.Valid {
+		t := fromMicros(decided.Int64)
+		o.DecidedAt = &t
+	}
+	return o, nil
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func anyArgs(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, v := range ids {
+		out[i] = v
+	}
+	return out
+}
+
+// Snapshots implements dispatch.Store, from one read transaction.
+func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.Snapshot, error) {
+	if len(requestIDs) == 0 {
+		return nil, nil
+	}
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests WHERE id IN (`+marks(len(requestIDs))+`)`, anyArgs(requestIDs)...)
+	if err != nil {
+		return nil, fmt.Errorf("read requests: %w", err)
+	}
+	var out []dispatch.Snapshot
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan request: %w", err)
+		}
+		out = append(out, dispatch.Snapshot{Request: r})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read requests: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	ptrs := make([]*intake.Request, len(out))
+	byID := make(map[string]*dispatch.Snapshot, len(out))
+	for i := range out {
+		ptrs[i] = &out[i].Request
+		byID[out[i].Request.ID] = &out[i]
+	}
+	if err := s.loadTimelines(ctx, tx, ptrs); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE request_id IN (`+marks(len(requestIDs))+`)
+		ORDER BY request_id, created_at, id`, anyArgs(requestIDs)...)
+	if err != nil {
+		return nil, fmt.Errorf("read offers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOffer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan offer: %w", err)
+		}
+		if sn := byID[o.RequestID]; sn != nil {
+			sn.Offers = append(sn.Offers, o)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read offers: %w", err)
+	}
+	return out, nil
+}
+
+// freeDriverCond is what makes a driver free to be offered a job, by the
+// database's truth.
+const freeDriverCond = `d.availability = 'online' AND d.current_request_id IS NULL
+	AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.driver_id = d.user_id AND o.status = 'open')`
+
+// FreeDrivers implements dispatch.Store.
+func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, error) {
+	if len(driverIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT d.user_id FROM drivers d WHERE d.user_id IN (`+marks(len(driverIDs))+`) AND `+freeDriverCond,
+		anyArgs(driverIDs)...)
+	if err != nil {
+		return nil, fmt.Errorf("read free drivers: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan driver: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+const insertOfferSQL = `INSERT INTO offers (` + offerColumns + `)
+	SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM drivers d WHERE d.user_id = ? AND ` + freeDriverCond + `)
+	ON CONFLICT DO NOTHING`
+
+func offerArgs(o *dispatch.Offer) []any {
+	return []any{o.ID, o.RequestID, o.DriverID, o.Round, o.ETASeconds, o.DistanceM, string(o.Status),
+		toMicros(o.CreatedAt), toMicros(o.ExpiresAt), nullMicros(o.DecidedAt)}
+}
+
+// CommitDecisions implements dispatch.Store: one transaction; each
+// decision is checked against the current state before anything of it is
+// written, so a refused one leaves nothing behind.
+func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) error {
+	for _, d := range ds {
+		d.Err = nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range ds {
+			err := s.commitDecision(ctx, tx, d)
+			if errors.Is(err, dispatch.ErrStale) || errors.Is(err, dispatch.ErrDriverTaken) || errors.Is(err, outbox.ErrAlreadyProcessed) {
+				d.Err = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, d *dispatch.Decision) error {
+	var version, offers int
+	err := tx.QueryRowContext(ctx, `SELECT version, (SELECT count(*) FROM offers WHERE request_id = r.id) FROM requests r WHERE r.id = ?`,
+		d.RequestID).Scan(&version, &offers)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (version != d.Version || offers != d.Offers) {
+		return dispatch.ErrStale
+	}
+	if err != nil {
+		return fmt.Errorf("check request %s: %w", d.RequestID, err)
+	}
+	if rc := d.Change.Receipt; rc != nil {
+		var seen int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM processed_messages WHERE consumer = ? AND message_id = ?`,
+			rc.Consumer, rc.MessageID).Scan(&seen); err != nil {
+			return fmt.Errorf("check receipt: %w", err)
+		}
+		if seen > 0 {
+			return outbox.ErrAlreadyProcessed
+		}
+	}
+	if o := d.Offer; o != nil {
+		res, err := tx.ExecContext(ctx, insertOfferSQL, append(offerArgs(o), o.DriverID)...)
+		if err != nil {
+			return fmt.Errorf("insert offer: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dispatch.ErrDriverTaken
+		}
+	}
+	if r := d.Request; r != nil {
+		if err := writeDispatched(ctx, tx, r, d.Version, d.Change.Timeline); err != nil {
+			return err
+		}
+	}
+	if err := insertOutbox(ctx, tx, d.Change.Outbox); err != nil {
+		return err
+	}
+	if rc := d.Change.Receipt; rc != nil {
+		if err := recordReceipt(ctx, tx, *rc, time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeDispatched writes what dispatch changes of a request (its status,
+// its driver, updated_at) at version seen+1, and appends its timeline
+// entry. A driver already on an open request is ErrDriverBusy (the
+// database's one-open-job-per-driver index).
+func writeDispatched(ctx context.Context, tx *sql.Tx, r *intake.Request, seen int, entry *intake.TimelineEntry) error {
+	var driverID, driverName, driverPlate sql.NullString
+	var assignedAt, eta sql.NullInt64
+	if a := r.Assignment; a != nil {
+		driverID, driverName, driverPlate = nullString(&a.DriverID), nullString(&a.DriverName), nullString(&a.VehiclePlate)
+		assignedAt = nullMicros(&a.AssignedAt)
+		eta = sql.NullInt64{Int64: int64(a.ETASeconds), Valid: true}
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?, driver_id = ?, driver_name = ?, driver_plate = ?,
+		assigned_at = ?, eta_seconds = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
+		string(r.Status), driverID, driverName, driverPlate, assignedAt, eta, toMicros(r.UpdatedAt), seen+1, r.ID, seen)
+	if err != nil {
+		if strings.Contains(err.Error(), "requests.driver_id") {
+			return dispatch.ErrDriverBusy
+		}
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return dispatch.ErrStale
+	}
+	r.Version = seen + 1
+	if entry != nil {
+		if err := insertTimeline(ctx, tx, r.ID, len(r.Timeline)+1, *entry); err != nil {
+			return err
+		}
+		r.Timeline = append(r.Timeline, *entry)
+	}
+	return nil
+}
+
+// readRequest reads one request in tx, with its timeline if asked.
+func (s *Store) readRequest(ctx context.Context, tx *sql.Tx, id string, timeline bool) (intake.Request, error) {
+	r, err := scanRequest(tx.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return intake.Request{}, intake.ErrNotFound
+	}
+	if err != nil {
+		return intake.Request{}, fmt.Errorf("read request: %w", err)
+	}
+	if timeline {
+		if err := s.loadTimelines(ctx, tx, []*intake.Request{&r}); err != nil {
+			return intake.Request{}, err
+		}
+	}
+	return r, nil
+}
+
+func readOffer(ctx context.Context, tx *sql.Tx, offerID string) (dispatch.Offer, error) {
+	o, err := scanOffer(tx.QueryRowContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE id = ?`, offerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return dispatch.Offer{}, dispatch.ErrOfferNotFound
+	}
+	if err != nil {
+		return dispatch.Offer{}, fmt.Errorf("read offer: %w", err)
+	}
+	return o, nil
+}
+
+// endOffer writes an offer's end; only an open offer ends.
+func endOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer) error {
+	res, err := tx.ExecContext(ctx, `UPDATE offers SET status = ?, decided_at = ? WHERE id = ? AND status = 'open'`,
+		string(o.Status), nullMicros(o.DecidedAt), o.ID)
+	if err != nil {
+		return fmt.Errorf("end offer: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return dispatch.ErrOfferClosed
+	}
+	return nil
+}
+
+// Assign implements dispatch.Store.
+func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*dispatch.Assigning) (intake.Change, error)) (intake.Request, error) {
+	var out intake.Request
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		a := &dispatch.Assigning{}
+		requestID, driverID := t.RequestID, t.DriverID
+		if t.OfferID != "" {
+			o, err := readOffer(ctx, tx, t.OfferID)
+			if err != nil {
+				return err
+			}
+			a.Offer = &o
+			requestID, driverID = o.RequestID, o.DriverID
+		}
+		r, err := s.readRequest(ctx, tx, requestID, true)
+		if err != nil {
+			return err
+		}
+		a.Request = &r
+		err = tx.QueryRowContext(ctx, `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
+			WHERE u.id = ? AND u.role = 'driver'`, driverID).Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dispatch.ErrUnknownDriver
+		}
+		if err != nil {
+			return fmt.Errorf("read driver: %w", err)
+		}
+		seen := r.Version
+		change, err := fn(a)
+		if err != nil {
+			return err
+		}
+		if a.Offer != nil {
+			if err := endOffer(ctx, tx, a.Offer); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE drivers SET current_request_id = ?, updated_at = ? WHERE user_id = ? AND current_request_id IS NULL`,
+			r.ID, toMicros(r.UpdatedAt), driverID)
+		if err != nil {
+			return fmt.Errorf("take driver: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dispatch.ErrDriverBusy
+		}
+		if err := writeDispatched(ctx, tx, &r, seen, change.Timeline); err != nil {
+			return err
+		}
+		if err := insertOutbox(ctx, tx, change.Outbox); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// CloseOffer implements dispatch.Store.
+func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) (dispatch.Offer, error) {
+	var out dispatch.Offer
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		o, err := readOffer(ctx, tx, offerID)
+		if err != nil {
+			return err
+		}
+		r, err := s.readRequest(ctx, tx, o.RequestID, false)
+		if err != nil {
+			return err
+		}
+		msgs, err := fn(&o, &r)
+		if err != nil {
+			return err
+		}
+		if err := endOffer(ctx, tx, &o); err != nil {
+			return err
+		}
+		if err := insertOutbox(ctx, tx, msgs); err != nil {
+			return err
+		}
+		out = o
+		return nil
+	})
+	return out, err
+}
+
+// ExpireOffers implements dispatch.Store. One writer: nothing to skip.
+func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) ([]dispatch.Offer, error) {
+	var out []dispatch.Offer
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE status = 'open' AND expires_at <= ?
+			ORDER BY expires_at LIMIT ?`, toMicros(now), limit)
+		if err != nil {
+			return fmt.Errorf("find expired offers: %w", err)
+		}
+		var due []dispatch.Offer
+		for rows.Next() {
+			o, err := scanOffer(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("scan offer: %w", err)
+			}
+			due = append(due, o)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find expired offers: %w", err)
+		}
+		for _, o := range due {
+			r, err := s.readRequest(ctx, tx, o.RequestID, false)
+			if err != nil {
+				return err
+			}
+			msgs, err := fn(&o, &r)
+			if err != nil {
+				return err
+			}
+			if err := endOffer(ctx, tx, &o); err != nil {
+				return err
+			}
+			if err := insertOutbox(ctx, tx, msgs); err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OpenOffers implements dispatch.Store.
+func (s *Store) OpenOffers(ctx context.Context, driverID string, now time.Time) ([]dispatch.OfferView, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT o.id, o.request_id, r.service_type, r.lat, r.lng, r.address, r.province, r.district,
+			o.distance_m, o.eta_seconds, o.expires_at
+		FROM offers o JOIN requests r ON r.id = o.request_id
+		WHERE o.driver_id = ? AND o.status = 'open' AND o.expires_at > ? ORDER BY o.created_at, o.id`, driverID, toMicros(now))
+	if err != nil {
+		return nil, fmt.Errorf("read offers: %w", err)
+	}
+	defer rows.Close()
+	out := []dispatch.OfferView{}
+	for rows.Next() {
+		var v dispatch.OfferView
+		var service string
+		var expires int64
+		if err := rows.Scan(&v.OfferID, &v.RequestID, &service, &v.Location.Lat, &v.Location.Lng, &v.Location.Address,
+			&v.Location.Province, &v.Location.District, &v.DistanceM, &v.ETASeconds, &expires); err != nil {
+			return nil, fmt.Errorf("scan offer: %w", err)
+		}
+		v.ServiceType, v.ExpiresAt = intake.ServiceType(service), fromMicros(expires)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// OfferedTo implements dispatch.Store and intake.OfferLookup.
+func (s *Store) OfferedTo(ctx context.Context, requestID, driverID string) (bool, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM offers WHERE request_id = ? AND driver_id = ? AND status = 'open'`,
+		requestID, driverID).Scan(&n); err != nil {
+		return false, fmt.Errorf("read offers: %w", err)
+	}
+	return n > 0, nil
+}
