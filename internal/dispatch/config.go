@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/yolda/yolda/internal/fleet"
 )
 
 // Config is how dispatch searches and how long it waits. The zero value
@@ -22,9 +24,10 @@ type Config struct {
 	Wait       time.Duration
 	RetryEvery time.Duration
 	// BatchThreshold: when more requests of one batch compete for the same
-	// drivers than this, they are matched together (minimum total ETA)
-	// instead of nearest-first one by one. 0 takes the default; a negative
-	// value turns batch matching off.
+	// drivers than this, they are matched together (minimum total ETA,
+	// matching.Optimal) instead of nearest-first one by one
+	// (matching.Greedy). 0 takes the default; a negative value turns batch
+	// matching off.
 	BatchThreshold int
 	// Candidates is how many nearby drivers are considered per request.
 	Candidates int
@@ -87,7 +90,7 @@ func (c Config) Validate() error {
 	if c.Wait < 0 || c.RetryEvery < 10*time.Millisecond {
 		errs = append(errs, errors.New("dispatch wait must not be negative, retry at least 10ms"))
 	}
-	if c.Candidates < 1 || c.Candidates > 1000 {
+	if c.Candidates < 1 || c.Candidates > fleet.MaxNearbyLimit {
 		errs = append(errs, errors.New("dispatch candidates must be 1-1000"))
 	}
 	return errors.Join(errs...)

@@ -1,8 +1,9 @@
 package dispatch
 
 import (
-	"math"
 	"sort"
+
+	"github.com/yolda/yolda/internal/matching"
 )
 
 // match chooses a candidate for as many plans as it can, each driver for
@@ -11,12 +12,50 @@ import (
 // threshold is matched for the minimum total ETA, any other nearest-first
 // in the order the requests came in.
 func (w *Worker) match(plans []*plan) {
+	var m matching.Matcher
+	var c matching.Costs
+	var pairs []matching.Pair
 	for _, group := range competing(plans) {
-		if w.matcher != nil && w.cfg.BatchThreshold > 0 && len(group) > w.cfg.BatchThreshold {
-			w.batch(group)
+		// Rows are the group's drivers, columns its requests, in order.
+		row := map[string]int{}
+		var drivers []string
+		for _, p := range group {
+			for _, k := range p.cands {
+				if _, ok := row[k.DriverID]; !ok {
+					row[k.DriverID] = len(drivers)
+					drivers = append(drivers, k.DriverID)
+				}
+			}
+		}
+		if len(drivers) == 0 {
 			continue
 		}
-		w.greedy(group)
+		c.Reset(len(drivers), len(group))
+		for i := range c.V {
+			c.V[i] = matching.Infeasible
+		}
+		for col, p := range group {
+			for _, k := range p.cands {
+				c.V[row[k.DriverID]*c.Cols+col] = k.ETA.Seconds()
+			}
+		}
+		method := "greedy"
+		if w.cfg.BatchThreshold > 0 && len(group) > w.cfg.BatchThreshold {
+			method = "batch"
+			pairs = m.Optimal(&c, pairs[:0])
+		} else {
+			pairs = m.Greedy(&c, pairs[:0])
+		}
+		for _, pr := range pairs {
+			p := group[pr.Col]
+			for k, cand := range p.cands {
+				if cand.DriverID == drivers[pr.Row] {
+					p.chosen = k
+					break
+				}
+			}
+		}
+		w.matched.WithLabelValues(method).Add(float64(len(pairs)))
 	}
 }
 
@@ -28,8 +67,7 @@ func competing(plans []*plan) [][]*plan {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
@@ -64,57 +102,4 @@ func competing(plans []*plan) [][]*plan {
 		groups[g] = append(groups[g], plans[i])
 	}
 	return groups
-}
-
-// greedy gives each plan, in order, its fastest candidate still free.
-func (w *Worker) greedy(group []*plan) {
-	used := map[string]bool{}
-	for _, p := range group {
-		best := -1
-		for k, c := range p.cands {
-			if !used[c.DriverID] && (best < 0 || c.eta < p.cands[best].eta) {
-				best = k
-			}
-		}
-		if best >= 0 {
-			p.chosen = best
-			used[p.cands[best].DriverID] = true
-			w.matched.WithLabelValues("greedy").Inc()
-		}
-	}
-}
-
-// batch matches the group for the minimum total ETA.
-func (w *Worker) batch(group []*plan) {
-	col := map[string]int{}
-	for _, p := range group {
-		for _, c := range p.cands {
-			if _, ok := col[c.DriverID]; !ok {
-				col[c.DriverID] = len(col)
-			}
-		}
-	}
-	rows, cols := len(group), len(col)
-	cost := make([]float64, rows*cols)
-	for i := range cost {
-		cost[i] = math.Inf(1)
-	}
-	for i, p := range group {
-		for _, c := range p.cands {
-			cost[i*cols+col[c.DriverID]] = c.eta
-		}
-	}
-	assign := w.matcher.Match(cost, rows, cols)
-	for i, p := range group {
-		if i >= len(assign) || assign[i] < 0 {
-			continue
-		}
-		for k, c := range p.cands {
-			if col[c.DriverID] == assign[i] {
-				p.chosen = k
-				w.matched.WithLabelValues("batch").Inc()
-				break
-			}
-		}
-	}
 }

@@ -4,60 +4,27 @@ import (
 	"context"
 	"time"
 
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 )
 
-// Point is a position in degrees.
-type Point struct {
-	Lat float64
-	Lng float64
-}
-
-// Query asks the fleet for drivers who could take a job now.
-type Query struct {
-	Center   Point
-	RadiusKm float64
-	Service  intake.ServiceType
-	Limit    int
-	// Exclude lists drivers not to return (those already offered the
-	// request).
-	Exclude []string
-}
-
-// Candidate is a driver the fleet found.
-type Candidate struct {
-	DriverID   string
-	Position   Point
-	DistanceKm float64
-}
-
-// Fleet is what dispatch needs of the drivers' side. Its answers come from
-// the position index, a cache: the database has the last word (Store
-// checks that a driver is free when it commits an offer or an assignment).
+// Fleet is what dispatch needs of the drivers' side (fleet.Service is
+// one). Its answers come from the position index, a cache: the database
+// has the last word (Store checks that a driver is free when it commits an
+// offer or an assignment).
 type Fleet interface {
-	// Nearby returns drivers that are online, on no job, able to do
-	// q.Service and whose position is fresh, within q.RadiusKm of
-	// q.Center, nearest first, at most q.Limit of them.
-	Nearby(ctx context.Context, q Query) ([]Candidate, error)
-	// Position is the driver's last fresh position, if the fleet has one.
-	Position(ctx context.Context, driverID string) (Point, bool, error)
-	// Refresh tells the fleet that a commit made the driver busy or free,
-	// so that the index reloads the driver's state from the database.
-	Refresh(ctx context.Context, driverID string) error
+	// Candidates returns the drivers within the radius who are online,
+	// free, able to do the service and fresh, by ETA, at most q.Limit.
+	Candidates(ctx context.Context, q fleet.CandidateQuery) ([]fleet.Ranked, error)
+	// Refresh tells the fleet that a commit made the driver busy or free:
+	// the index reloads the driver's state from the database.
+	Refresh(ctx context.Context, driverID string) (fleet.Driver, error)
 }
 
-// ETA estimates driving times. dst[i*len(to)+j] receives the seconds from
-// from[i] to to[j].
-type ETA interface {
-	Matrix(ctx context.Context, from, to []Point, dst []float64) error
-}
-
-// Matcher pairs requests with drivers for a minimum total cost. cost is
-// rows x cols, row-major, +Inf where a pair is not allowed; the answer
-// gives each row its column, or -1 when it gets none.
-type Matcher interface {
-	Match(cost []float64, rows, cols int) []int
+// Positions looks up drivers' last positions (fleet.Index is one).
+type Positions interface {
+	Lookup(ctx context.Context, ids []string) ([]fleet.Entry, error)
 }
 
 // Requests is the one request update dispatch needs of intake's store

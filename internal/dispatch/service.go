@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/yolda/yolda/internal/geo"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -33,16 +34,21 @@ type Service struct {
 	store     Store
 	requests  Requests
 	fleet     Fleet
-	eta       ETA
+	positions Positions
+	eta       geo.Estimator
 	now       func() time.Time
 	committed func()
 	expired   func()
 	log       *slog.Logger
 }
 
-// NewService returns the use cases over their ports.
-func NewService(store Store, requests Requests, fleet Fleet, eta ETA, o ServiceOptions) *Service {
-	s := &Service{store: store, requests: requests, fleet: fleet, eta: eta,
+// NewService returns the use cases over their ports. eta estimates a
+// manual assignment's drive (nil: geo.DefaultRoadETA).
+func NewService(store Store, requests Requests, fleet Fleet, positions Positions, eta geo.Estimator, o ServiceOptions) *Service {
+	if eta == nil {
+		eta = geo.DefaultRoadETA
+	}
+	s := &Service{store: store, requests: requests, fleet: fleet, positions: positions, eta: eta,
 		now: o.Now, committed: o.Committed, expired: o.Expired, log: o.Logger}
 	if s.now == nil {
 		s.now = time.Now
@@ -249,16 +255,18 @@ func (s *Service) Assign(ctx context.Context, who identity.Principal, requestID,
 // manualETA returns, if the driver's position is known, how to estimate
 // its drive to a request's location; nil otherwise (the ETA is then 0).
 func (s *Service) manualETA(ctx context.Context, requestID, driverID string) func(intake.Location) int {
-	pos, ok, err := s.fleet.Position(ctx, driverID)
-	if err != nil || !ok {
-		if err != nil {
-			s.log.Warn("driver position unknown for a manual assignment", "request_id", requestID, "driver_id", driverID, "err", err)
-		}
+	entries, err := s.positions.Lookup(ctx, []string{driverID})
+	if err != nil {
+		s.log.Warn("driver position unknown for a manual assignment", "request_id", requestID, "driver_id", driverID, "err", err)
 		return nil
 	}
+	if len(entries) == 0 || !entries[0].HasFix {
+		return nil
+	}
+	pos := entries[0].Fix.Point()
 	return func(loc intake.Location) int {
 		dst := make([]float64, 1)
-		if err := s.eta.Matrix(ctx, []Point{pos}, []Point{{Lat: loc.Lat, Lng: loc.Lng}}, dst); err != nil {
+		if err := s.eta.Matrix(ctx, []geo.Point{pos}, []geo.Point{{Lat: loc.Lat, Lng: loc.Lng}}, dst); err != nil {
 			return 0
 		}
 		return int(math.Round(dst[0]))
@@ -305,7 +313,7 @@ func (s *Service) Progress(ctx context.Context, who identity.Principal, requestI
 // already; a failure leaves the index stale until the next refresh, which
 // the database's checks make safe.
 func (s *Service) refresh(ctx context.Context, driverID string) {
-	if err := s.fleet.Refresh(ctx, driverID); err != nil {
+	if _, err := s.fleet.Refresh(ctx, driverID); err != nil {
 		s.log.Warn("position index not refreshed", "driver_id", driverID, "err", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/yolda/yolda/internal/fleet"
+	"github.com/yolda/yolda/internal/geo"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -48,10 +50,7 @@ const lostRaceDelay = 100 * time.Millisecond
 // WorkerOptions tune a Worker. Zero fields take defaults.
 type WorkerOptions struct {
 	Config Config
-	// Matcher matches a crowded batch for a minimum total ETA; nil
-	// matches every batch nearest-first.
-	Matcher Matcher
-	Now     func() time.Time
+	Now func() time.Time
 	// Committed is called after a commit that wrote outbox messages.
 	Committed func()
 	// Deadline is called with every new offer's deadline, so that an
@@ -69,8 +68,6 @@ type WorkerOptions struct {
 type Worker struct {
 	store     Store
 	fleet     Fleet
-	eta       ETA
-	matcher   Matcher
 	cfg       Config
 	now       func() time.Time
 	committed func()
@@ -83,12 +80,12 @@ type Worker struct {
 }
 
 // NewWorker returns a worker.
-func NewWorker(store Store, fleet Fleet, eta ETA, o WorkerOptions) (*Worker, error) {
+func NewWorker(store Store, fleet Fleet, o WorkerOptions) (*Worker, error) {
 	cfg := o.Config.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{store: store, fleet: fleet, eta: eta, matcher: o.Matcher, cfg: cfg,
+	w := &Worker{store: store, fleet: fleet, cfg: cfg,
 		now: o.Now, committed: o.Committed, deadline: o.Deadline, log: o.Logger}
 	if w.now == nil {
 		w.now = time.Now
@@ -170,14 +167,8 @@ type plan struct {
 	next    int // the round its next offer takes at the earliest
 	exclude []string
 	waiting time.Time // since when it has been without an open offer
-	cands   []scored
-	chosen  int // index in cands, or -1
-}
-
-// scored is a candidate with its ETA to the request.
-type scored struct {
-	Candidate
-	eta float64
+	cands   []fleet.Ranked // free ones, fastest first
+	chosen  int            // index in cands, or -1
 }
 
 // pass decides once for jobs (one per request) and commits. It returns the
@@ -331,21 +322,21 @@ func (w *Worker) assess(j Job, s *Snapshot) (p *plan, reason string, ok bool) {
 	return p, "", true
 }
 
-// search fills each plan's candidates: free drivers in reach of its next
-// round at the widest, by the index and then by the database, with ETAs.
+// search fills each plan's candidates: free drivers within the widest
+// radius, by the index and then by the database, fastest first.
 func (w *Worker) search(ctx context.Context, plans []*plan) error {
 	if len(plans) == 0 {
 		return nil
 	}
-	found := make([][]Candidate, len(plans))
+	found := make([][]fleet.Ranked, len(plans))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8) // the Redis index answers each query in a round trip
 	for i, p := range plans {
 		loc := p.snap.Request.Location
-		q := Query{Center: Point{Lat: loc.Lat, Lng: loc.Lng}, RadiusKm: w.cfg.widest(),
-			Service: p.snap.Request.ServiceType, Limit: w.cfg.Candidates, Exclude: p.exclude}
+		q := fleet.CandidateQuery{At: geo.Point{Lat: loc.Lat, Lng: loc.Lng}, Service: p.snap.Request.ServiceType,
+			RadiusKm: w.cfg.widest(), Limit: w.cfg.Candidates, Exclude: p.exclude}
 		g.Go(func() error {
-			c, err := w.fleet.Nearby(gctx, q)
+			c, err := w.fleet.Candidates(gctx, q)
 			found[i] = c
 			return err
 		})
@@ -374,25 +365,11 @@ func (w *Worker) search(ctx context.Context, plans []*plan) error {
 	for _, d := range free {
 		isFree[d] = true
 	}
-	var from []Point
 	for i, p := range plans {
-		from = from[:0]
 		for _, c := range found[i] {
 			if isFree[c.DriverID] && w.cfg.roundFor(p.next, c.DistanceKm) >= 0 {
-				p.cands = append(p.cands, scored{Candidate: c})
-				from = append(from, c.Position)
+				p.cands = append(p.cands, c)
 			}
-		}
-		if len(p.cands) == 0 {
-			continue
-		}
-		loc := p.snap.Request.Location
-		etas := make([]float64, len(from))
-		if err := w.eta.Matrix(ctx, from, []Point{{Lat: loc.Lat, Lng: loc.Lng}}, etas); err != nil {
-			return fmt.Errorf("estimate arrival: %w", err)
-		}
-		for k := range p.cands {
-			p.cands[k].eta = etas[k]
 		}
 	}
 	return nil
@@ -403,7 +380,7 @@ func (w *Worker) offer(p *plan, now time.Time) (*Decision, error) {
 	c := p.cands[p.chosen]
 	o := Offer{
 		ID: id.New("ofr", now), RequestID: p.job.RequestID, DriverID: c.DriverID,
-		Round: w.cfg.roundFor(p.next, c.DistanceKm), ETASeconds: int(math.Round(c.eta)),
+		Round: w.cfg.roundFor(p.next, c.DistanceKm), ETASeconds: int(math.Round(c.ETA.Seconds())),
 		DistanceM: int(math.Round(c.DistanceKm * 1000)), Status: OfferOpen,
 		CreatedAt: now, ExpiresAt: now.Add(w.cfg.OfferTimeout),
 	}

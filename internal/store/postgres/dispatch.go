@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -111,13 +112,21 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 	return out, nil
 }
 
+// onJobCond is true of a driver whose id is the expression ID on an open
+// job: the statuses of requests_one_open_job_per_driver, whose index it
+// uses. A driver's current job is derived from requests (0005_fleet.sql).
+const onJobCond = `EXISTS (SELECT 1 FROM requests j WHERE j.driver_id = ID
+	AND j.status IN ('assigned', 'en_route', 'arrived', 'in_service'))`
+
+func onJob(idExpr string) string { return strings.ReplaceAll(onJobCond, "ID", idExpr) }
+
 // FreeDrivers implements dispatch.Store.
 func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, error) {
 	if len(driverIDs) == 0 {
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT d.user_id FROM drivers d
-		WHERE d.user_id = ANY($1) AND d.availability = 'online' AND d.current_request_id IS NULL
+		WHERE d.user_id = ANY($1) AND d.availability = 'online' AND NOT `+onJob("d.user_id")+`
 		  AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.driver_id = d.user_id AND o.status = 'open')`, driverIDs)
 	if err != nil {
 		return nil, fmt.Errorf("read free drivers: %w", err)
@@ -125,22 +134,22 @@ func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, 
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// insertOffersSQL inserts the offers whose driver is online and on no job,
-// locking those drivers (FOR SHARE: an assignment waits for this
-// transaction, and this one for an assignment in flight, whose outcome it
-// then sees). A driver holding an open offer, or a request offered to the
-// driver before, hits a unique index: the row is skipped. Rows go in
-// driver order (see the lock order above).
-const insertOffersSQL = `WITH free AS MATERIALIZED (
-	SELECT d.user_id FROM drivers d
-	WHERE d.user_id = ANY($3) AND d.availability = 'online' AND d.current_request_id IS NULL
-	ORDER BY d.user_id FOR SHARE
-)
-INSERT INTO offers (id, request_id, driver_id, round, eta_seconds, distance_m, status, created_at, expires_at)
+// lockDriversSQL takes the drivers of a batch of offers FOR SHARE, in id
+// order (see the lock order above): an assignment of one of them (which
+// locks its driver FOR UPDATE) waits for this transaction, and this one
+// for an assignment in flight. insertOffersSQL, a later statement, then
+// sees whatever the assignments before it committed, and inserts the
+// offers whose driver is online and on no job. A driver holding an open
+// offer, or a request offered to the driver before, hits a unique index:
+// the row is skipped. Rows go in driver order.
+const lockDriversSQL = `SELECT user_id FROM drivers WHERE user_id = ANY($1) ORDER BY user_id FOR SHARE`
+
+var insertOffersSQL = `INSERT INTO offers (id, request_id, driver_id, round, eta_seconds, distance_m, status, created_at, expires_at)
 SELECT o.id, o.request_id, o.driver_id, o.round, o.eta_seconds, o.distance_m, 'open', o.created_at, o.expires_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::int4[], $7::timestamptz[], $8::timestamptz[])
 	AS o(id, request_id, driver_id, round, eta_seconds, distance_m, created_at, expires_at)
-WHERE o.driver_id IN (SELECT user_id FROM free)
+WHERE EXISTS (SELECT 1 FROM drivers d WHERE d.user_id = o.driver_id AND d.availability = 'online')
+	AND NOT ` + onJob("o.driver_id") + `
 ORDER BY o.driver_id
 ON CONFLICT DO NOTHING
 RETURNING id`
@@ -226,11 +235,23 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 		return nil // the deferred rollback ends the transaction
 	}
 	if len(oID) > 0 {
-		rows, err := tx.Query(ctx, insertOffersSQL, oID, oReq, oDriver, oRound, oETA, oDist, oCreated, oExpires)
-		if err != nil {
-			return fmt.Errorf("insert offers: %w", err)
+		drivers := slices.Clone(oDriver)
+		slices.Sort(drivers)
+		ob := &pgx.Batch{}
+		ob.Queue(lockDriversSQL, slices.Compact(drivers))
+		ob.Queue(insertOffersSQL, oID, oReq, oDriver, oRound, oETA, oDist, oCreated, oExpires)
+		obr := tx.SendBatch(ctx, ob)
+		_, err := obr.Exec()
+		var inserted []string
+		if err == nil {
+			var rows pgx.Rows
+			if rows, err = obr.Query(); err == nil {
+				inserted, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
 		}
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if cerr := obr.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return fmt.Errorf("insert offers: %w", err)
 		}
@@ -253,7 +274,7 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	rcConsumer, rcMessage = rcConsumer[:0], rcMessage[:0]
 	for _, d := range live {
 		if r := d.Request; r != nil {
-			queueDispatched(w, r, d.Version, d.Change.Timeline)
+			queueDispatched(w, dispatchedSQL, r, d.Version, d.Change.Timeline)
 		}
 		msgs = append(msgs, d.Change.Outbox...)
 		if rc := d.Change.Receipt; rc != nil {
@@ -319,9 +340,9 @@ const dispatchedSQL = `UPDATE requests SET status = $2, driver_id = $3, driver_n
 
 const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason) VALUES ($1, $2, $3, $4, $5, $6)`
 
-// queueDispatched queues r's update (see dispatchedSQL) and its timeline
+// queueDispatched queues r's update (dispatchedSQL or assignedSQL) and its timeline
 // entry on b, and sets r's version and timeline as they will be.
-func queueDispatched(b *pgx.Batch, r *intake.Request, seen int, entry *intake.TimelineEntry) {
+func queueDispatched(b *pgx.Batch, update string, r *intake.Request, seen int, entry *intake.TimelineEntry) {
 	var driverID, driverName, driverPlate *string
 	var assignedAt *time.Time
 	var eta *int32
@@ -329,7 +350,7 @@ func queueDispatched(b *pgx.Batch, r *intake.Request, seen int, entry *intake.Ti
 		e := int32(a.ETASeconds)
 		driverID, driverName, driverPlate, assignedAt, eta = &a.DriverID, &a.DriverName, &a.VehiclePlate, &a.AssignedAt, &e
 	}
-	b.Queue(dispatchedSQL, r.ID, string(r.Status), driverID, driverName, driverPlate, assignedAt, eta, r.UpdatedAt, seen+1, seen)
+	b.Queue(update, r.ID, string(r.Status), driverID, driverName, driverPlate, assignedAt, eta, r.UpdatedAt, seen+1, seen)
 	r.Version = seen + 1
 	if entry != nil {
 		b.Queue(insertTimelineSQL, r.ID, len(r.Timeline)+1, string(entry.Status), entry.At, entry.ActorID, entry.Reason)
@@ -347,8 +368,12 @@ var (
 		array_agg(reason ORDER BY seq) FROM request_timeline
 		WHERE request_id = COALESCE($1, (SELECT request_id FROM offers WHERE id = $2))`
 	lockOfferSQL  = `SELECT ` + offerColumns + ` FROM offers o WHERE o.id = $1 FOR UPDATE`
-	readDriverSQL = `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
-		WHERE u.role = 'driver' AND u.id = COALESCE($1, (SELECT driver_id FROM offers WHERE id = $2))`
+	lockDriverSQL = `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
+		WHERE u.role = 'driver' AND u.id = COALESCE($1, (SELECT driver_id FROM offers WHERE id = $2)) FOR UPDATE OF d`
+	// assignedSQL is dispatchedSQL for an assignment: it also requires the
+	// driver ($3) to be on no other open job (0 rows otherwise), which the
+	// driver's lock makes a stable answer.
+	assignedSQL = dispatchedSQL + ` AND NOT ` + onJob("$3")
 )
 
 func nullable(s string) *string {
@@ -372,7 +397,7 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 	if offerID != nil {
 		b.Queue(lockOfferSQL, *offerID)
 	}
-	b.Queue(readDriverSQL, driverID, offerID)
+	b.Queue(lockDriverSQL, driverID, offerID)
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
@@ -436,9 +461,7 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 	if a.Offer != nil {
 		w.Queue(`UPDATE offers SET status = $2, decided_at = $3 WHERE id = $1 AND status = 'open'`, a.Offer.ID, string(a.Offer.Status), a.Offer.DecidedAt)
 	}
-	w.Queue(`UPDATE drivers SET current_request_id = $2, updated_at = $3 WHERE user_id = $1 AND current_request_id IS NULL`,
-		a.Driver.ID, r.ID, r.UpdatedAt)
-	queueDispatched(w, &r, seen, change.Timeline)
+	queueDispatched(w, assignedSQL, &r, seen, change.Timeline)
 	queueOutbox(w, change.Outbox)
 	wr := tx.SendBatch(ctx, w)
 	err = func() error {
@@ -457,13 +480,9 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 			return err
 		}
 		if tag.RowsAffected() == 0 {
+			// The version cannot have moved under the request's lock: the
+			// driver is on another job.
 			return dispatch.ErrDriverBusy
-		}
-		if tag, err = wr.Exec(); err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return dispatch.ErrStale // unreachable under the lock
 		}
 		return wr.Close()
 	}()

@@ -110,9 +110,14 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 	return out, nil
 }
 
-// freeDriverCond is what makes a driver free to be offered a job, by the
-// database's truth.
-const freeDriverCond = `d.availability = 'online' AND d.current_request_id IS NULL
+// onJobCond is true of a driver (d) on an open job: the statuses of
+// requests_one_open_job_per_driver, whose index it uses.
+const onJobCond = `EXISTS (SELECT 1 FROM requests j WHERE j.driver_id = d.user_id
+	AND j.status IN ('assigned', 'en_route', 'arrived', 'in_service'))`
+
+// freeDriverCond is what makes a driver (d) free to be offered a job, by
+// the database's truth: online, on no job, holding no open offer.
+const freeDriverCond = `d.availability = 'online' AND NOT ` + onJobCond + `
 	AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.driver_id = d.user_id AND o.status = 'open')`
 
 // FreeDrivers implements dispatch.Store.
@@ -325,12 +330,11 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE drivers SET current_request_id = ?, updated_at = ? WHERE user_id = ? AND current_request_id IS NULL`,
-			r.ID, toMicros(r.UpdatedAt), driverID)
-		if err != nil {
-			return fmt.Errorf("take driver: %w", err)
+		var busy bool
+		if err := tx.QueryRowContext(ctx, `SELECT `+onJobCond+` FROM drivers d WHERE d.user_id = ?`, driverID).Scan(&busy); err != nil {
+			return fmt.Errorf("check driver: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if busy {
 			return dispatch.ErrDriverBusy
 		}
 		if err := writeDispatched(ctx, tx, &r, seen, change.Timeline); err != nil {

@@ -7,7 +7,7 @@
 --     two jobs at once) and a request has at most one open offer;
 --   - a request is offered to a driver once, and accepted once;
 --   - requests_one_open_job_per_driver (0001) keeps a driver on one open
---     request.
+--     request, which is the driver's current job.
 CREATE TABLE offers (
     id          text PRIMARY KEY,
     request_id  text NOT NULL REFERENCES requests (id),
@@ -26,22 +26,18 @@ CREATE UNIQUE INDEX offers_one_accepted_per_request ON offers (request_id) WHERE
 CREATE UNIQUE INDEX offers_once_per_driver ON offers (request_id, driver_id);
 CREATE INDEX offers_open_expiry ON offers (expires_at) WHERE status = 'open';
 
--- Whatever moves a request (a cancellation through intake, a completion,
--- an operator), the database keeps dispatch's rows true to it in the same
--- transaction: a request that leaves the open statuses frees its driver,
--- and one that leaves dispatching withdraws its open offers.
-CREATE FUNCTION dispatch_release() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Whatever moves a request out of dispatching (an accept, a cancellation
+-- through intake, an operator's assignment, unfulfilled), its open offers
+-- are withdrawn in the same transaction: an offer is open only while its
+-- request is dispatching. (A driver's own job needs no such rule: it is
+-- derived from requests, see 0005_fleet.sql.)
+CREATE FUNCTION withdraw_offers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF OLD.driver_id IS NOT NULL AND NEW.status NOT IN ('assigned', 'en_route', 'arrived', 'in_service') THEN
-        UPDATE drivers SET current_request_id = NULL, updated_at = NEW.updated_at
-        WHERE user_id = OLD.driver_id AND current_request_id = OLD.id;
-    END IF;
-    IF NEW.status <> 'dispatching' THEN
-        UPDATE offers SET status = 'withdrawn', decided_at = NEW.updated_at
-        WHERE request_id = NEW.id AND status = 'open';
-    END IF;
+    UPDATE offers SET status = 'withdrawn', decided_at = NEW.updated_at
+    WHERE request_id = NEW.id AND status = 'open';
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER requests_dispatch_release AFTER UPDATE OF status ON requests
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION dispatch_release();
+CREATE TRIGGER requests_withdraw_offers AFTER UPDATE OF status ON requests
+    FOR EACH ROW WHEN (OLD.status = 'dispatching' AND NEW.status <> 'dispatching')
+    EXECUTE FUNCTION withdraw_offers();
