@@ -150,7 +150,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::int4
 	AS o(id, request_id, driver_id, round, eta_seconds, distance_m, created_at, expires_at)
 WHERE EXISTS (SELECT 1 FROM drivers d WHERE d.user_id = o.driver_id AND d.availability = 'online')
 	AND NOT ` + onJob("o.driver_id") + `
-ORDER BY o.driver_id
+ORDER BY o.driver_id, o.request_id
 ON CONFLICT DO NOTHING
 RETURNING id`
 

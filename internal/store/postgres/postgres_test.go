@@ -36,6 +36,10 @@ func TestFleetConformance(t *testing.T) {
 	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore { return open(t) })
 }
 
+func TestDispatchConformance(t *testing.T) {
+	storetest.RunDispatch(t, func(t *testing.T) storetest.DispatchStore { return open(t) })
+}
+
 func TestWithSchemaOption(t *testing.T) {
 	_, schema := pgtest.Schema(t)
 	s, err := postgres.Open(context.Background(), pgtest.BaseURL(t), postgres.WithSchema(schema))

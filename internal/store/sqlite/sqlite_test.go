@@ -55,3 +55,14 @@ func TestFleetConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestDispatchConformance(t *testing.T) {
+	storetest.RunDispatch(t, func(t *testing.T) storetest.DispatchStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
