@@ -50,7 +50,7 @@ const lostRaceDelay = 100 * time.Millisecond
 // WorkerOptions tune a Worker. Zero fields take defaults.
 type WorkerOptions struct {
 	Config Config
-	Now func() time.Time
+	Now    func() time.Time
 	// Committed is called after a commit that wrote outbox messages.
 	Committed func()
 	// Deadline is called with every new offer's deadline, so that an
@@ -166,7 +166,7 @@ type plan struct {
 	snap    *Snapshot
 	next    int // the round its next offer takes at the earliest
 	exclude []string
-	waiting time.Time // since when it has been without an open offer
+	waiting time.Time      // since when it has been without an open offer
 	cands   []fleet.Ranked // free ones, fastest first
 	chosen  int            // index in cands, or -1
 }
