@@ -88,6 +88,8 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
+	// Dispatch may be nil; its routes then answer 404.
+	Dispatch Dispatch
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -103,6 +105,7 @@ type Server struct {
 	dead      DeadLetters
 	notes     Notifications
 	insurers  Insurers
+	dispatch  Dispatch
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -131,6 +134,7 @@ func New(d Deps) *Server {
 		dead:      d.DeadLetters,
 		notes:     d.Notifications,
 		insurers:  d.Insurers,
+		dispatch:  d.Dispatch,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,
