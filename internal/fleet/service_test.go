@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -361,4 +362,38 @@ func TestListShowsPositions(t *testing.T) {
 	if len(page.Items) != 1 || page.Items[0].ID != c.UserID || page.Items[0].Position != nil || page.NextCursor != "" {
 		t.Errorf("page 2: %+v", page)
 	}
+}
+
+// BenchmarkReportPosition is the ingest path of one REST or WebSocket
+// location message after decoding: validation and the index write, with
+// the in-process index.
+//
+//	go test -run '^$' -bench ReportPosition ./internal/fleet
+func BenchmarkReportPosition(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "yolda.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	index := memory.New(memory.Options{})
+	svc := fleet.NewService(st, index, fleet.Options{Now: func() time.Time { return now }})
+	const drivers = 10000
+	who := make([]identity.Principal, drivers)
+	for i := range who {
+		who[i] = identity.Principal{UserID: "usr_" + strconv.Itoa(i), Role: identity.Driver}
+		if err := index.SetState(ctx, who[i].UserID, fleet.State{Online: true, Version: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := report(fatih, now)
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if _, err := svc.ReportPosition(ctx, who[i%drivers], r); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
 }

@@ -86,13 +86,13 @@ func skillBit(st intake.ServiceType) Skills { return skillBits[st] }
 // SkillOf is the bit of one service, or 0 for an unknown service.
 func SkillOf(st intake.ServiceType) Skills { return skillBit(st) }
 
-// SkillsOf is what a driver can do, as bits: the capabilities its vehicle
-// allows (CanServe for every service at once).
+// SkillsOf is what a driver can do, as bits: CanServe for every service
+// at once, which is what the index filters on.
 func SkillsOf(kind VehicleKind, capabilities []intake.ServiceType) Skills {
 	var s Skills
-	for _, c := range capabilities {
-		if kind.Allows(c) {
-			s |= skillBit(c)
+	for _, st := range intake.ServiceTypes {
+		if CanServe(kind, capabilities, st) {
+			s |= skillBit(st)
 		}
 	}
 	return s

@@ -53,10 +53,6 @@ type progressBody struct {
 }
 
 func (s *Server) handleOffers(w http.ResponseWriter, r *http.Request) {
-	if s.dispatch == nil {
-		s.writeProblem(w, r, errNoSuchFeature)
-		return
-	}
 	items, err := s.dispatch.Offers(r.Context(), principalFrom(r.Context()))
 	if err != nil {
 		s.writeProblem(w, r, err)
@@ -69,10 +65,6 @@ func (s *Server) handleOffers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request) {
-	if s.dispatch == nil {
-		s.writeProblem(w, r, errNoSuchFeature)
-		return
-	}
 	req, err := s.dispatch.Accept(r.Context(), principalFrom(r.Context()), r.PathValue("id"))
 	if err != nil {
 		s.writeProblem(w, r, err)
@@ -82,10 +74,6 @@ func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDecline(w http.ResponseWriter, r *http.Request) {
-	if s.dispatch == nil {
-		s.writeProblem(w, r, errNoSuchFeature)
-		return
-	}
 	if err := s.dispatch.Decline(r.Context(), principalFrom(r.Context()), r.PathValue("id")); err != nil {
 		s.writeProblem(w, r, err)
 		return
@@ -94,10 +82,6 @@ func (s *Server) handleDecline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAssign(w http.ResponseWriter, r *http.Request) {
-	if s.dispatch == nil {
-		s.writeProblem(w, r, errNoSuchFeature)
-		return
-	}
 	var body assignBody
 	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
 		s.writeProblem(w, r, err)
@@ -112,10 +96,6 @@ func (s *Server) handleAssign(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleProgress(w http.ResponseWriter, r *http.Request) {
-	if s.dispatch == nil {
-		s.writeProblem(w, r, errNoSuchFeature)
-		return
-	}
 	var body progressBody
 	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
 		s.writeProblem(w, r, err)

@@ -88,7 +88,10 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
-	// Dispatch may be nil; its routes then answer 404.
+	// Fleet serves the drivers' routes; without it they do not exist.
+	Fleet Fleet
+	// Dispatch serves offers, assignment and job progress; without it
+	// those routes do not exist.
 	Dispatch Dispatch
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
@@ -105,6 +108,7 @@ type Server struct {
 	dead      DeadLetters
 	notes     Notifications
 	insurers  Insurers
+	fleet     Fleet
 	dispatch  Dispatch
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
@@ -134,6 +138,7 @@ func New(d Deps) *Server {
 		dead:      d.DeadLetters,
 		notes:     d.Notifications,
 		insurers:  d.Insurers,
+		fleet:     d.Fleet,
 		dispatch:  d.Dispatch,
 		ready:     d.Ready,
 		registry:  d.Registry,

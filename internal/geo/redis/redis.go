@@ -93,19 +93,21 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1`)
 
-// nearbyScript searches nearest first, reads each member's state, keeps
-// those that pass the filter, and searches again with a larger COUNT
-// while too few passed and the radius holds more. KEYS: geo.
-// ARGV: lng, lat, radius km, want, online, free, need, fresh (µs or -1),
-// hash prefix, excluded ids...
+// nearbyScript searches nearest first within a radius that starts at 1 km
+// and doubles up to the one asked while too few drivers passed the
+// filter: GEOSEARCH costs what the disc holds, not what COUNT asks, so a
+// dense city is searched in a small disc and a sparse one in a few cheap
+// rounds. Members whose hash has expired leave the GEO set on the way.
+// KEYS: geo. ARGV: lng, lat, radius km, want, online, free, need, fresh
+// (µs or -1), hash prefix, excluded ids...
 var nearbyScript = goredis.NewScript(`
-local want = tonumber(ARGV[4])
+local want, radius = tonumber(ARGV[4]), tonumber(ARGV[3])
 local online, free, need, fresh = ARGV[5] == '1', ARGV[6] == '1', tonumber(ARGV[7]), tonumber(ARGV[8])
 local excluded = {}
 for i = 10, #ARGV do excluded[ARGV[i]] = true end
-local count = want * 2 + 16
+local r = math.min(radius, 1)
 while true do
-  local res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'km', 'ASC', 'COUNT', count)
+  local res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', r, 'km', 'ASC')
   local out = {}
   for _, id in ipairs(res) do
     local h = redis.call('HMGET', ARGV[9] .. id, 'on', 'busy', 'sk', 'v', 'lat', 'lng', 'at')
@@ -119,8 +121,8 @@ while true do
       if #out >= want then return out end
     end
   end
-  if #res < count then return out end
-  count = count * 4
+  if r >= radius then return out end
+  r = math.min(radius, r * 2)
 end`)
 
 // removeScript forgets a driver. KEYS: geo, hash. ARGV: id.

@@ -107,3 +107,11 @@ func TestRefusesPolarFixes(t *testing.T) {
 		t.Fatal("a latitude Redis GEO cannot hold was accepted")
 	}
 }
+
+// go test -run '^$' -bench Index ./internal/geo/redis (YOLDA_TEST_REDIS_URL set)
+func BenchmarkIndex(b *testing.B) {
+	rdb := client(b)
+	geotest.Bench(b, func(b *testing.B) fleet.Index {
+		return redis.New(rdb, redis.Options{Prefix: prefix(b, rdb)})
+	}, []int{1000, 10000, 100000})
+}

@@ -69,7 +69,9 @@ func testProviders(t *testing.T, s FleetStore) {
 		t.Fatal(err)
 	}
 	want := []fleet.Provider{{Code: "acme", Name: "Acme Yol Yardım", CreatedAt: base}, {Code: "zeta-tow", Name: "Zeta Çekici", CreatedAt: base}}
-	if !slices.EqualFunc(got, want, func(a, b fleet.Provider) bool { return a.Code == b.Code && a.Name == b.Name && a.CreatedAt.Equal(b.CreatedAt) }) {
+	if !slices.EqualFunc(got, want, func(a, b fleet.Provider) bool {
+		return a.Code == b.Code && a.Name == b.Name && a.CreatedAt.Equal(b.CreatedAt)
+	}) {
 		t.Errorf("Providers = %+v, want %+v", got, want)
 	}
 }
