@@ -66,8 +66,9 @@ func TestRoleServices(t *testing.T) {
 		{"api", []string{"http"}, false},
 		{"relay", []string{"relay", "sweeper", "http"}, true},
 		{"notify", []string{"notify-consumer", "http"}, true},
+		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "http"}, true},
 		{"insurance", []string{"insurer-gauges", "http"}, true},
-		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "insurer-gauges"}, true},
+		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer", "insurer-gauges"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {
 			p := testProcess(t, tc.roles, nil)

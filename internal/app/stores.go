@@ -9,6 +9,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
@@ -24,6 +25,7 @@ type operationalStore interface {
 	intake.Store
 	account.Store
 	fleet.Store
+	dispatch.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store
