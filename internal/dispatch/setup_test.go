@@ -70,7 +70,8 @@ var engines = map[string]func(t *testing.T) storetest.DispatchStore{
 type harness struct {
 	t        *testing.T
 	store    storetest.DispatchStore
-	clock    *clock
+	clock    *clock // nil on the wall clock
+	now      func() time.Time
 	accounts *account.Service
 	index    *memory.Index
 	fleet    *fleet.Service
@@ -86,27 +87,41 @@ type harness struct {
 
 type option func(*dispatch.Config)
 
+// setup builds a harness on a settable clock starting at start.
 func setup(t *testing.T, engine string, opts ...option) *harness {
+	t.Helper()
+	c := &clock{t: start}
+	return build(t, engine, c.Now, c, opts...)
+}
+
+// setupRealTime builds a harness on the wall clock, for tests of
+// concurrency.
+func setupRealTime(t *testing.T, engine string, opts ...option) *harness {
+	t.Helper()
+	return build(t, engine, time.Now, nil, opts...)
+}
+
+func build(t *testing.T, engine string, now func() time.Time, c *clock, opts ...option) *harness {
 	t.Helper()
 	st := engines[engine](t)
 	cfg := dispatch.Config{RadiiKm: []float64{5, 10, 20, 40}, OfferTimeout: 30 * time.Second, Wait: time.Minute, BatchThreshold: -1}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	h := &harness{t: t, store: st, clock: &clock{t: start}, index: memory.New(memory.Options{}), cfg: cfg}
+	h := &harness{t: t, store: st, clock: c, now: now, index: memory.New(memory.Options{}), cfg: cfg}
 	var err error
 	if h.accounts, err = account.NewService(st, &account.Hasher{Memory: 64, Time: 1, Threads: 1}); err != nil {
 		t.Fatal(err)
 	}
-	h.fleet = fleet.NewService(st, h.index, fleet.Options{Now: h.clock.Now, StaleAfter: time.Hour})
-	h.intake = intake.NewService(st, intake.Options{Now: h.clock.Now, Offers: st,
+	h.fleet = fleet.NewService(st, h.index, fleet.Options{Now: now, StaleAfter: time.Hour})
+	h.intake = intake.NewService(st, intake.Options{Now: now, Offers: st, Batch: intake.BatchOptions{Writers: 2},
 		DriverFreed: func(ctx context.Context, id string) { _, _ = h.fleet.Refresh(ctx, id) }})
 	t.Cleanup(h.intake.Close)
-	if h.expirer, err = dispatch.NewExpirer(st, time.Second, h.clock.Now, nil, nil, nil); err != nil {
+	if h.expirer, err = dispatch.NewExpirer(st, 50*time.Millisecond, now, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	h.svc = dispatch.NewService(st, st, h.fleet, h.index, nil, dispatch.ServiceOptions{Now: h.clock.Now, Expired: h.expirer.WakeNow})
-	if h.worker, err = dispatch.NewWorker(st, h.fleet, dispatch.WorkerOptions{Config: cfg, Now: h.clock.Now}); err != nil {
+	h.svc = dispatch.NewService(st, st, h.fleet, h.index, nil, dispatch.ServiceOptions{Now: now, Expired: h.expirer.WakeNow})
+	if h.worker, err = dispatch.NewWorker(st, h.fleet, dispatch.WorkerOptions{Config: cfg, Now: now, Deadline: h.expirer.Wake}); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -139,7 +154,7 @@ func (h *harness) online(who identity.Principal, p geo.Point) {
 		h.t.Fatal(err)
 	}
 	if _, err := h.fleet.ReportPosition(ctx, who, fleet.PositionReport{Lat: ptr(p.Lat), Lng: ptr(p.Lng),
-		RecordedAt: h.clock.Now().Format(time.RFC3339Nano)}); err != nil {
+		RecordedAt: h.now().Format(time.RFC3339Nano)}); err != nil {
 		h.t.Fatal(err)
 	}
 }
