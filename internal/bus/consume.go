@@ -81,6 +81,9 @@ func consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandl
 	}
 	c, err := newConsumer(ctx, b, cfg, handler)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to stop before it started: nothing to drain
+		}
 		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	err = c.run(ctx)
@@ -146,6 +149,9 @@ func (c *consumer) run(ctx context.Context) error {
 	defer c.cancelHandlers()
 	cons, err := c.declare(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to stop before it started: nothing to drain
+		}
 		return err
 	}
 	statsCtx, stopStats := context.WithCancel(ctx)
