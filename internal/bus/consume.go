@@ -81,9 +81,6 @@ func consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandl
 	}
 	c, err := newConsumer(ctx, b, cfg, handler)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // asked to stop before it started: nothing to drain
-		}
 		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	err = c.run(ctx)
@@ -149,9 +146,6 @@ func (c *consumer) run(ctx context.Context) error {
 	defer c.cancelHandlers()
 	cons, err := c.declare(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // asked to stop before it started: nothing to drain
-		}
 		return err
 	}
 	statsCtx, stopStats := context.WithCancel(ctx)

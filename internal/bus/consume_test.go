@@ -501,16 +501,3 @@ func TestConsumeEndsWhenBusCloses(t *testing.T) {
 		t.Fatal("Consume still running after Close")
 	}
 }
-
-// TestConsumeStoppedBeforeItStarted: a process asked to stop while its
-// consumers are still being declared stops cleanly; the canceled
-// declaration is not an error (it made `yolda serve` exit 1 after a
-// prompt SIGTERM).
-func TestConsumeStoppedBeforeItStarted(t *testing.T) {
-	f := setupEmbedded(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := Consume(ctx, f.bus, fastConsumer("early-stop", "jobs.early.>"), func(context.Context, Delivery) error { return nil }); err != nil {
-		t.Errorf("Consume with its context ended before it started: %v, want nil", err)
-	}
-}
