@@ -18,6 +18,7 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
@@ -46,7 +47,13 @@ type process struct {
 	fleet     *fleet.Service
 	// redis is the process's Redis client, nil without YOLDA_REDIS_URL.
 	redis *goredis.Client
-	api   *httpapi.Server
+	// hot are the ports behind the hot-read cache (hotReads).
+	hot hotStores
+	// dispatch serves offers, assignments and progress; the dispatch role
+	// runs expirer.
+	dispatch *dispatch.Service
+	expirer  *dispatch.Expirer
+	api      *httpapi.Server
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -126,15 +133,15 @@ func (p *process) assemble(ctx context.Context) error {
 	if err := p.connectRedis(ctx); err != nil {
 		return err
 	}
-	requestStore, driverStore, err := p.hotReads()
-	if err != nil {
+	if p.hot, err = p.hotReads(); err != nil {
 		return err
 	}
+	p.openFleet(p.hot.drivers)
 	writers := p.cfg.IntakeWriters
 	if writers == 0 {
 		writers = store.writers
 	}
-	p.requests = intake.NewService(requestStore, intake.Options{
+	p.requests = intake.NewService(p.hot.requests, intake.Options{
 		Batch: intake.BatchOptions{
 			MaxBatch: p.cfg.IntakeBatchMax, Writers: writers, Linger: p.cfg.IntakeBatchWait, Queue: p.cfg.IntakeQueueLimit,
 			Observe: intakeMetrics.Observe,
@@ -145,13 +152,17 @@ func (p *process) assemble(ctx context.Context) error {
 		Committed:           p.wake,
 		KnownInsurer:        p.insurers.known,
 		DispatchBeforeCover: p.insurers.early,
+		Offers:              store,
+		DriverFreed:         p.driverFreed,
 		Logger:              p.log,
 	})
 	// Closes first (intake commits what is queued); the HTTP service
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
-	p.openFleet(driverStore)
+	if err := p.buildDispatch(); err != nil {
+		return err
+	}
 	limits, limiter, err := p.rateLimits()
 	if err != nil {
 		return err
@@ -160,7 +171,7 @@ func (p *process) assemble(ctx context.Context) error {
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.fleet, Limiter: limiter,
+		Insurers: p.insurers.clients, Fleet: p.fleet, Dispatch: p.dispatch, Limiter: limiter,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
@@ -190,6 +201,14 @@ func (p *process) connectBroker(ctx context.Context) error {
 	}
 	p.log.Info("broker ready", "embedded", p.cfg.NATSURL == "", "replicas", b.Replicas())
 	return nil
+}
+
+// driverFreed tells the position index that a cancellation took a
+// driver off its job (the database freed it with the cancellation).
+func (p *process) driverFreed(ctx context.Context, driverID string) {
+	if _, err := p.fleet.Refresh(ctx, driverID); err != nil {
+		p.log.Warn("position index not refreshed after a cancellation", "driver_id", driverID, "err", err)
+	}
 }
 
 // wake tells the in-process listeners that intake committed outbox rows.

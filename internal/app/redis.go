@@ -10,6 +10,7 @@ import (
 	"github.com/yolda/yolda/internal/cache"
 	cachememory "github.com/yolda/yolda/internal/cache/memory"
 	cacheredis "github.com/yolda/yolda/internal/cache/redis"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/hotread"
 	"github.com/yolda/yolda/internal/httpapi"
@@ -58,36 +59,48 @@ func (p *process) rateLimits() (ratelimit.Policies, httpapi.Limiter, error) {
 	return ps, ratelimitredis.New(p.redis, ratelimitredis.Options{}), nil
 }
 
-// hotReads are the stores that intake and the fleet read through: the
-// operational store behind the hot-read cache, or the store itself when
-// the cache is off. The cache is Redis's when Redis is configured, the
+// hotStores are the ports that read and change what the hot-read cache
+// holds: the operational store behind the cache, or the store itself when
+// the cache is off.
+type hotStores struct {
+	requests intake.Store
+	drivers  fleet.Store
+	dispatch dispatch.Store
+}
+
+// hotReads builds them. The cache is Redis's when Redis is configured, the
 // process's own on SQLite (whose data dir one process alone may open, so
 // every change passes through it), and off on PostgreSQL without Redis:
 // processes sharing a database must share the cache, or one would serve
 // what another changed.
-func (p *process) hotReads() (intake.Store, fleet.Store, error) {
+func (p *process) hotReads() (hotStores, error) {
+	plain := hotStores{requests: p.store, drivers: p.store, dispatch: p.store}
 	var c cache.Cache
 	switch {
 	case p.cfg.CacheTTL <= 0:
 		p.log.Info("hot-read cache off", "reason", "cache-ttl is 0")
-		return p.store, p.store, nil
+		return plain, nil
 	case p.redis != nil:
 		c = cacheredis.New(p.redis, cacheredis.Options{})
 	case p.store.engine == "sqlite":
 		c = cachememory.New(0, nil)
 	default:
 		p.log.Info("hot-read cache off", "reason", "several processes may share PostgreSQL: set YOLDA_REDIS_URL for a shared cache")
-		return p.store, p.store, nil
+		return plain, nil
 	}
 	opts := hotread.Options{TTL: p.cfg.CacheTTL, Logger: p.log, Registerer: p.registry}
 	requests, err := hotread.NewRequests(p.store, c, opts)
 	if err != nil {
-		return nil, nil, err
+		return hotStores{}, err
 	}
 	drivers, err := hotread.NewDrivers(p.store, c, opts)
 	if err != nil {
-		return nil, nil, err
+		return hotStores{}, err
+	}
+	disp, err := hotread.NewDispatch(p.store, c, opts)
+	if err != nil {
+		return hotStores{}, err
 	}
 	p.log.Info("hot-read cache ready", "engine", map[bool]string{true: "redis", false: "memory"}[p.redis != nil], "ttl", p.cfg.CacheTTL)
-	return requests, drivers, nil
+	return hotStores{requests: requests, drivers: drivers, dispatch: disp}, nil
 }

@@ -149,16 +149,20 @@ func (s *Requests) UpdateRequests(ctx context.Context, batch []*intake.Update) e
 	return err
 }
 
-// changed invalidates r's entry at its version and, when a driver is on
-// the request, the driver list (its current job may have changed).
 func (s *Requests) changed(ctx context.Context, r intake.Request) {
+	requestChanged(ctx, s.cache, s.opts, s.m, s.w, r)
+}
+
+// requestChanged invalidates r's entry at its version and, when a driver
+// is on the request, the driver list (its current job may have changed).
+func requestChanged(ctx context.Context, c cache.Cache, opts Options, m *metrics, w *warner, r intake.Request) {
 	outcome := "invalidated"
-	if err := s.cache.Invalidate(ctx, RequestKey(r.ID), int64(r.Version), s.opts.TTL); err != nil {
+	if err := c.Invalidate(ctx, RequestKey(r.ID), int64(r.Version), opts.TTL); err != nil {
 		outcome = "error"
-		s.w.warn(ctx, "invalidate", err)
+		w.warn(ctx, "invalidate", err)
 	}
-	s.m.writes.WithLabelValues("requests", outcome).Inc()
+	m.writes.WithLabelValues("requests", outcome).Inc()
 	if r.Assignment != nil || slices.Contains(fleet.OpenJobStatuses, r.Status) {
-		bumpDrivers(ctx, s.cache, s.m, s.w)
+		bumpDrivers(ctx, c, m, w)
 	}
 }

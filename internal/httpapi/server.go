@@ -105,6 +105,9 @@ type Deps struct {
 	Insurers      Insurers
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
+	// Dispatch serves offers, assignment and job progress; without it
+	// those routes do not exist.
+	Dispatch Dispatch
 	// Limiter spends from the rate limits' budgets: in-process when nil,
 	// or shared by every API process (ratelimit/redis).
 	Limiter Limiter
@@ -124,6 +127,7 @@ type Server struct {
 	notes    Notifications
 	insurers Insurers
 	fleet    Fleet
+	dispatch Dispatch
 	ready    func(ctx context.Context) error
 	registry *prometheus.Registry
 	log      *slog.Logger
@@ -158,6 +162,7 @@ func New(d Deps) *Server {
 		notes:    d.Notifications,
 		insurers: d.Insurers,
 		fleet:    d.Fleet,
+		dispatch: d.Dispatch,
 		ready:    d.Ready,
 		registry: d.Registry,
 		log:      d.Logger,
