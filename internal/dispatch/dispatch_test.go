@@ -506,3 +506,29 @@ func TestCancelFreesTheDriver(t *testing.T) {
 		t.Errorf("progress on a cancelled job: %v, want ErrConflict", err)
 	}
 }
+
+// TestLooksFurtherWhenTheNearestAreTaken: the index does not know who
+// holds an open offer. When a request's nearest candidates all do, the
+// worker asks again for more instead of waiting.
+func TestLooksFurtherWhenTheNearestAreTaken(t *testing.T) {
+	h := setup(t, "sqlite", func(c *dispatch.Config) { c.Candidates = 2 })
+	a, b, c := h.driver("alpha"), h.driver("bravo"), h.driver("charlie")
+	h.online(a, north(1))
+	h.online(b, north(1.5))
+	h.online(c, north(5))
+	customer := h.user("ayse", identity.Customer)
+	h.request(customer, intake.JumpStart, fatih)
+	h.clock.Advance(time.Millisecond)
+	h.request(customer, intake.JumpStart, fatih)
+	h.dispatch() // the two nearest drivers get them
+	if len(h.offers(a)) != 1 || len(h.offers(b)) != 1 {
+		t.Fatalf("offers: %d %d", len(h.offers(a)), len(h.offers(b)))
+	}
+	r := h.request(customer, intake.JumpStart, fatih)
+	if out := h.dispatch(); out[r.ID] != nil {
+		t.Fatalf("third request: %v, want an offer further away", out[r.ID])
+	}
+	if o := h.onlyOffer(c); o.RequestID != r.ID {
+		t.Errorf("charlie got %+v", o)
+	}
+}

@@ -257,7 +257,7 @@ func TestInvariantsUnderContention(t *testing.T) {
 				t.Fatalf("Snapshots: %d, %v", len(snaps), err)
 			}
 			onJob := map[string][]string{} // driver -> its open requests
-			openOffers := map[string]int{}  // driver -> open offers
+			openOffers := map[string]int{} // driver -> open offers
 			count := map[intake.Status]int{}
 			for _, s := range snaps {
 				r := s.Request

@@ -46,8 +46,8 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // engines open a fresh store of each engine.
-var engines = map[string]func(t *testing.T) storetest.DispatchStore{
-	"sqlite": func(t *testing.T) storetest.DispatchStore {
+var engines = map[string]func(t testing.TB) storetest.DispatchStore{
+	"sqlite": func(t testing.TB) storetest.DispatchStore {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ var engines = map[string]func(t *testing.T) storetest.DispatchStore{
 		t.Cleanup(func() { s.Close() })
 		return s
 	},
-	"postgres": func(t *testing.T) storetest.DispatchStore {
+	"postgres": func(t testing.TB) storetest.DispatchStore {
 		s, err := postgres.Open(context.Background(), pgtest.URL(t))
 		if err != nil {
 			t.Fatal(err)

@@ -322,55 +322,74 @@ func (w *Worker) assess(j Job, s *Snapshot) (p *plan, reason string, ok bool) {
 	return p, "", true
 }
 
+// searchRounds bounds how often search looks further for a request
+// whose nearest candidates all turned out taken.
+const searchRounds = 3
+
 // search fills each plan's candidates: free drivers within the widest
-// radius, by the index and then by the database, fastest first.
+// radius, by the index and then by the database, fastest first. The index
+// does not know which drivers hold an open offer; at a peak a request's
+// nearest drivers may all hold one, so a request left with no free
+// candidate among a full answer asks again, for more, without those.
 func (w *Worker) search(ctx context.Context, plans []*plan) error {
-	if len(plans) == 0 {
-		return nil
-	}
-	found := make([][]fleet.Ranked, len(plans))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8) // the Redis index answers each query in a round trip
-	for i, p := range plans {
-		loc := p.snap.Request.Location
-		q := fleet.CandidateQuery{At: geo.Point{Lat: loc.Lat, Lng: loc.Lng}, Service: p.snap.Request.ServiceType,
-			RadiusKm: w.cfg.widest(), Limit: w.cfg.Candidates, Exclude: p.exclude}
-		g.Go(func() error {
-			c, err := w.fleet.Candidates(gctx, q)
-			found[i] = c
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("find candidates: %w", err)
-	}
-	var ids []string
-	seen := map[string]bool{}
-	for _, cs := range found {
-		for _, c := range cs {
-			if !seen[c.DriverID] {
-				seen[c.DriverID] = true
-				ids = append(ids, c.DriverID)
+	todo := plans
+	limit := w.cfg.Candidates
+	for round := 0; round < searchRounds && len(todo) > 0; round++ {
+		found := make([][]fleet.Ranked, len(todo))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8) // the Redis index answers each query in a round trip
+		for i, p := range todo {
+			loc := p.snap.Request.Location
+			q := fleet.CandidateQuery{At: geo.Point{Lat: loc.Lat, Lng: loc.Lng}, Service: p.snap.Request.ServiceType,
+				RadiusKm: w.cfg.widest(), Limit: limit, Exclude: p.exclude}
+			g.Go(func() error {
+				c, err := w.fleet.Candidates(gctx, q)
+				found[i] = c
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("find candidates: %w", err)
+		}
+		var ids []string
+		seen := map[string]bool{}
+		for _, cs := range found {
+			for _, c := range cs {
+				if !seen[c.DriverID] {
+					seen[c.DriverID] = true
+					ids = append(ids, c.DriverID)
+				}
 			}
 		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	free, err := w.store.FreeDrivers(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("check candidates: %w", err)
-	}
-	isFree := make(map[string]bool, len(free))
-	for _, d := range free {
-		isFree[d] = true
-	}
-	for i, p := range plans {
-		for _, c := range found[i] {
-			if isFree[c.DriverID] && w.cfg.roundFor(p.next, c.DistanceKm) >= 0 {
-				p.cands = append(p.cands, c)
+		if len(ids) == 0 {
+			return nil
+		}
+		free, err := w.store.FreeDrivers(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("check candidates: %w", err)
+		}
+		isFree := make(map[string]bool, len(free))
+		for _, d := range free {
+			isFree[d] = true
+		}
+		var starved []*plan
+		for i, p := range todo {
+			var taken []string
+			for _, c := range found[i] {
+				switch {
+				case !isFree[c.DriverID]:
+					taken = append(taken, c.DriverID)
+				case w.cfg.roundFor(p.next, c.DistanceKm) >= 0:
+					p.cands = append(p.cands, c)
+				}
+			}
+			if len(p.cands) == 0 && len(found[i]) == limit {
+				p.exclude = append(p.exclude, taken...)
+				starved = append(starved, p)
 			}
 		}
+		todo = starved
+		limit = min(limit*4, fleet.MaxNearbyLimit)
 	}
 	return nil
 }

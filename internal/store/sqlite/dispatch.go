@@ -159,8 +159,21 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 		d.Err = nil
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Prepared once per batch: SQLite would otherwise parse each
+		// statement again for every decision.
+		var st decisionStmts
+		defer st.close()
+		for _, q := range []struct {
+			dst **sql.Stmt
+			sql string
+		}{{&st.check, checkDecisionSQL}, {&st.receipt, checkReceiptSQL}, {&st.offer, insertOfferSQL}, {&st.outbox, insertOutboxSQL}} {
+			var err error
+			if *q.dst, err = tx.PrepareContext(ctx, q.sql); err != nil {
+				return fmt.Errorf("prepare: %w", err)
+			}
+		}
 		for _, d := range ds {
-			err := s.commitDecision(ctx, tx, d)
+			err := s.commitDecision(ctx, tx, &st, d)
 			if errors.Is(err, dispatch.ErrStale) || errors.Is(err, dispatch.ErrDriverTaken) || errors.Is(err, outbox.ErrAlreadyProcessed) {
 				d.Err = err
 				continue
@@ -173,10 +186,26 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	})
 }
 
-func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, d *dispatch.Decision) error {
+// decisionStmts are CommitDecisions' statements, prepared in its
+// transaction.
+type decisionStmts struct{ check, receipt, offer, outbox *sql.Stmt }
+
+func (st *decisionStmts) close() {
+	for _, s := range []*sql.Stmt{st.check, st.receipt, st.offer, st.outbox} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+const (
+	checkDecisionSQL = `SELECT version, (SELECT count(*) FROM offers WHERE request_id = r.id) FROM requests r WHERE r.id = ?`
+	checkReceiptSQL  = `SELECT count(*) FROM processed_messages WHERE consumer = ? AND message_id = ?`
+)
+
+func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, st *decisionStmts, d *dispatch.Decision) error {
 	var version, offers int
-	err := tx.QueryRowContext(ctx, `SELECT version, (SELECT count(*) FROM offers WHERE request_id = r.id) FROM requests r WHERE r.id = ?`,
-		d.RequestID).Scan(&version, &offers)
+	err := st.check.QueryRowContext(ctx, d.RequestID).Scan(&version, &offers)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && (version != d.Version || offers != d.Offers) {
 		return dispatch.ErrStale
 	}
@@ -185,8 +214,7 @@ func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, d *dispatch.Deci
 	}
 	if rc := d.Change.Receipt; rc != nil {
 		var seen int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM processed_messages WHERE consumer = ? AND message_id = ?`,
-			rc.Consumer, rc.MessageID).Scan(&seen); err != nil {
+		if err := st.receipt.QueryRowContext(ctx, rc.Consumer, rc.MessageID).Scan(&seen); err != nil {
 			return fmt.Errorf("check receipt: %w", err)
 		}
 		if seen > 0 {
@@ -194,7 +222,7 @@ func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, d *dispatch.Deci
 		}
 	}
 	if o := d.Offer; o != nil {
-		res, err := tx.ExecContext(ctx, insertOfferSQL, append(offerArgs(o), o.DriverID)...)
+		res, err := st.offer.ExecContext(ctx, append(offerArgs(o), o.DriverID)...)
 		if err != nil {
 			return fmt.Errorf("insert offer: %w", err)
 		}
@@ -207,8 +235,10 @@ func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, d *dispatch.Deci
 			return err
 		}
 	}
-	if err := insertOutbox(ctx, tx, d.Change.Outbox); err != nil {
-		return err
+	for _, m := range d.Change.Outbox {
+		if _, err := st.outbox.ExecContext(ctx, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
+			return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
+		}
 	}
 	if rc := d.Change.Receipt; rc != nil {
 		if err := recordReceipt(ctx, tx, *rc, time.Now()); err != nil {
