@@ -58,7 +58,7 @@ type environment struct {
 
 func (e environment) env(extra ...string) []string {
 	env := append(os.Environ(), "YOLDA_DATA_DIR="+e.dataDir, "YOLDA_LOG_FORMAT=json",
-		"YOLDA_RATE_LIMIT_USER=0", "YOLDA_RATE_LIMIT_IP=0")
+		"YOLDA_RATE_LIMIT_USER=0", "YOLDA_RATE_LIMIT_IP=0", "YOLDA_OPS_ADDR=127.0.0.1:0")
 	if e.databaseURL != "" {
 		env = append(env, "YOLDA_DATABASE_URL="+e.databaseURL)
 	}

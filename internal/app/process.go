@@ -154,6 +154,7 @@ func (p *process) assemble(ctx context.Context) error {
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
+			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(),
 		},
@@ -197,7 +198,7 @@ func (p *process) wake() {
 }
 
 // services builds every service of the process: each role's, then what
-// every process runs (the HTTP listener for probes and scrapes, pprof).
+// every process runs (the operations listener for probes and scrapes, pprof).
 func (p *process) services() ([]service, error) {
 	var all []service
 	for _, r := range p.roles {
@@ -207,9 +208,8 @@ func (p *process) services() ([]service, error) {
 		}
 		all = append(all, ss...)
 	}
-	if !hasService(all, httpServiceName) {
-		// Worker processes still answer probes and scrapes.
-		all = append(all, httpService(p.cfg, p.api.OpsHandler(), p.requests, p.log))
+	if p.cfg.OpsAddr != "" {
+		all = append(all, opsService(p.cfg, p.api.OpsHandler(), p.log))
 	}
 	if p.cfg.PprofAddr != "" {
 		all = append(all, pprofService(p.cfg.PprofAddr, p.log))

@@ -115,5 +115,5 @@ func printRoles(w io.Writer) {
 	for _, r := range roleTable {
 		fmt.Fprintf(w, "  %-10s %s\n", r.name, r.about)
 	}
-	fmt.Fprintln(w, "Whatever its roles, a process answers /healthz, /readyz and /metrics on --http-addr.")
+	fmt.Fprintln(w, "Whatever its roles, a process answers /metrics, /healthz and /readyz on --ops-addr.")
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -24,8 +23,8 @@ type service struct {
 	run  func(ctx context.Context) error
 }
 
-// httpServiceName is the service that owns the HTTP listener: the api
-// role's, or the probes-only one every other process runs.
+// httpServiceName is the service that owns the API listener: the api
+// role's.
 const httpServiceName = "http"
 
 func hasService(ss []service, name string) bool {
@@ -60,9 +59,9 @@ func runServices(ctx context.Context, ss []service) error {
 // and only then closes intake.
 func httpService(cfg config.Config, h http.Handler, requests *intake.Service, log *slog.Logger) service {
 	return service{name: httpServiceName, run: func(ctx context.Context) error {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		ln, err := listenHTTP(cfg.HTTPAddr, h)
 		if err != nil {
-			return fmt.Errorf("listen: %w", err)
+			return err
 		}
 		srv := &http.Server{
 			Handler:           h,

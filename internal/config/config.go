@@ -21,8 +21,8 @@ import (
 // Config is every setting of a Yolda process. Each field is one setting of
 // settings(), with a flag and an environment variable.
 type Config struct {
-	// HTTPAddr is host:port of the HTTP listener: the API, and the probes
-	// and metrics that every process serves.
+	// HTTPAddr is host:port of the API listener: the API, and the probes
+	// (never the metrics: see OpsAddr).
 	HTTPAddr string
 	// DataDir holds the embedded stores (SQLite file, JetStream store) and
 	// the generated JWT secret. A relative path is relative to the current
@@ -52,6 +52,10 @@ type Config struct {
 	// PprofAddr is where net/http/pprof is served; empty: off. Keep it on
 	// loopback: profiles reveal internals (Warnings says when it is not).
 	PprofAddr string
+	// OpsAddr is the operations listener: /metrics, /healthz, /readyz.
+	// Loopback by default, so that metrics never face the public; empty
+	// turns it off. Every process serves it, whatever its roles.
+	OpsAddr string
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
@@ -75,8 +79,14 @@ type Config struct {
 	// IPBurst is the login burst allowed per client address.
 	IPBurst int
 	// TrustedProxies is comma-separated CIDRs whose X-Forwarded-For is
-	// believed.
+	// believed; they are also spared the per-address connection cap.
 	TrustedProxies string
+	// BodyReadTimeout bounds the reading of one request body (408 past
+	// it), apart from and much tighter than the connection's timeouts.
+	BodyReadTimeout time.Duration
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (0: no cap). Trusted proxies are exempt.
+	MaxConnsPerIP int
 
 	// NATSCredsFile is a credentials file for an external NATS.
 	NATSCredsFile string
@@ -152,6 +162,9 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:8080",
+		OpsAddr:           "127.0.0.1:8081",
+		BodyReadTimeout:   5 * time.Second,
+		MaxConnsPerIP:     64,
 		DataDir:           "./yolda-data",
 		Roles:             "all",
 		LogLevel:          "info",
@@ -214,7 +227,8 @@ type setting struct {
 // that none is missing.
 func (c *Config) settings() []setting {
 	return []setting{
-		{"http-addr", "host:port of the HTTP API, probes and metrics", &c.HTTPAddr, shown},
+		{"http-addr", "host:port of the HTTP API and probes", &c.HTTPAddr, shown},
+		{"ops-addr", "operations listener: /metrics, /healthz, /readyz (keep it off the public network; empty: off)", &c.OpsAddr, shown},
 		{"data-dir", "files of the embedded stores and the generated JWT secret (relative to the current directory)", &c.DataDir, shown},
 		{"database-url", "operational database: empty for SQLite in the data dir, or postgres://...", &c.DatabaseURL, urls},
 		{"nats-url", "broker: empty for embedded JetStream, or nats://host:4222[,nats://...]", &c.NATSURL, urls},
@@ -245,7 +259,9 @@ func (c *Config) settings() []setting {
 		{"rate-limit-user-burst", "burst per authenticated identity", &c.UserBurst, shown},
 		{"rate-limit-ip", "login attempts per second per client address (0: off)", &c.IPRate, shown},
 		{"rate-limit-ip-burst", "login burst per client address", &c.IPBurst, shown},
-		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For", &c.TrustedProxies, shown},
+		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For (and spared the per-address connection cap)", &c.TrustedProxies, shown},
+		{"body-read-timeout", "how long one request body may take to arrive (408 past it)", &c.BodyReadTimeout, shown},
+		{"max-conns-per-ip", "connections one client address may keep open (0: no cap)", &c.MaxConnsPerIP, shown},
 		{"intake-batch-max", "requests committed together at most (1: one transaction each)", &c.IntakeBatchMax, shown},
 		{"intake-writers", "intake transactions in flight at once (0: per engine)", &c.IntakeWriters, shown},
 		{"intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)", &c.IntakeBatchWait, shown},
@@ -361,6 +377,19 @@ func (c *Config) Validate() error {
 		if err := checkAddr(c.PprofAddr); err != nil {
 			bad("pprof-addr %q: %w", c.PprofAddr, err)
 		}
+	}
+	if c.OpsAddr != "" {
+		if err := checkAddr(c.OpsAddr); err != nil {
+			bad("ops-addr %q: %w", c.OpsAddr, err)
+		} else if c.OpsAddr == c.HTTPAddr && !strings.HasSuffix(c.OpsAddr, ":0") {
+			bad("ops-addr must differ from http-addr: metrics stay off the API listener")
+		}
+	}
+	if c.BodyReadTimeout < 100*time.Millisecond || c.BodyReadTimeout > 5*time.Minute {
+		bad("body-read-timeout must be between 100ms and 5m")
+	}
+	if c.MaxConnsPerIP < 0 {
+		bad("max-conns-per-ip must be 0 (no cap) or more")
 	}
 	if c.DataDir == "" {
 		bad("data-dir must not be empty")

@@ -76,6 +76,7 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 			rid = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", rid)
+		setSecurityHeaders(w.Header())
 		ctx := context.WithValue(r.Context(), keyRequestID, rid)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}

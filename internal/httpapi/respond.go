@@ -1,12 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/yolda/yolda/internal/validate"
@@ -29,14 +30,18 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 			return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send the body as Content-Type: application/json (with curl: --json).")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		return decodeProblem(err, maxBytes, nil, nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
+	err = dec.Decode(dst)
 	if errors.Is(err, io.EOF) && allowEmpty {
 		return nil
 	}
 	if err != nil {
-		return decodeProblem(err, maxBytes)
+		return decodeProblem(err, maxBytes, data, dst)
 	}
 	if dec.More() {
 		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
@@ -47,13 +52,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 	return nil
 }
 
-func decodeProblem(err error, maxBytes int64) error {
+// decodeProblem turns a decoding error into a problem; data and dst, when
+// given, let an unknown field be named by its full path.
+func decodeProblem(err error, maxBytes int64, data []byte, dst any) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", fmt.Sprintf("The body may be at most %d bytes.", maxBytes))
+		return tooLarge(maxBytes)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
 	case errors.As(err, &typ):
@@ -63,8 +70,15 @@ func decodeProblem(err error, maxBytes int64) error {
 		}
 		return validate.Errors{{Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return validate.Errors{{Field: name, Message: "is not a known field"}}
+		paths := unknownFields(data, reflect.TypeOf(dst))
+		if len(paths) == 0 {
+			paths = []string{strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)}
+		}
+		var errs validate.Errors
+		for _, p := range paths {
+			errs.Add(p, "is not a known field")
+		}
+		return errs
 	}
 	return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body could not be read as JSON.")
 }

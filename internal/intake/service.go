@@ -264,28 +264,54 @@ func (s *Service) Get(ctx context.Context, who identity.Principal, requestID str
 	if !id.Valid("req", requestID) {
 		return Request{}, ErrNotFound
 	}
-	r, err := s.store.Request(ctx, requestID)
-	if err != nil {
-		return Request{}, err
+	// The caller's scope is part of the query, so that another's request
+	// and a missing one cost the same (one lookup that finds nothing):
+	// timing tells nobody which ids exist.
+	f, ok := scope(who, Filter{ID: requestID, Limit: 1})
+	if !ok {
+		return Request{}, ErrNotFound
 	}
-	if mayRead(who, r) {
-		return r, nil
+	found, err := s.store.Requests(ctx, f)
+	if err != nil {
+		return Request{}, fmt.Errorf("read request: %w", err)
+	}
+	if len(found) > 0 {
+		return found[0], nil
 	}
 	if who.Role == identity.Driver && s.offers != nil {
-		offered, err := s.offers.OfferedTo(ctx, r.ID, who.UserID)
+		// A driver may also read the requests offered to it now. The
+		// check costs the same whether the request exists or not.
+		offered, err := s.offers.OfferedTo(ctx, requestID, who.UserID)
 		if err != nil {
 			return Request{}, fmt.Errorf("read offers: %w", err)
 		}
 		if offered {
-			return r, nil
+			return s.store.Request(ctx, requestID)
 		}
 	}
 	return Request{}, ErrNotFound
 }
 
+// scope narrows f to what who may read (the rule of mayRead, as a
+// filter): staff everything, a customer its own requests, a driver those
+// assigned to it (Get also lets a driver read those offered to it now).
+// No other role reads requests.
+func scope(who identity.Principal, f Filter) (Filter, bool) {
+	switch {
+	case who.Role.Staff():
+	case who.Role == identity.Customer:
+		f.OwnerID = who.UserID
+	case who.Role == identity.Driver:
+		f.DriverID = who.UserID
+	default:
+		return f, false
+	}
+	return f, true
+}
+
 // mayRead is the object-level rule: staff see everything, a customer its
-// own requests, a driver the requests assigned to it (and, in Get, those
-// offered to it now).
+// own requests, a driver the requests assigned to it. scope is the same
+// rule as a filter; keep them together.
 func mayRead(who identity.Principal, r Request) bool {
 	switch {
 	case who.Role.Staff():
@@ -314,13 +340,8 @@ const (
 // customer's filter is narrowed to its own requests, a driver's to those
 // assigned to it, whatever it asked for.
 func (s *Service) List(ctx context.Context, who identity.Principal, f Filter) (Page, error) {
-	switch {
-	case who.Role.Staff():
-	case who.Role == identity.Customer:
-		f.OwnerID = who.UserID
-	case who.Role == identity.Driver:
-		f.DriverID = who.UserID
-	default:
+	f, ok := scope(who, f)
+	if !ok {
 		return Page{}, ErrForbidden
 	}
 	if f.Limit <= 0 {

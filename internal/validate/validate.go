@@ -45,7 +45,7 @@ func (e Errors) Err() error {
 // than newline and tab, at most max characters, and present when required.
 // It returns the value with surrounding space trimmed.
 func (e *Errors) Text(field, value string, required bool, max int) string {
-	v := strings.TrimSpace(value)
+	v := Clean(value)
 	switch {
 	case v == "" && required:
 		e.Add(field, "is required")
@@ -58,6 +58,9 @@ func (e *Errors) Text(field, value string, required bool, max int) string {
 	}
 	return v
 }
+
+// Clean is a text value as Yolda keeps it: without surrounding space.
+func Clean(s string) string { return strings.TrimSpace(s) }
 
 // OneOf checks that value is one of allowed.
 func OneOf[T ~string](e *Errors, field string, value T, allowed []T) {
