@@ -276,7 +276,7 @@ func TestDispatchSurvivesKill9(t *testing.T) {
 
 // offersMade is how many offers a process has made, by its metrics.
 func offersMade(in *instance) float64 {
-	resp, err := http.Get(in.url("/metrics"))
+	resp, err := http.Get(in.opsURL("/metrics"))
 	if err != nil {
 		return 0
 	}

@@ -46,6 +46,8 @@ func TestMain(m *testing.M) {
 type instance struct {
 	cmd  *exec.Cmd
 	addr string
+	// ops is the operations listener's address (metrics).
+	ops  string
 	logs *bytes.Buffer
 	done chan error
 }
@@ -87,7 +89,20 @@ func (e environment) addAccounts(t *testing.T) {
 	}
 }
 
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+var (
+	listening      = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	opsListeningAt = regexp.MustCompile(`"msg":"operations listening","addr":"([^"]+)"`)
+)
+
+// servesAPI reports whether serve's args run the api role.
+func servesAPI(args []string) bool {
+	for i, a := range args {
+		if a == "--roles" && i+1 < len(args) {
+			return args[i+1] == "all" || strings.Contains(","+args[i+1]+",", ",api,")
+		}
+	}
+	return true
+}
 
 func (e environment) start(t *testing.T, args ...string) *instance {
 	t.Helper()
@@ -101,7 +116,10 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 		t.Fatal(err)
 	}
 	in := &instance{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	addrc := make(chan string, 1)
+	// Ready once its listeners listen: the operations one always (the
+	// environment sets YOLDA_OPS_ADDR), the API one with the api role.
+	api := servesAPI(args)
+	addrc, opsc := make(chan string, 1), make(chan string, 1)
 	var mu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -110,14 +128,26 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 			mu.Lock()
 			in.logs.WriteString(sc.Text() + "\n")
 			mu.Unlock()
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+			if m := opsListeningAt.FindStringSubmatch(sc.Text()); m != nil {
+				opsc <- m[1]
+			} else if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- m[1]
 			}
 		}
 		in.done <- cmd.Wait()
 	}()
+	ready := make(chan struct{})
+	go func() {
+		in.ops = <-opsc
+		if api {
+			in.addr = <-addrc
+		} else {
+			in.addr = in.ops
+		}
+		close(ready)
+	}()
 	select {
-	case in.addr = <-addrc:
+	case <-ready:
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("yolda did not start:\n%s", in.logs.String())
@@ -131,6 +161,9 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 }
 
 func (in *instance) url(path string) string { return "http://" + in.addr + path }
+
+// opsURL is a path on the operations listener (metrics).
+func (in *instance) opsURL(path string) string { return "http://" + in.ops + path }
 
 func login(t *testing.T, in *instance, user, password string) string {
 	t.Helper()
