@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/yolda/yolda/internal/intake"
@@ -81,6 +82,7 @@ type OfferClosed struct {
 	Reason    string      `json:"reason,omitempty"`
 }
 
+// offerCreated is the event of a new offer.
 func offerCreated(o Offer, r intake.Request) (outbox.Message, error) {
 	return outbox.New(outbox.EventSubject(EventOfferCreated), EventOfferCreated, o.CreatedAt, o.RequestID, outbox.SystemActor,
 		OfferCreated{
@@ -90,11 +92,12 @@ func offerCreated(o Offer, r intake.Request) (outbox.Message, error) {
 		})
 }
 
+// offerClosed is the event of an offer that close ended.
 func offerClosed(o Offer, actor outbox.Actor, reason string) (outbox.Message, error) {
-	at := time.Now().UTC()
-	if o.DecidedAt != nil {
-		at = *o.DecidedAt
+	if o.DecidedAt == nil {
+		return outbox.Message{}, fmt.Errorf("offer %s closed without a time", o.ID)
 	}
+	at := *o.DecidedAt
 	return outbox.New(outbox.EventSubject(EventOfferClosed), EventOfferClosed, at, o.RequestID, actor,
 		OfferClosed{OfferID: o.ID, RequestID: o.RequestID, DriverID: o.DriverID, Status: o.Status, Round: o.Round, At: at, Reason: reason})
 }
