@@ -2,13 +2,13 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/outbox"
 )
@@ -49,51 +49,45 @@ func (p *process) dispatchServices() ([]service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatch worker: %w", err)
 	}
-	cfg := bus.ConsumerConfig{
-		Stream: bus.StreamJobs, Durable: dispatch.Consumer, FilterSubject: outbox.SubjectDispatchRequest,
-		// A decision takes milliseconds; a stuck one is redelivered soon.
-		AckWait:     10 * time.Second,
-		Concurrency: p.cfg.WorkerConcurrency, MaxAckPending: 100_000,
-		DeadLetter: deadLetterHook(p.deadLetters),
-	}
-	handle := dispatchBatch(worker)
+	cfg, handler := dispatchConsumer(p.cfg, p.deadLetters), dispatchHandler(worker)
 	return []service{
 		{name: "dispatch-consumer", run: func(ctx context.Context) error {
-			return consumeBatch(ctx, p.broker, cfg, handle)
+			return bus.ConsumeBatch(ctx, p.broker, cfg, handler)
 		}},
 		{name: "offer-expirer", run: p.expirer.Run},
 	}, nil
 }
 
-// batchHandler is bus.BatchHandler's shape (see consumeBatch).
-type batchHandler = func(ctx context.Context, ds []bus.Delivery) ([]error, error)
-
-// consumeBatch is the one seam between the dispatch worker and the
-// broker's consumer: until bus.ConsumeBatch is in this build, every
-// delivery is a batch of one.
-func consumeBatch(ctx context.Context, b *bus.Bus, cfg bus.ConsumerConfig, h batchHandler) error {
-	return bus.Consume(ctx, b, cfg, func(ctx context.Context, d bus.Delivery) error {
-		res, err := h(ctx, []bus.Delivery{d})
-		if err != nil {
-			return err
-		}
-		return res[0]
-	})
+// dispatchConsumer is the durable consumer of dispatch jobs: batches of
+// jobs, each batch's offers in one transaction.
+func dispatchConsumer(cfg config.Config, dead *deadletter.Service) bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Stream: bus.StreamJobs, Durable: dispatch.Consumer, FilterSubject: outbox.DispatchRequestFilter,
+		// A decision takes milliseconds; a stuck one is redelivered soon.
+		AckWait:     10 * time.Second,
+		Concurrency: cfg.WorkerConcurrency, BatchMax: cfg.ConsumerBatchMax, BatchWait: cfg.ConsumerBatchWait,
+		// Requests waiting for a free driver sit in the consumer, delayed.
+		MaxAckPending: 100_000,
+		DeadLetter:    deadLetterHook(dead),
+	}
 }
 
-// dispatchBatch turns deliveries of dispatch jobs into the worker's jobs
+// dispatchHandler turns deliveries of dispatch jobs into the worker's jobs
 // and its outcomes into the consumer's: nil acknowledges, a
 // dispatch.RetryError asks for the job again later (not a failure), and a
 // job that cannot be read is a failure (it goes to the dead letters).
-func dispatchBatch(w *dispatch.Worker) batchHandler {
+func dispatchHandler(w *dispatch.Worker) bus.BatchHandler {
 	return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
 		results := make([]error, len(ds))
 		jobs := make([]dispatch.Job, 0, len(ds))
 		at := make([]int, 0, len(ds)) // jobs[k] is ds[at[k]]
 		for i, d := range ds {
-			var env outbox.Envelope
-			if err := json.Unmarshal(d.Data, &env); err != nil || env.RequestID == "" {
-				results[i] = fmt.Errorf("malformed dispatch job %s: %v", d.ID, err)
+			env, err := outbox.Decode(d.Data)
+			if err == nil && env.RequestID == "" {
+				err = fmt.Errorf("%w: no request id", outbox.ErrMalformed)
+			}
+			if err != nil {
+				results[i] = fmt.Errorf("dispatch job %s: %w", d.ID, err)
 				continue
 			}
 			jobs = append(jobs, dispatch.Job{MessageID: env.ID, RequestID: env.RequestID})
@@ -107,8 +101,7 @@ func dispatchBatch(w *dispatch.Worker) batchHandler {
 			return nil, err
 		}
 		for k, e := range out {
-			var retry *dispatch.RetryError
-			if errors.As(e, &retry) {
+			if retry, ok := errors.AsType[*dispatch.RetryError](e); ok {
 				e = fmt.Errorf("%s: %w", retry.Reason, bus.Retry(retry.After))
 			}
 			results[at[k]] = e

@@ -7,12 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/configfile"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
 // insurers is the configured insurers and the rules intake takes from them.
 type insurers struct {
-	clients *insurance.Clients
+	clients *resilient.Clients
 	// known and early are nil when no insurers file is given: every
 	// well-formed insurer code is accepted and dispatch starts at once.
 	known func(code string) bool
@@ -26,13 +28,13 @@ func loadInsurers(file string, env Env, reg prometheus.Registerer, log *slog.Log
 	var cfgs []insurance.Config
 	if file != "" {
 		var err error
-		cfgs, err = insurance.LoadFile(file, env.Getenv)
+		cfgs, err = configfile.LoadFile(file, env.Getenv)
 		if err != nil {
 			return insurers{}, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 	}
-	clients, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
-		insurance.Options{Registerer: reg, Logger: log})
+	clients, err := resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
+		resilient.Options{Registerer: reg, Logger: log})
 	if err != nil {
 		return insurers{}, err
 	}

@@ -132,6 +132,9 @@ func (p *process) assemble(ctx context.Context) error {
 			MaxBatch: p.cfg.IntakeBatchMax, Writers: writers, Linger: p.cfg.IntakeBatchWait, Queue: p.cfg.IntakeQueueLimit,
 			Observe: intakeMetrics.Observe,
 		},
+		// Consumers' updates (insurance outcomes) share transactions the
+		// same way, with as many writers.
+		Updates:             intake.BatchOptions{Writers: writers},
 		Committed:           p.wake,
 		KnownInsurer:        p.insurers.known,
 		DispatchBeforeCover: p.insurers.early,

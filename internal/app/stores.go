@@ -11,7 +11,7 @@ import (
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
-	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
@@ -30,7 +30,7 @@ type operationalStore interface {
 	sweeper.Store
 	deadletter.Store
 	notify.Store
-	insurance.PendingSource
+	checks.PendingSource
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error
 }

@@ -89,6 +89,8 @@ func TestValidate(t *testing.T) {
 		"YOLDA_OUTBOX_RETENTION=1m":                  "outbox-retention",
 		"YOLDA_SWEEP_INTERVAL=0s":                    "sweep-interval",
 		"YOLDA_WORKER_CONCURRENCY=0":                 "worker-concurrency",
+		"YOLDA_CONSUMER_BATCH_MAX=0":                 "consumer-batch-max",
+		"YOLDA_CONSUMER_BATCH_WAIT=2s":               "consumer-batch-wait",
 		"YOLDA_REDIS_URL=memcached://x":              "redis-url",
 		"YOLDA_DRIVER_STALE_AFTER=1s":                "driver-stale-after",
 		"YOLDA_ETA_ROAD_FACTOR=0.5":                  "eta-road-factor",

@@ -397,6 +397,7 @@ func TestAcceptLostToAManualAssignment(t *testing.T) {
 	// offer has not happened yet (a crash in between), and drv accepts.
 	if _, err := h.store.Assign(ctx, dispatch.AssignTarget{RequestID: b.ID, DriverID: drv.UserID},
 		func(x *dispatch.Assigning) (intake.Change, error) {
+			x.Request.Advance(start)
 			x.Request.Assignment = &intake.Assignment{DriverID: x.Driver.ID, AssignedAt: start}
 			return intake.Transition(x.Request, op, intake.StatusAssigned, "", start)
 		}); err != nil {

@@ -39,10 +39,10 @@ func startPipeline(t *testing.T, h *harness, workers, batch int) *pipeline {
 	go func() { // the relay
 		defer p.wg.Done()
 		for ctx.Err() == nil {
-			n, err := h.store.RelayOutbox(ctx, 500, func(ms []outbox.Message) []bool {
-				ok := make([]bool, len(ms))
+			n, err := h.store.RelayOutbox(ctx, 500, time.Minute, func(ms []outbox.Message) []outbox.Publication {
+				ok := make([]outbox.Publication, len(ms))
 				for i := range ms {
-					ok[i] = true
+					ok[i] = outbox.Publication{Stream: "JOBS", StreamSeq: uint64(i + 1)}
 				}
 				for _, j := range jobsIn(t, ms) {
 					p.jobs <- j

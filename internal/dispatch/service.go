@@ -133,15 +133,13 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 // move to assigned.
 func (s *Service) take(a *Assigning, who identity.Principal, eta int, reason string, now time.Time) (intake.Change, error) {
 	r := a.Request
-	prev := r.Assignment
+	if !intake.CanMove(r.Status, intake.StatusAssigned) {
+		return intake.Change{}, fmt.Errorf("assign a request that is %s: %w", r.Status, intake.ErrConflict)
+	}
+	r.Advance(now)
 	r.Assignment = &intake.Assignment{DriverID: a.Driver.ID, DriverName: a.Driver.Name, VehiclePlate: a.Driver.VehiclePlate,
 		AssignedAt: now, ETASeconds: eta}
-	change, err := intake.Transition(r, who, intake.StatusAssigned, reason, now)
-	if err != nil {
-		r.Assignment = prev
-		return intake.Change{}, err
-	}
-	return change, nil
+	return intake.Transition(r, who, intake.StatusAssigned, reason, now)
 }
 
 // release withdraws an offer that can no longer be accepted and commits
@@ -292,11 +290,15 @@ func (s *Service) Progress(ctx context.Context, who identity.Principal, requestI
 	if !id.Valid("req", requestID) {
 		return intake.Request{}, intake.ErrNotFound
 	}
-	now := s.now()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	r, err := s.requests.UpdateRequest(ctx, requestID, func(r *intake.Request) (intake.Change, error) {
 		if r.Assignment == nil || r.Assignment.DriverID != who.UserID {
 			return intake.Change{}, intake.ErrNotFound
 		}
+		if !intake.CanMove(r.Status, to) {
+			return intake.Change{}, fmt.Errorf("report %s on a job that is %s: %w", to, r.Status, intake.ErrConflict)
+		}
+		r.Advance(now)
 		return intake.Transition(r, who, to, "", now)
 	})
 	if err != nil {

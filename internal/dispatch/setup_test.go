@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,10 +202,10 @@ func (h *harness) relay() []outbox.Message {
 	h.t.Helper()
 	var got []outbox.Message
 	for {
-		n, err := h.store.RelayOutbox(context.Background(), 1000, func(ms []outbox.Message) []bool {
-			ok := make([]bool, len(ms))
+		n, err := h.store.RelayOutbox(context.Background(), 1000, time.Minute, func(ms []outbox.Message) []outbox.Publication {
+			ok := make([]outbox.Publication, len(ms))
 			for i := range ms {
-				ok[i] = true
+				ok[i] = outbox.Publication{Stream: "JOBS", StreamSeq: uint64(i + 1)}
 			}
 			got = append(got, ms...)
 			return ok
@@ -226,7 +227,7 @@ func (h *harness) relay() []outbox.Message {
 func jobsIn(t testing.TB, msgs []outbox.Message) []dispatch.Job {
 	var jobs []dispatch.Job
 	for _, m := range msgs {
-		if m.Subject != outbox.SubjectDispatchRequest {
+		if !strings.HasPrefix(m.Subject, outbox.SubjectDispatchRequest+".") {
 			continue
 		}
 		var env outbox.Envelope

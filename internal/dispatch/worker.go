@@ -414,6 +414,7 @@ func (w *Worker) offer(p *plan, now time.Time) (*Decision, error) {
 // unfulfilled is the decision to give up on a request: operators take over.
 func (w *Worker) unfulfilled(j Job, s *Snapshot, reason string, now time.Time) (*Decision, error) {
 	r := s.Request
+	r.Advance(now)
 	change, err := intake.Transition(&r, system, intake.StatusUnfulfilled, reason, now)
 	if err != nil {
 		return nil, err

@@ -130,12 +130,12 @@ func setupDispatch(t *testing.T, engine string) *dispatchFixture {
 func (f *dispatchFixture) dispatchJobs(t *testing.T) {
 	t.Helper()
 	var jobs []dispatch.Job
-	if _, err := f.store.RelayOutbox(context.Background(), 1000, func(ms []outbox.Message) []bool {
-		ok := make([]bool, len(ms))
+	if _, err := f.store.RelayOutbox(context.Background(), 1000, time.Minute, func(ms []outbox.Message) []outbox.Publication {
+		ok := make([]outbox.Publication, len(ms))
 		for i, m := range ms {
-			ok[i] = true
+			ok[i] = outbox.Publication{Stream: "JOBS", StreamSeq: uint64(i + 1)}
 			var env outbox.Envelope
-			if m.Subject == outbox.SubjectDispatchRequest && json.Unmarshal(m.Payload, &env) == nil {
+			if strings.HasPrefix(m.Subject, outbox.SubjectDispatchRequest+".") && json.Unmarshal(m.Payload, &env) == nil {
 				jobs = append(jobs, dispatch.Job{MessageID: env.ID, RequestID: env.RequestID})
 			}
 		}

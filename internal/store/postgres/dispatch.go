@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,12 +17,13 @@ import (
 // The dispatch store: offers, decisions and assignments.
 //
 // Locks, always taken in this order so that no two transactions wait for
-// each other in a circle: a request row (FOR UPDATE; intake's
-// UpdateRequest takes it too), then offer rows, then driver rows. The
-// release trigger of 0005_dispatch.sql runs inside a request's update and
-// so keeps the order. Worker transactions lock many requests (by id) and
-// many drivers (FOR SHARE, by id) and insert offers in driver order, so
-// two of them meet on a driver's unique key in one order only.
+// each other in a circle: request rows (FOR UPDATE, in id order:
+// lockRequests, which intake's updates take too), then offer rows, then
+// driver rows. The withdrawal trigger of the dispatch migration runs
+// inside a request's update and so keeps the order. Worker transactions
+// lock many requests and many drivers (FOR SHARE, in id order) and insert
+// offers in driver order, so two of them meet on a driver's unique key in
+// one order only.
 
 var _ dispatch.Store = (*Store)(nil)
 
@@ -56,6 +56,15 @@ func scanOffer(row rowScanner) (dispatch.Offer, error) {
 	return d.offer(), nil
 }
 
+// onJob is true of the driver whose id is the expression id when it is on
+// an open job: the statuses of requests_one_open_job_per_driver, whose
+// index it uses. A driver's current job is derived from requests (see the
+// fleet migration).
+func onJob(id string) string {
+	return `EXISTS (SELECT 1 FROM requests j WHERE j.driver_id = ` + id + `
+	AND j.status IN ('assigned', 'en_route', 'arrived', 'in_service'))`
+}
+
 // Snapshots implements dispatch.Store: one round trip. The two reads are
 // not one snapshot; CommitDecisions checks what a decision relied on.
 func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.Snapshot, error) {
@@ -67,11 +76,11 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 	b.Queue(`SELECT `+offerColumns+` FROM offers o WHERE o.request_id = ANY($1) ORDER BY o.request_id, o.created_at, o.id`, requestIDs)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
+	var out []dispatch.Snapshot
 	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("read requests: %w", err)
 	}
-	var out []dispatch.Snapshot
 	for rows.Next() {
 		var tl timelineArrays
 		r, err := scanRequest(rows, tl.dest()...)
@@ -92,13 +101,13 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 	for i := range out {
 		byID[out[i].Request.ID] = &out[i]
 	}
-	rows, err = br.Query()
+	offers, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("read offers: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		o, err := scanOffer(rows)
+	defer offers.Close()
+	for offers.Next() {
+		o, err := scanOffer(offers)
 		if err != nil {
 			return nil, fmt.Errorf("scan offer: %w", err)
 		}
@@ -106,19 +115,11 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 			sn.Offers = append(sn.Offers, o)
 		}
 	}
-	if err := rows.Err(); err != nil {
+	if err := offers.Err(); err != nil {
 		return nil, fmt.Errorf("read offers: %w", err)
 	}
 	return out, nil
 }
-
-// onJobCond is true of a driver whose id is the expression ID on an open
-// job: the statuses of requests_one_open_job_per_driver, whose index it
-// uses. A driver's current job is derived from requests (0005_fleet.sql).
-const onJobCond = `EXISTS (SELECT 1 FROM requests j WHERE j.driver_id = ID
-	AND j.status IN ('assigned', 'en_route', 'arrived', 'in_service'))`
-
-func onJob(idExpr string) string { return strings.ReplaceAll(onJobCond, "ID", idExpr) }
 
 // FreeDrivers implements dispatch.Store.
 func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, error) {
@@ -135,13 +136,13 @@ func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, 
 }
 
 // lockDriversSQL takes the drivers of a batch of offers FOR SHARE, in id
-// order (see the lock order above): an assignment of one of them (which
-// locks its driver FOR UPDATE) waits for this transaction, and this one
-// for an assignment in flight. insertOffersSQL, a later statement, then
-// sees whatever the assignments before it committed, and inserts the
-// offers whose driver is online and on no job. A driver holding an open
-// offer, or a request offered to the driver before, hits a unique index:
-// the row is skipped. Rows go in driver order.
+// order: an assignment of one of them (which locks its driver FOR UPDATE)
+// waits for this transaction, and this one for an assignment in flight.
+// insertOffersSQL, a later statement, then sees whatever the assignments
+// before it committed, and inserts the offers whose driver is online and
+// on no job. A driver holding an open offer, or a request offered to the
+// driver before, hits a unique index: the row is skipped. Rows go in
+// driver order.
 const lockDriversSQL = `SELECT user_id FROM drivers WHERE user_id = ANY($1) ORDER BY user_id FOR SHARE`
 
 var insertOffersSQL = `INSERT INTO offers (id, request_id, driver_id, round, eta_seconds, distance_m, status, created_at, expires_at)
@@ -156,7 +157,7 @@ RETURNING id`
 
 // CommitDecisions implements dispatch.Store in one transaction of four
 // round trips: lock the requests and read what the decisions relied on;
-// insert the offers; write the rest; commit.
+// lock the drivers and insert the offers; write the rest; commit.
 func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) error {
 	if len(ds) == 0 {
 		return nil
@@ -172,45 +173,44 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT id, version FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-	// Separate statements, so their snapshot is taken once the locks are
-	// held: they see every offer committed by whoever held a lock before.
-	b.Queue(`SELECT request_id, count(*) FROM offers WHERE request_id = ANY($1) GROUP BY request_id`, ids)
-	b.Queue(`SELECT p.consumer, p.message_id FROM processed_messages p
-		JOIN unnest($1::text[], $2::text[]) AS x(consumer, message_id) ON p.consumer = x.consumer AND p.message_id = x.message_id`,
-		rcConsumer, rcMessage)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	versions := make(map[string]int, len(ids))
+	var locked []intake.Request
 	counts := make(map[string]int, len(ids))
 	seen := map[outbox.Receipt]bool{}
-	err := readAll(br,
-		func(rows pgx.Rows) error {
-			var id string
-			var v int32
-			err := forEach(rows, func() error { versions[id] = int(v); return nil }, &id, &v)
-			return err
+	reads := append(lockRequests(ids, &locked),
+		read{
+			sql:  `SELECT request_id, count(*) FROM offers WHERE request_id = ANY($1) GROUP BY request_id`,
+			args: []any{ids},
+			scan: func(row pgx.CollectableRow) error {
+				var id string
+				var n int64
+				err := row.Scan(&id, &n)
+				counts[id] = int(n)
+				return err
+			},
 		},
-		func(rows pgx.Rows) error {
-			var id string
-			var n int64
-			return forEach(rows, func() error { counts[id] = int(n); return nil }, &id, &n)
-		},
-		func(rows pgx.Rows) error {
-			var rc outbox.Receipt
-			return forEach(rows, func() error { seen[rc] = true; return nil }, &rc.Consumer, &rc.MessageID)
+		read{
+			sql: `SELECT p.consumer, p.message_id FROM processed_messages p
+				JOIN unnest($1::text[], $2::text[]) AS x(consumer, message_id) ON p.consumer = x.consumer AND p.message_id = x.message_id`,
+			args: []any{rcConsumer, rcMessage},
+			scan: func(row pgx.CollectableRow) error {
+				var rc outbox.Receipt
+				err := row.Scan(&rc.Consumer, &rc.MessageID)
+				seen[rc] = true
+				return err
+			},
 		})
+	tx, err := s.beginRead(ctx, reads...)
 	if err != nil {
 		return fmt.Errorf("lock requests: %w", err)
 	}
+	defer rollback(ctx, tx)
+	versions := make(map[string]int, len(locked))
+	for _, r := range locked {
+		versions[r.ID] = r.Version
+	}
 
 	var live []*dispatch.Decision
-	var oID, oReq, oDriver []string
-	var oRound, oETA, oDist []int32
-	var oCreated, oExpires []time.Time
+	var offers offerRows
 	for _, d := range ds {
 		v, ok := versions[d.RequestID]
 		switch {
@@ -221,41 +221,22 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 			d.Err = outbox.ErrAlreadyProcessed
 			continue
 		}
-		// Two decisions for one request (duplicate jobs) cannot both hold:
-		// the first one taken changes what the second relied on.
+		// Two decisions for one request cannot both hold: the first
+		// changes what the second relied on.
 		counts[d.RequestID] = -1
 		live = append(live, d)
-		if o := d.Offer; o != nil {
-			oID, oReq, oDriver = append(oID, o.ID), append(oReq, o.RequestID), append(oDriver, o.DriverID)
-			oRound, oETA, oDist = append(oRound, int32(o.Round)), append(oETA, int32(o.ETASeconds)), append(oDist, int32(o.DistanceM))
-			oCreated, oExpires = append(oCreated, o.CreatedAt), append(oExpires, o.ExpiresAt)
+		if d.Offer != nil {
+			offers.add(d.Offer)
 		}
 	}
 	if len(live) == 0 {
 		return nil // the deferred rollback ends the transaction
 	}
-	if len(oID) > 0 {
-		drivers := slices.Clone(oDriver)
-		slices.Sort(drivers)
-		ob := &pgx.Batch{}
-		ob.Queue(lockDriversSQL, slices.Compact(drivers))
-		ob.Queue(insertOffersSQL, oID, oReq, oDriver, oRound, oETA, oDist, oCreated, oExpires)
-		obr := tx.SendBatch(ctx, ob)
-		_, err := obr.Exec()
-		var inserted []string
-		if err == nil {
-			var rows pgx.Rows
-			if rows, err = obr.Query(); err == nil {
-				inserted, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			}
-		}
-		if cerr := obr.Close(); err == nil {
-			err = cerr
-		}
+	if len(offers.id) > 0 {
+		inserted, err := insertOffers(ctx, tx, &offers)
 		if err != nil {
-			return fmt.Errorf("insert offers: %w", err)
+			return err
 		}
-		slices.Sort(inserted)
 		kept := live[:0]
 		for _, d := range live {
 			if d.Offer != nil {
@@ -268,201 +249,188 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 		}
 		live = kept
 	}
+	if len(live) == 0 {
+		return nil
+	}
 
 	w := &pgx.Batch{}
+	var changes []requestChange
 	var msgs []outbox.Message
 	rcConsumer, rcMessage = rcConsumer[:0], rcMessage[:0]
 	for _, d := range live {
 		if r := d.Request; r != nil {
-			queueDispatched(w, dispatchedSQL, r, d.Version, d.Change.Timeline)
+			changes = append(changes, requestChange{Request: r, Entry: d.Change.Timeline, Outbox: d.Change.Outbox})
+		} else {
+			msgs = append(msgs, d.Change.Outbox...)
 		}
-		msgs = append(msgs, d.Change.Outbox...)
 		if rc := d.Change.Receipt; rc != nil {
 			rcConsumer, rcMessage = append(rcConsumer, rc.Consumer), append(rcMessage, rc.MessageID)
 		}
+	}
+	if len(changes) > 0 {
+		queueRequestChanges(w, changes)
 	}
 	queueOutbox(w, msgs)
 	if len(rcConsumer) > 0 {
 		w.Queue(`INSERT INTO processed_messages (consumer, message_id, processed_at)
 			SELECT consumer, message_id, now() FROM unnest($1::text[], $2::text[]) AS x(consumer, message_id)`, rcConsumer, rcMessage)
 	}
-	if w.Len() > 0 {
-		if err := tx.SendBatch(ctx, w).Close(); err != nil {
+	wr := tx.SendBatch(ctx, w)
+	if len(changes) > 0 {
+		tag, err := wr.Exec()
+		if err == nil && tag.RowsAffected() != int64(len(changes)) {
+			err = intake.ErrVersion // unreachable under the locks
+		}
+		if err != nil {
+			wr.Close()
 			return fmt.Errorf("write decisions: %w", err)
 		}
+	}
+	if err := wr.Close(); err != nil {
+		return fmt.Errorf("write decisions: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if len(msgs) > 0 {
-		s.outboxCommitted()
-	}
+	s.outboxCommitted()
 	return nil
 }
 
-// readAll reads the results of br's queries after its BEGIN, one reader
-// per query, and closes br.
-func readAll(br pgx.BatchResults, readers ...func(pgx.Rows) error) error {
+// offerRows holds offers to insert column by column.
+type offerRows struct {
+	id, request, driver []string
+	round, eta, dist    []int32
+	created, expires    []time.Time
+}
+
+func (a *offerRows) add(o *dispatch.Offer) {
+	a.id, a.request, a.driver = append(a.id, o.ID), append(a.request, o.RequestID), append(a.driver, o.DriverID)
+	a.round, a.eta, a.dist = append(a.round, int32(o.Round)), append(a.eta, int32(o.ETASeconds)), append(a.dist, int32(o.DistanceM))
+	a.created, a.expires = append(a.created, o.CreatedAt), append(a.expires, o.ExpiresAt)
+}
+
+// insertOffers locks the offers' drivers and inserts the offers that still
+// may be made (lockDriversSQL, insertOffersSQL); it returns the ids of
+// those inserted, sorted.
+func insertOffers(ctx context.Context, tx pgx.Tx, a *offerRows) ([]string, error) {
+	drivers := slices.Clone(a.driver)
+	slices.Sort(drivers)
+	b := &pgx.Batch{}
+	b.Queue(lockDriversSQL, slices.Compact(drivers))
+	b.Queue(insertOffersSQL, a.id, a.request, a.driver, a.round, a.eta, a.dist, a.created, a.expires)
+	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("lock drivers: %w", err)
 	}
-	for _, read := range readers {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		if err := read(rows); err != nil {
-			return err
-		}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("insert offers: %w", err)
 	}
-	return br.Close()
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert offers: %w", err)
+	}
+	slices.Sort(inserted)
+	return inserted, nil
 }
 
-// forEach scans every row into dest and calls fn after each.
-func forEach(rows pgx.Rows, fn func() error, dest ...any) error {
-	defer rows.Close()
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
+// endOfferSQL writes an offer's end; only an open offer ends.
+const endOfferSQL = `UPDATE offers SET status = $2, decided_at = $3 WHERE id = $1 AND status = 'open'`
+
+// offerRequest is the request an offer is for.
+func (s *Store) offerRequest(ctx context.Context, offerID string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT request_id FROM offers WHERE id = $1`, offerID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", dispatch.ErrOfferNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read offer: %w", err)
+	}
+	return id, nil
+}
+
+// lockOffer is the read that locks an offer (after its request).
+func lockOffer(offerID string, out **dispatch.Offer) read {
+	return read{
+		sql: `SELECT ` + offerColumns + ` FROM offers o WHERE o.id = $1 FOR UPDATE`, args: []any{offerID},
+		scan: func(row pgx.CollectableRow) error {
+			o, err := scanOffer(row)
+			*out = &o
 			return err
-		}
-		if err := fn(); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// dispatchedSQL writes what dispatch changes of a request: its status, its
-// driver and updated_at, at the version after the one seen.
-const dispatchedSQL = `UPDATE requests SET status = $2, driver_id = $3, driver_name = $4, driver_plate = $5,
-	assigned_at = $6, eta_seconds = $7, updated_at = $8, version = $9 WHERE id = $1 AND version = $10`
-
-const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason) VALUES ($1, $2, $3, $4, $5, $6)`
-
-// queueDispatched queues r's update (dispatchedSQL or assignedSQL) and its timeline
-// entry on b, and sets r's version and timeline as they will be.
-func queueDispatched(b *pgx.Batch, update string, r *intake.Request, seen int, entry *intake.TimelineEntry) {
-	var driverID, driverName, driverPlate *string
-	var assignedAt *time.Time
-	var eta *int32
-	if a := r.Assignment; a != nil {
-		e := int32(a.ETASeconds)
-		driverID, driverName, driverPlate, assignedAt, eta = &a.DriverID, &a.DriverName, &a.VehiclePlate, &a.AssignedAt, &e
-	}
-	b.Queue(update, r.ID, string(r.Status), driverID, driverName, driverPlate, assignedAt, eta, r.UpdatedAt, seen+1, seen)
-	r.Version = seen + 1
-	if entry != nil {
-		b.Queue(insertTimelineSQL, r.ID, len(r.Timeline)+1, string(entry.Status), entry.At, entry.ActorID, entry.Reason)
-		r.Timeline = append(r.Timeline, *entry)
-	}
-}
-
-// lockRequestSQL locks a request, named by its id or, when $1 is null, by
-// an offer ($2). lockTimelineSQL and lockOfferSQL read the rest once the
-// lock is held (separate statements: their snapshot is taken after it).
-var (
-	lockRequestSQL = `SELECT ` + selectRequestColumns + ` FROM requests r
-		WHERE r.id = COALESCE($1, (SELECT request_id FROM offers WHERE id = $2)) FOR UPDATE OF r`
-	lockTimelineSQL = `SELECT array_agg(status ORDER BY seq), array_agg(at ORDER BY seq), array_agg(actor_id ORDER BY seq),
-		array_agg(reason ORDER BY seq) FROM request_timeline
-		WHERE request_id = COALESCE($1, (SELECT request_id FROM offers WHERE id = $2))`
-	lockOfferSQL  = `SELECT ` + offerColumns + ` FROM offers o WHERE o.id = $1 FOR UPDATE`
-	lockDriverSQL = `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
-		WHERE u.role = 'driver' AND u.id = COALESCE($1, (SELECT driver_id FROM offers WHERE id = $2)) FOR UPDATE OF d`
-	// assignedSQL is dispatchedSQL for an assignment: it also requires the
-	// driver ($3) to be on no other open job (0 rows otherwise), which the
-	// driver's lock makes a stable answer.
-	assignedSQL = dispatchedSQL + ` AND NOT ` + onJob("$3")
-)
-
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// Assign implements dispatch.Store: lock and read (one round trip), fn,
-// write (one), commit.
-func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*dispatch.Assigning) (intake.Change, error)) (intake.Request, error) {
-	reqID, offerID, driverID := nullable(t.RequestID), nullable(t.OfferID), nullable(t.DriverID)
-	if offerID != nil {
-		reqID, driverID = nil, nil
-	}
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockRequestSQL, reqID, offerID)
-	b.Queue(lockTimelineSQL, reqID, offerID)
-	if offerID != nil {
-		b.Queue(lockOfferSQL, *offerID)
-	}
-	b.Queue(lockDriverSQL, driverID, offerID)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	a := &dispatch.Assigning{}
-	var r intake.Request
-	var tl timelineArrays
-	foundRequest, foundOffer, foundDriver := false, false, false
-	readers := []func(pgx.Rows) error{
-		func(rows pgx.Rows) error {
-			defer rows.Close()
-			if rows.Next() {
-				var err error
-				if r, err = scanRequest(rows); err != nil {
-					return err
-				}
-				foundRequest = true
-			}
-			return rows.Err()
 		},
-		func(rows pgx.Rows) error { return forEach(rows, func() error { return nil }, tl.dest()...) },
 	}
-	if offerID != nil {
-		readers = append(readers, func(rows pgx.Rows) error {
-			defer rows.Close()
-			if rows.Next() {
-				o, err := scanOffer(rows)
-				if err != nil {
-					return err
-				}
-				a.Offer, foundOffer = &o, true
-			}
-			return rows.Err()
+}
+
+// Assign implements dispatch.Store: lock and read (one round trip, and one
+// more first to find an offer's request), fn, write (one), commit.
+func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*dispatch.Assigning) (intake.Change, error)) (intake.Request, error) {
+	requestID := t.RequestID
+	if t.OfferID != "" {
+		var err error
+		if requestID, err = s.offerRequest(ctx, t.OfferID); err != nil {
+			return intake.Request{}, err
+		}
+	}
+	var locked []intake.Request
+	a := &dispatch.Assigning{}
+	reads := lockRequests([]string{requestID}, &locked)
+	driver := `$1`
+	driverArg := any(t.DriverID)
+	if t.OfferID != "" {
+		reads = append(reads, lockOffer(t.OfferID, &a.Offer))
+		driver, driverArg = `(SELECT driver_id FROM offers WHERE id = $1)`, t.OfferID
+	}
+	found, busy := false, false
+	reads = append(reads,
+		read{
+			sql: `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
+				WHERE u.role = 'driver' AND u.id = ` + driver + ` FOR UPDATE OF d`,
+			args: []any{driverArg},
+			scan: func(row pgx.CollectableRow) error {
+				found = true
+				return row.Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
+			},
+		},
+		// After the driver's lock: sees every assignment committed before.
+		read{
+			sql:  `SELECT ` + onJob(driver) + ` AS busy`,
+			args: []any{driverArg},
+			scan: func(row pgx.CollectableRow) error { return row.Scan(&busy) },
 		})
-	}
-	readers = append(readers, func(rows pgx.Rows) error {
-		return forEach(rows, func() error { foundDriver = true; return nil }, &a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
-	})
-	if err := readAll(br, readers...); err != nil {
+	tx, err := s.beginRead(ctx, reads...)
+	if err != nil {
 		return intake.Request{}, fmt.Errorf("lock request: %w", err)
 	}
+	defer rollback(ctx, tx)
 	switch {
-	case offerID != nil && !foundOffer:
-		return intake.Request{}, dispatch.ErrOfferNotFound
-	case !foundRequest:
+	case len(locked) == 0:
 		return intake.Request{}, intake.ErrNotFound
-	case !foundDriver:
+	case t.OfferID != "" && a.Offer == nil:
+		return intake.Request{}, dispatch.ErrOfferNotFound
+	case !found:
 		return intake.Request{}, dispatch.ErrUnknownDriver
 	}
-	if err := tl.fill(&r); err != nil {
-		return intake.Request{}, err
-	}
+	r := locked[0]
 	a.Request = &r
-	seen := r.Version
+	before := r.Version
 	change, err := fn(a)
 	if err != nil {
 		return intake.Request{}, err
 	}
+	if busy {
+		return intake.Request{}, dispatch.ErrDriverBusy
+	}
+	if r.Version != before+1 {
+		return intake.Request{}, fmt.Errorf("assign %s: version %d after %d: %w", r.ID, r.Version, before, intake.ErrVersion)
+	}
 
 	w := &pgx.Batch{}
 	if a.Offer != nil {
-		w.Queue(`UPDATE offers SET status = $2, decided_at = $3 WHERE id = $1 AND status = 'open'`, a.Offer.ID, string(a.Offer.Status), a.Offer.DecidedAt)
+		w.Queue(endOfferSQL, a.Offer.ID, string(a.Offer.Status), a.Offer.DecidedAt)
 	}
-	queueDispatched(w, assignedSQL, &r, seen, change.Timeline)
-	queueOutbox(w, change.Outbox)
+	queueRequestChanges(w, []requestChange{{Request: &r, Entry: change.Timeline, Outbox: change.Outbox}})
 	wr := tx.SendBatch(ctx, w)
 	err = func() error {
 		defer wr.Close()
@@ -479,10 +447,8 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			// The version cannot have moved under the request's lock: the
-			// driver is on another job.
-			return dispatch.ErrDriverBusy
+		if tag.RowsAffected() != 1 {
+			return intake.ErrVersion // unreachable under the lock
 		}
 		return wr.Close()
 	}()
@@ -491,13 +457,13 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 		return intake.Request{}, dispatch.ErrDriverBusy
 	case isUniqueViolation(err, "offers_one_accepted_per_request"):
 		return intake.Request{}, dispatch.ErrOfferClosed
-	case errors.Is(err, dispatch.ErrOfferClosed), errors.Is(err, dispatch.ErrDriverBusy), errors.Is(err, dispatch.ErrStale):
+	case errors.Is(err, dispatch.ErrOfferClosed):
 		return intake.Request{}, err
 	case err != nil:
-		return intake.Request{}, fmt.Errorf("assign: %w", err)
+		return intake.Request{}, fmt.Errorf("assign %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		if isUniqueViolation(err, "") {
+		if isUniqueViolation(err, "requests_one_open_job_per_driver") {
 			return intake.Request{}, dispatch.ErrDriverBusy
 		}
 		return intake.Request{}, fmt.Errorf("commit: %w", err)
@@ -510,51 +476,26 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 
 // CloseOffer implements dispatch.Store.
 func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) (dispatch.Offer, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockRequestSQL, nil, offerID)
-	b.Queue(lockOfferSQL, offerID)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var r intake.Request
-	var o dispatch.Offer
-	foundRequest, foundOffer := false, false
-	err := readAll(br,
-		func(rows pgx.Rows) error {
-			defer rows.Close()
-			if rows.Next() {
-				var err error
-				if r, err = scanRequest(rows); err != nil {
-					return err
-				}
-				foundRequest = true
-			}
-			return rows.Err()
-		},
-		func(rows pgx.Rows) error {
-			defer rows.Close()
-			if rows.Next() {
-				var err error
-				if o, err = scanOffer(rows); err != nil {
-					return err
-				}
-				foundOffer = true
-			}
-			return rows.Err()
-		})
+	requestID, err := s.offerRequest(ctx, offerID)
+	if err != nil {
+		return dispatch.Offer{}, err
+	}
+	var locked []intake.Request
+	var o *dispatch.Offer
+	tx, err := s.beginRead(ctx, append(lockRequests([]string{requestID}, &locked), lockOffer(offerID, &o))...)
 	if err != nil {
 		return dispatch.Offer{}, fmt.Errorf("lock offer: %w", err)
 	}
-	if !foundOffer || !foundRequest {
+	defer rollback(ctx, tx)
+	if len(locked) == 0 || o == nil {
 		return dispatch.Offer{}, dispatch.ErrOfferNotFound
 	}
-	msgs, err := fn(&o, &r)
+	msgs, err := fn(o, &locked[0])
 	if err != nil {
 		return dispatch.Offer{}, err
 	}
 	w := &pgx.Batch{}
-	w.Queue(`UPDATE offers SET status = $2, decided_at = $3 WHERE id = $1 AND status = 'open'`, o.ID, string(o.Status), o.DecidedAt)
+	w.Queue(endOfferSQL, o.ID, string(o.Status), o.DecidedAt)
 	queueOutbox(w, msgs)
 	wr := tx.SendBatch(ctx, w)
 	tag, err := wr.Exec()
@@ -573,7 +514,7 @@ func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispa
 	if len(msgs) > 0 {
 		s.outboxCommitted()
 	}
-	return o, nil
+	return *o, nil
 }
 
 // ExpireOffers implements dispatch.Store. The offers are locked FOR UPDATE
@@ -581,30 +522,26 @@ func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispa
 // offer being accepted right now is left to its accept. Requests are read,
 // not locked: an expiry never waits for a request's writer.
 func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) ([]dispatch.Offer, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+selectRequestColumns+`, `+offerColumns+` FROM offers o JOIN requests r ON r.id = o.request_id
-		WHERE o.status = 'open' AND o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED`, now, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	var due []dispatch.Offer
 	var reqs []intake.Request
-	err := readAll(br, func(rows pgx.Rows) error {
-		defer rows.Close()
-		for rows.Next() {
+	tx, err := s.beginRead(ctx, read{
+		sql: `SELECT ` + selectRequestColumns + `, ` + offerColumns + ` FROM offers o JOIN requests r ON r.id = o.request_id
+			WHERE o.status = 'open' AND o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED`,
+		args: []any{now, limit},
+		scan: func(row pgx.CollectableRow) error {
 			var od offerDest
-			r, err := scanRequest(rows, od.dest()...)
+			r, err := scanRequest(row, od.dest()...)
 			if err != nil {
 				return err
 			}
 			due, reqs = append(due, od.offer()), append(reqs, r)
-		}
-		return rows.Err()
+			return nil
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find expired offers: %w", err)
 	}
+	defer rollback(ctx, tx)
 	if len(due) == 0 {
 		return nil, nil
 	}
@@ -644,17 +581,20 @@ func (s *Store) OpenOffers(ctx context.Context, driverID string, now time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("read offers: %w", err)
 	}
+	defer rows.Close()
 	out := []dispatch.OfferView{}
-	var v dispatch.OfferView
-	var service string
-	var dist, eta int32
-	err = forEach(rows, func() error {
+	for rows.Next() {
+		var v dispatch.OfferView
+		var service string
+		var dist, eta int32
+		if err := rows.Scan(&v.OfferID, &v.RequestID, &service, &v.Location.Lat, &v.Location.Lng, &v.Location.Address,
+			&v.Location.Province, &v.Location.District, &dist, &eta, &v.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("scan offer: %w", err)
+		}
 		v.ServiceType, v.DistanceM, v.ETASeconds, v.ExpiresAt = intake.ServiceType(service), int(dist), int(eta), utc(v.ExpiresAt)
 		out = append(out, v)
-		return nil
-	}, &v.OfferID, &v.RequestID, &service, &v.Location.Lat, &v.Location.Lng, &v.Location.Address,
-		&v.Location.Province, &v.Location.District, &dist, &eta, &v.ExpiresAt)
-	if err != nil {
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read offers: %w", err)
 	}
 	return out, nil

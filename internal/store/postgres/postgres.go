@@ -25,6 +25,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,6 +175,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// rowError wraps err with intake.ErrRowRejected when a row caused it: an
+// integrity constraint it violates (class 23) or a value the column
+// refuses (class 22). Everything else (a timeout, a lost connection, a
+// server shutting down) is the database's.
+func rowError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "22")) {
+		return fmt.Errorf("%w: %w", intake.ErrRowRejected, err)
+	}
+	return err
 }
 
 // isUniqueViolation reports whether err is a unique violation of the named

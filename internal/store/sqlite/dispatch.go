@@ -55,57 +55,37 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 	if len(requestIDs) == 0 {
 		return nil, nil
 	}
-	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests WHERE id IN (`+marks(len(requestIDs))+`)`, anyArgs(requestIDs)...)
-	if err != nil {
-		return nil, fmt.Errorf("read requests: %w", err)
-	}
 	var out []dispatch.Snapshot
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("scan request: %w", err)
+	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
+		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks(len(requestIDs))+`)`, anyArgs(requestIDs)...)
+		if err != nil || len(reqs) == 0 {
+			return err
 		}
-		out = append(out, dispatch.Snapshot{Request: r})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read requests: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	ptrs := make([]*intake.Request, len(out))
-	byID := make(map[string]*dispatch.Snapshot, len(out))
-	for i := range out {
-		ptrs[i] = &out[i].Request
-		byID[out[i].Request.ID] = &out[i]
-	}
-	if err := s.loadTimelines(ctx, tx, ptrs); err != nil {
-		return nil, err
-	}
-	rows, err = tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE request_id IN (`+marks(len(requestIDs))+`)
-		ORDER BY request_id, created_at, id`, anyArgs(requestIDs)...)
+		out = make([]dispatch.Snapshot, len(reqs))
+		byID := make(map[string]*dispatch.Snapshot, len(reqs))
+		for i, r := range reqs {
+			out[i].Request = r
+			byID[r.ID] = &out[i]
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE request_id IN (`+marks(len(requestIDs))+`)
+			ORDER BY request_id, created_at, id`, anyArgs(requestIDs)...)
+		if err != nil {
+			return fmt.Errorf("read offers: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o, err := scanOffer(rows)
+			if err != nil {
+				return fmt.Errorf("scan offer: %w", err)
+			}
+			if sn := byID[o.RequestID]; sn != nil {
+				sn.Offers = append(sn.Offers, o)
+			}
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read offers: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		o, err := scanOffer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan offer: %w", err)
-		}
-		if sn := byID[o.RequestID]; sn != nil {
-			sn.Offers = append(sn.Offers, o)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read offers: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -231,14 +211,15 @@ func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, st *decisionStmt
 		}
 	}
 	if r := d.Request; r != nil {
-		if err := writeDispatched(ctx, tx, r, d.Version, d.Change.Timeline); err != nil {
+		if r.Version != d.Version+1 {
+			return fmt.Errorf("decision for %s: version %d after %d: %w", r.ID, r.Version, d.Version, intake.ErrVersion)
+		}
+		// writeChange writes the outbox rows too.
+		if err := writeChange(ctx, tx, r, d.Version, d.Change); err != nil {
 			return err
 		}
-	}
-	for _, m := range d.Change.Outbox {
-		if _, err := st.outbox.ExecContext(ctx, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
-			return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
-		}
+	} else if err := writeOutbox(ctx, st.outbox, d.Change.Outbox); err != nil {
+		return err
 	}
 	if rc := d.Change.Receipt; rc != nil {
 		if err := recordReceipt(ctx, tx, *rc, time.Now()); err != nil {
@@ -248,55 +229,26 @@ func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, st *decisionStmt
 	return nil
 }
 
-// writeDispatched writes what dispatch changes of a request (its status,
-// its driver, updated_at) at version seen+1, and appends its timeline
-// entry. A driver already on an open request is ErrDriverBusy (the
-// database's one-open-job-per-driver index).
-func writeDispatched(ctx context.Context, tx *sql.Tx, r *intake.Request, seen int, entry *intake.TimelineEntry) error {
-	var driverID, driverName, driverPlate sql.NullString
-	var assignedAt, eta sql.NullInt64
-	if a := r.Assignment; a != nil {
-		driverID, driverName, driverPlate = nullString(&a.DriverID), nullString(&a.DriverName), nullString(&a.VehiclePlate)
-		assignedAt = nullMicros(&a.AssignedAt)
-		eta = sql.NullInt64{Int64: int64(a.ETASeconds), Valid: true}
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?, driver_id = ?, driver_name = ?, driver_plate = ?,
-		assigned_at = ?, eta_seconds = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
-		string(r.Status), driverID, driverName, driverPlate, assignedAt, eta, toMicros(r.UpdatedAt), seen+1, r.ID, seen)
-	if err != nil {
-		if strings.Contains(err.Error(), "requests.driver_id") {
-			return dispatch.ErrDriverBusy
+// writeOutbox inserts msgs with the prepared insertOutboxSQL.
+func writeOutbox(ctx context.Context, stmt *sql.Stmt, msgs []outbox.Message) error {
+	for _, m := range msgs {
+		if _, err := stmt.ExecContext(ctx, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
+			return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
 		}
-		return fmt.Errorf("update request %s: %w", r.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return dispatch.ErrStale
-	}
-	r.Version = seen + 1
-	if entry != nil {
-		if err := insertTimeline(ctx, tx, r.ID, len(r.Timeline)+1, *entry); err != nil {
-			return err
-		}
-		r.Timeline = append(r.Timeline, *entry)
 	}
 	return nil
 }
 
-// readRequest reads one request in tx, with its timeline if asked.
-func (s *Store) readRequest(ctx context.Context, tx *sql.Tx, id string, timeline bool) (intake.Request, error) {
-	r, err := scanRequest(tx.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+// readRequest reads one request in tx, with its timeline.
+func readRequest(ctx context.Context, tx *sql.Tx, id string) (intake.Request, error) {
+	found, err := readRequests(ctx, tx, `WHERE id = ?`, id)
+	if err != nil {
+		return intake.Request{}, err
+	}
+	if len(found) == 0 {
 		return intake.Request{}, intake.ErrNotFound
 	}
-	if err != nil {
-		return intake.Request{}, fmt.Errorf("read request: %w", err)
-	}
-	if timeline {
-		if err := s.loadTimelines(ctx, tx, []*intake.Request{&r}); err != nil {
-			return intake.Request{}, err
-		}
-	}
-	return r, nil
+	return found[0], nil
 }
 
 func readOffer(ctx context.Context, tx *sql.Tx, offerID string) (dispatch.Offer, error) {
@@ -337,7 +289,7 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 			a.Offer = &o
 			requestID, driverID = o.RequestID, o.DriverID
 		}
-		r, err := s.readRequest(ctx, tx, requestID, true)
+		r, err := readRequest(ctx, tx, requestID)
 		if err != nil {
 			return err
 		}
@@ -367,10 +319,13 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 		if busy {
 			return dispatch.ErrDriverBusy
 		}
-		if err := writeDispatched(ctx, tx, &r, seen, change.Timeline); err != nil {
-			return err
+		if r.Version != seen+1 {
+			return fmt.Errorf("assign %s: version %d after %d: %w", r.ID, r.Version, seen, intake.ErrVersion)
 		}
-		if err := insertOutbox(ctx, tx, change.Outbox); err != nil {
+		if err := writeChange(ctx, tx, &r, seen, change); err != nil {
+			if strings.Contains(err.Error(), "requests.driver_id") {
+				return dispatch.ErrDriverBusy // the one-open-job-per-driver index
+			}
 			return err
 		}
 		out = r
@@ -387,7 +342,7 @@ func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispa
 		if err != nil {
 			return err
 		}
-		r, err := s.readRequest(ctx, tx, o.RequestID, false)
+		r, err := readRequest(ctx, tx, o.RequestID)
 		if err != nil {
 			return err
 		}
@@ -431,7 +386,7 @@ func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn f
 			return fmt.Errorf("find expired offers: %w", err)
 		}
 		for _, o := range due {
-			r, err := s.readRequest(ctx, tx, o.RequestID, false)
+			r, err := readRequest(ctx, tx, o.RequestID)
 			if err != nil {
 				return err
 			}

@@ -136,6 +136,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
+// cleanupTimeout bounds the work done after the caller's context may have
+// ended (recording what the broker confirmed): it must never wait for ever.
+const cleanupTimeout = 5 * time.Second
+
 func toMicros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,10 +139,11 @@ func (f *dispatchFixture) free(t *testing.T) []string {
 	return free
 }
 
+// countSubject counts msgs on subject or under it.
 func countSubject(msgs []outbox.Message, subject string) int {
 	n := 0
 	for _, m := range msgs {
-		if m.Subject == subject {
+		if m.Subject == subject || strings.HasPrefix(m.Subject, subject+".") {
 			n++
 		}
 	}
@@ -229,6 +231,7 @@ func testDecisions(t *testing.T, s DispatchStore) {
 
 	// Unfulfilled: the request's own change, with its timeline entry.
 	r := reqs[1]
+	r.Advance(at)
 	change, err := intake.Transition(&r, identity.Principal{UserID: "system", Role: identity.Operator}, intake.StatusUnfulfilled, "no driver", at)
 	if err != nil {
 		t.Fatal(err)
@@ -300,6 +303,7 @@ func accept(at time.Time) func(a *dispatch.Assigning) (intake.Change, error) {
 			}
 			a.Offer.Status, a.Offer.DecidedAt = dispatch.OfferAccepted, &at
 		}
+		a.Request.Advance(at)
 		a.Request.Assignment = &intake.Assignment{DriverID: a.Driver.ID, DriverName: a.Driver.Name,
 			VehiclePlate: a.Driver.VehiclePlate, AssignedAt: at, ETASeconds: 300}
 		return intake.Transition(a.Request, identity.Principal{UserID: a.Driver.ID, Role: identity.Driver}, intake.StatusAssigned, "", at)
@@ -383,6 +387,7 @@ func testAssign(t *testing.T, s DispatchStore) {
 
 	// Completion frees the driver: its job is derived from the request.
 	r, err := s.UpdateRequest(ctx, reqs[0].ID, func(r *intake.Request) (intake.Change, error) {
+		r.Advance(at) // one change, several steps: only the last is recorded
 		for _, st := range []intake.Status{intake.StatusEnRoute, intake.StatusArrived, intake.StatusInService} {
 			if _, err := intake.Transition(r, identity.Principal{UserID: d0.ID, Role: identity.Driver}, st, "", at); err != nil {
 				return intake.Change{}, err
@@ -409,6 +414,7 @@ func testWithdrawTrigger(t *testing.T, s DispatchStore) {
 	// offers: the database withdraws the offer in the same transaction.
 	cancelAt := at.Add(5 * time.Second)
 	if _, err := s.UpdateRequest(ctx, reqs[0].ID, func(r *intake.Request) (intake.Change, error) {
+		r.Advance(cancelAt)
 		return intake.Transition(r, identity.Principal{UserID: f.customer.ID, Role: identity.Customer}, intake.StatusCancelled, "", cancelAt)
 	}); err != nil {
 		t.Fatal(err)

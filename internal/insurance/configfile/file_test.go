@@ -1,4 +1,4 @@
-package insurance_test
+package configfile_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/configfile"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -23,7 +24,7 @@ func env(vars map[string]string) func(string) string {
 
 func TestParseDefaults(t *testing.T) {
 	t.Parallel()
-	cfgs, err := insurance.Parse([]byte(`
+	cfgs, err := configfile.Parse([]byte(`
 insurers:
   - code: anadolu
     base_url: http://127.0.0.1:9100
@@ -65,7 +66,7 @@ insurers:
     base_url: http://127.0.0.1:9100
     auth: {header: X-Api-Key, value_env: ANADOLU_KEY}
 `
-	cfgs, err := insurance.Parse([]byte(file), env(map[string]string{"AXA_TOKEN": "tok-axa", "ANADOLU_KEY": "key-anadolu"}))
+	cfgs, err := configfile.Parse([]byte(file), env(map[string]string{"AXA_TOKEN": "tok-axa", "ANADOLU_KEY": "key-anadolu"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ insurers:
 
 	// JSON is valid YAML.
 	js := `{"insurers": [{"code": "anadolu", "base_url": "http://127.0.0.1:9100", "timeout": "3s", "verify_before_dispatch": true}]}`
-	cfgs, err = insurance.Parse([]byte(js), env(nil))
+	cfgs, err = configfile.Parse([]byte(js), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ insurers:
 func TestParseEmpty(t *testing.T) {
 	t.Parallel()
 	for _, file := range []string{"", "# nothing yet\n", "insurers: []\n", "{}"} {
-		cfgs, err := insurance.Parse([]byte(file), env(nil))
+		cfgs, err := configfile.Parse([]byte(file), env(nil))
 		if err != nil || len(cfgs) != 0 {
 			t.Errorf("Parse(%q) = %v, %v; want no insurers", file, cfgs, err)
 		}
@@ -163,7 +164,7 @@ func TestParseErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			file := "insurers:\n  - " + tt.insurer + "\n"
-			_, err := insurance.Parse([]byte(file), getenv)
+			_, err := configfile.Parse([]byte(file), getenv)
 			if err == nil {
 				t.Fatalf("Parse accepted:\n%s", file)
 			}
@@ -180,7 +181,7 @@ func TestParseErrors(t *testing.T) {
 
 	t.Run("unknown top-level field", func(t *testing.T) {
 		t.Parallel()
-		_, err := insurance.Parse([]byte("insurer:\n  - code: ok\n"), env(nil))
+		_, err := configfile.Parse([]byte("insurer:\n  - code: ok\n"), env(nil))
 		if err == nil || !strings.Contains(err.Error(), "field insurer not found in the file's top level") {
 			t.Errorf("err = %v", err)
 		}
@@ -188,7 +189,7 @@ func TestParseErrors(t *testing.T) {
 	t.Run("duplicate code", func(t *testing.T) {
 		t.Parallel()
 		file := "insurers:\n  - {code: a, base_url: 'http://x'}\n  - {code: b, base_url: 'http://x'}\n  - {code: a, base_url: 'http://y'}\n"
-		_, err := insurance.Parse([]byte(file), env(nil))
+		_, err := configfile.Parse([]byte(file), env(nil))
 		if err == nil || !strings.Contains(err.Error(), `insurers[2] (a): code: "a" is already used by insurers[0]`) {
 			t.Errorf("err = %v", err)
 		}
@@ -196,14 +197,14 @@ func TestParseErrors(t *testing.T) {
 	t.Run("every insurer reported", func(t *testing.T) {
 		t.Parallel()
 		file := "insurers:\n  - {code: a, base_url: 'http://x', bulkhead: 0}\n  - {code: b, base_url: 'http://x', timeout: 1h}\n"
-		_, err := insurance.Parse([]byte(file), env(nil))
+		_, err := configfile.Parse([]byte(file), env(nil))
 		if err == nil || !strings.Contains(err.Error(), "insurers[0] (a): bulkhead") || !strings.Contains(err.Error(), "insurers[1] (b): timeout") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("two documents", func(t *testing.T) {
 		t.Parallel()
-		if _, err := insurance.Parse([]byte("insurers: []\n---\ninsurers: []\n"), env(nil)); err == nil {
+		if _, err := configfile.Parse([]byte("insurers: []\n---\ninsurers: []\n"), env(nil)); err == nil {
 			t.Error("Parse accepted two YAML documents")
 		}
 	})
@@ -213,7 +214,7 @@ func TestParseErrors(t *testing.T) {
 func TestSecretNeverPrinted(t *testing.T) {
 	t.Parallel()
 	const secret = "hunter2-s3cret"
-	cfgs, err := insurance.Parse([]byte(`
+	cfgs, err := configfile.Parse([]byte(`
 insurers:
   - code: anadolu
     base_url: http://127.0.0.1:9100
@@ -250,15 +251,15 @@ func TestLoadFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("insurers:\n  - {code: a, base_url: 'http://x', bulkhead: 0}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := insurance.LoadFile(path, nil)
+	_, err := configfile.LoadFile(path, nil)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "bulkhead") {
 		t.Errorf("LoadFile(bad) = %v, want an error naming the file and the field", err)
 	}
-	if _, err := insurance.LoadFile(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
+	if _, err := configfile.LoadFile(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
 		t.Error("LoadFile(missing) = nil error")
 	}
 	os.WriteFile(path, []byte("insurers:\n  - {code: a, base_url: 'http://x'}\n"), 0o600)
-	cfgs, err := insurance.LoadFile(path, nil)
+	cfgs, err := configfile.LoadFile(path, nil)
 	if err != nil || len(cfgs) != 1 || cfgs[0].Code != "a" {
 		t.Errorf("LoadFile = %v, %v", cfgs, err)
 	}

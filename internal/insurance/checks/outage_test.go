@@ -1,8 +1,9 @@
-package insurance_test
+package checks_test
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/insurance/mockinsurer"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
@@ -52,7 +55,7 @@ func startPlatform(t *testing.T, insurers map[string]bool, mockBehaviour map[str
 		cfgs = append(cfgs, c)
 		t.Cleanup(func() { mock.Close(); srv.Close() })
 	}
-	clients, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})}, insurance.Options{})
+	clients, err := resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})}, resilient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,13 +73,12 @@ func startPlatform(t *testing.T, insurers map[string]bool, mockBehaviour map[str
 	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
 	u, _ := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
 	p.customer = identity.Principal{UserID: u.ID, Role: u.Role}
-	worker := insurance.NewWorker(clients, p.intake, nil, nil)
+	worker := checks.NewWorker(clients, p.intake, nil, nil)
 	var wg sync.WaitGroup
 	run := func(f func() error) { wg.Add(1); go func() { defer wg.Done(); _ = f() }() }
 	run(func() error { return rel.Run(ctx) })
 	for _, c := range cfgs {
-		cc := insurance.ConsumerConfig(c)
-		run(func() error { return bus.Consume(ctx, b, cc, worker.Handle) })
+		run(func() error { return consume(ctx, b, c, worker) })
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -127,13 +129,16 @@ func (p *platform) settled(t *testing.T, ids []string) (n int, byStatus map[inta
 // over every outbox row, sent or not.
 func (p *platform) checksPerRequest(t *testing.T) map[string]int {
 	t.Helper()
-	msgs, err := p.store.OutboxSentSince(context.Background(), time.Time{}, 0, 1_000_000)
+	published, err := p.store.OutboxPublishedAfter(context.Background(), bus.StreamEvents, time.Time{}, 0, 1_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending, _ := p.store.PendingOutbox(context.Background(), 1_000_000)
+	msgs, _ := p.store.PendingOutbox(context.Background(), 1_000_000)
+	for _, m := range published {
+		msgs = append(msgs, m.Message)
+	}
 	out := map[string]int{}
-	for _, m := range append(msgs, pending...) {
+	for _, m := range msgs {
 		if m.Subject != outbox.EventSubject(intake.EventRequestInsuranceCheck) {
 			continue
 		}
@@ -211,6 +216,7 @@ func TestPatienceEndsInManualReview(t *testing.T) {
 	for _, id := range ids {
 		if _, err := p.store.UpdateRequest(context.Background(), id, func(r *intake.Request) (intake.Change, error) {
 			r.CreatedAt = r.CreatedAt.Add(-2 * time.Minute)
+			r.Version++
 			return intake.Change{}, nil
 		}); err != nil {
 			t.Fatal(err)
@@ -223,4 +229,20 @@ func TestPatienceEndsInManualReview(t *testing.T) {
 			t.Errorf("%s: %s / %s", id, r.Status, r.Insurance.Status)
 		}
 	}
+}
+
+// consume runs the worker on one insurer's checks as internal/app does:
+// a RetryAfter is a delayed redelivery.
+func consume(ctx context.Context, b *bus.Bus, c insurance.Config, w *checks.Worker) error {
+	return bus.Consume(ctx, b, bus.ConsumerConfig{
+		Stream: bus.StreamJobs, Durable: checks.ConsumerPrefix + c.Code, FilterSubject: outbox.InsuranceVerifyFilter(c.Code),
+		AckWait: c.CheckBudget(), Concurrency: c.Bulkhead, MaxAckPending: 100_000,
+	}, func(ctx context.Context, d bus.Delivery) error {
+		err := w.Handle(ctx, d.Data, d.NumDelivered)
+		var later *checks.RetryAfter
+		if errors.As(err, &later) {
+			return fmt.Errorf("%w: %w", err, bus.Retry(later.Delay))
+		}
+		return err
+	})
 }

@@ -1,4 +1,4 @@
-package insurance_test
+package resilient_test
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/configfile"
 	"github.com/yolda/yolda/internal/insurance/mockinsurer"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
@@ -22,7 +24,7 @@ func TestMockInsurerOutageAndRecovery(t *testing.T) {
 	srv := httptest.NewServer(mock)
 	t.Cleanup(func() { mock.Close(); srv.Close() })
 
-	cfgs, err := insurance.Parse([]byte(`
+	cfgs, err := configfile.Parse([]byte(`
 insurers:
   - code: anadolu
     base_url: `+srv.URL+`
@@ -34,8 +36,9 @@ insurers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
-		insurance.Options{Registerer: prometheus.NewRegistry()})
+	clock := newFakeClock()
+	set, err := resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
+		resilient.Options{Registerer: prometheus.NewRegistry(), Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +83,7 @@ insurers:
 	if got := c.Health().Breaker; got != "open" {
 		t.Fatalf("breaker %s after the outage, want open", got)
 	}
-	opened, before := time.Now(), mock.Stats().Calls
+	before = mock.Stats().Calls
 	for range 10 {
 		if _, err := verify("POL-1"); !errors.Is(err, insurance.ErrUnavailable) {
 			t.Fatalf("err = %v, want unavailable", err)
@@ -92,7 +95,7 @@ insurers:
 
 	// Recovery: after open_for one probe, and the breaker closes.
 	mock.Set(mockinsurer.Behaviour{Bearer: "tok"})
-	time.Sleep(time.Until(opened.Add(270 * time.Millisecond)))
+	clock.Advance(250 * time.Millisecond) // open_for
 	if v, err := verify("POL-1"); err != nil || !v.Covered {
 		t.Fatalf("probe: %+v, %v", v, err)
 	}
@@ -102,4 +105,8 @@ insurers:
 	if got := mock.Stats().Rejected; got != 0 {
 		t.Errorf("the mock rejected %d calls: credentials not sent?", got)
 	}
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
 }

@@ -1,4 +1,4 @@
-package insurance
+package resilient
 
 import (
 	"sync"

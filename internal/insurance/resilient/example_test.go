@@ -1,4 +1,4 @@
-package insurance_test
+package resilient_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/configfile"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
@@ -30,14 +32,14 @@ insurers:
     auth: {header: Authorization, scheme: Bearer, value_env: ANADOLU_TOKEN}
 `)
 	getenv := func(name string) string { return map[string]string{"ANADOLU_TOKEN": "s3cret"}[name] }
-	cfgs, err := insurance.Parse(file, getenv) // LoadFile(os.Getenv("YOLDA_INSURERS_FILE"), getenv) in real life
+	cfgs, err := configfile.Parse(file, getenv) // LoadFile(os.Getenv("YOLDA_INSURERS_FILE"), getenv) in real life
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	insurers, err := insurance.NewClients(cfgs,
+	insurers, err := resilient.NewClients(cfgs,
 		map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
-		insurance.Options{Registerer: prometheus.NewRegistry()})
+		resilient.Options{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,8 +1,9 @@
-package insurance_test
+package resilient_test
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/yolda/yolda/internal/telemetry"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
@@ -122,7 +124,7 @@ func (f *fakeInsurer) serve(w http.ResponseWriter, r *http.Request) {
 
 // fixture is what setup gives a test.
 type fixture struct {
-	client *insurance.Client
+	client *resilient.Client
 	fake   *fakeInsurer
 	reg    *prometheus.Registry
 	cfg    insurance.Config
@@ -130,7 +132,7 @@ type fixture struct {
 
 // setup builds a client of a fake insurer with quick settings, changed by
 // tweak if not nil.
-func setup(t *testing.T, tweak func(*insurance.Config), opts ...func(*insurance.Options)) fixture {
+func setup(t *testing.T, tweak func(*insurance.Config), opts ...func(*resilient.Options)) fixture {
 	t.Helper()
 	fake := newFakeInsurer(t)
 	cfg := insurance.Config{
@@ -154,11 +156,11 @@ func setup(t *testing.T, tweak func(*insurance.Config), opts ...func(*insurance.
 	}
 	t.Cleanup(func() { adapter.Close() })
 	reg := prometheus.NewRegistry()
-	o := insurance.Options{Registerer: reg}
+	o := resilient.Options{Registerer: reg}
 	for _, f := range opts {
 		f(&o)
 	}
-	c, err := insurance.NewClient(cfg, adapter, o)
+	c, err := resilient.NewClient(cfg, adapter, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,4 +201,63 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// fakeClock is a clock that moves only when told. Safe for concurrent use.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// logRecorder is a slog handler that keeps every record.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Clone())
+	return nil
+}
+
+func (l *logRecorder) has(level slog.Level, msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.records {
+		if r.Level == level && r.Message == msg {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *logRecorder) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.records {
+		out = append(out, r.Level.String()+" "+r.Message)
+	}
+	return out
 }

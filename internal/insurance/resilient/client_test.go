@@ -1,9 +1,10 @@
-package insurance_test
+package resilient_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
@@ -27,7 +29,8 @@ func TestVerifyAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := insurance.Verdict{Covered: true, Reference: "chk-1", Coverage: &insurance.Coverage{MaxTowKm: 100, Services: []string{"tow", "jump_start"}}}
+	want := insurance.Verdict{Covered: true, Reference: "chk-1", Coverage: &insurance.Coverage{MaxTowKm: 100, Services: []string{"tow", "jump_start"}},
+		CoverageDocument: json.RawMessage(`{"max_tow_km": 100, "services": ["tow", "jump_start"]}`)}
 	if diff := cmp.Diff(want, v, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Raw" }, cmp.Ignore())); diff != "" {
 		t.Errorf("verdict (-want +got):\n%s", diff)
 	}
@@ -144,16 +147,22 @@ func (f adapterFunc) Verify(ctx context.Context, q insurance.Query) (insurance.V
 }
 
 // wrap rebuilds fx's client with an adapter that runs mw around the rest one.
-func wrap(t *testing.T, fx fixture, mw func(context.Context, insurance.Query, insurance.Adapter) (insurance.Verdict, error)) *insurance.Client {
+func wrap(t *testing.T, fx fixture, mw func(context.Context, insurance.Query, insurance.Adapter) (insurance.Verdict, error)) *resilient.Client {
+	t.Helper()
+	return wrapWith(t, fx, resilient.Options{}, mw)
+}
+
+// wrapWith is wrap with the client's options.
+func wrapWith(t *testing.T, fx fixture, opts resilient.Options, mw func(context.Context, insurance.Query, insurance.Adapter) (insurance.Verdict, error)) *resilient.Client {
 	t.Helper()
 	next, err := rest.New(fx.cfg, rest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { next.Close() })
-	c, err := insurance.NewClient(fx.cfg, adapterFunc(func(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+	c, err := resilient.NewClient(fx.cfg, adapterFunc(func(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
 		return mw(ctx, q, next)
-	}), insurance.Options{})
+	}), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +178,21 @@ func TestHangBulkhead(t *testing.T) {
 		c.Breaker.Failures = 1000
 	})
 	fx.fake.set(modeHang)
+	// Calls in flight are counted where the bulkhead holds them, at the
+	// adapter: the insurer may still be holding an attempt the client has
+	// abandoned at its deadline, for a moment, while the retry is sent.
+	var calling, maxCalling atomic.Int64
+	client := wrapWith(t, fx, resilient.Options{Registerer: fx.reg}, func(ctx context.Context, q insurance.Query, next insurance.Adapter) (insurance.Verdict, error) {
+		n := calling.Add(1)
+		defer calling.Add(-1)
+		for {
+			m := maxCalling.Load()
+			if n <= m || maxCalling.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		return next.Verify(ctx, q)
+	})
 	before := runtime.NumGoroutine()
 
 	const callers = 40
@@ -182,7 +206,7 @@ func TestHangBulkhead(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			t0 := time.Now()
-			_, err := fx.verify(t, "POL-1")
+			_, err := client.Verify(context.Background(), query("POL-1"))
 			took := time.Since(t0)
 			switch insurance.Kind(err) {
 			case insurance.KindBulkheadFull:
@@ -212,7 +236,7 @@ func TestHangBulkhead(t *testing.T) {
 	}
 	eventually(t, "callers started", func() bool { return runtime.NumGoroutine() >= before+callers })
 	close(start)
-	eventually(t, "the bulkhead to fill", func() bool { return fx.client.Health().InFlight == fx.cfg.Bulkhead })
+	eventually(t, "the bulkhead to fill", func() bool { return client.Health().InFlight == fx.cfg.Bulkhead })
 	if got := metric(t, fx.reg, "yolda_insurer_in_flight", "insurer", "acme"); got != float64(fx.cfg.Bulkhead) {
 		t.Errorf("in_flight gauge = %v, want %d", got, fx.cfg.Bulkhead)
 	}
@@ -224,8 +248,8 @@ func TestHangBulkhead(t *testing.T) {
 	if got := full.Load(); got != callers-int64(fx.cfg.Bulkhead) {
 		t.Errorf("%d calls rejected by the bulkhead, want %d", got, callers-fx.cfg.Bulkhead)
 	}
-	if got := fx.fake.maxInFlight.Load(); got > int64(fx.cfg.Bulkhead) {
-		t.Errorf("the insurer saw %d calls at once, more than the bulkhead %d", got, fx.cfg.Bulkhead)
+	if got := maxCalling.Load(); got != int64(fx.cfg.Bulkhead) {
+		t.Errorf("%d calls at once through the bulkhead of %d", got, fx.cfg.Bulkhead)
 	}
 	// Two attempts of 150ms and a backoff of at most 5ms, plus slack.
 	if limit := 2*fx.cfg.Timeout + 5*time.Millisecond + 150*time.Millisecond; time.Duration(slowest.Load()) > limit {
@@ -234,7 +258,7 @@ func TestHangBulkhead(t *testing.T) {
 	if got := metric(t, fx.reg, "yolda_insurer_bulkhead_rejections_total", "insurer", "acme"); got != float64(full.Load()) {
 		t.Errorf("bulkhead_rejections_total = %v, want %d", got, full.Load())
 	}
-	if got := fx.client.Health().InFlight; got != 0 {
+	if got := client.Health().InFlight; got != 0 {
 		t.Errorf("Health.InFlight = %d after all returned", got)
 	}
 	eventually(t, "goroutines to wind down", func() bool { return runtime.NumGoroutine() <= before+2 })
@@ -280,7 +304,7 @@ func TestRetryNeverOutlivesCaller(t *testing.T) {
 	t.Parallel()
 	fx := setup(t, func(c *insurance.Config) {
 		c.Retry.BaseDelay, c.Retry.MaxDelay = 300*time.Millisecond, 300*time.Millisecond
-	}, func(o *insurance.Options) { o.Rand = func(n int64) int64 { return n - 1 } })
+	}, func(o *resilient.Options) { o.Rand = func(n int64) int64 { return n - 1 } })
 	fx.fake.set(modeDown)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -299,7 +323,11 @@ func TestRetryNeverOutlivesCaller(t *testing.T) {
 
 func TestBreaker(t *testing.T) {
 	t.Parallel()
-	fx := setup(t, func(c *insurance.Config) { c.Retry.Attempts = 1 })
+	clock := newFakeClock()
+	logs := &logRecorder{}
+	fx := setup(t, func(c *insurance.Config) { c.Retry.Attempts = 1 }, func(o *resilient.Options) {
+		o.Now, o.Logger = clock.Now, slog.New(logs)
+	})
 	state := func() float64 { return metric(t, fx.reg, "yolda_insurer_breaker_state", "insurer", "acme") }
 
 	// A client error is not the insurer being down.
@@ -324,8 +352,12 @@ func TestBreaker(t *testing.T) {
 	if got := fx.client.Health().Breaker; got != "open" || state() != 2 {
 		t.Fatalf("breaker %s (gauge %v) after %d failures, want open", got, state(), fx.cfg.Breaker.Failures)
 	}
-	// ...and no call reaches the insurer while it is open.
-	opened := time.Now()
+	if !logs.has(slog.LevelWarn, "insurer circuit breaker open") {
+		t.Errorf("no warning logged when the breaker opened: %v", logs.lines())
+	}
+	// ...and no call reaches the insurer while it is open, however long
+	// short of open_for.
+	clock.Advance(fx.cfg.Breaker.OpenFor - time.Millisecond)
 	for range 20 {
 		_, err := fx.verify(t, "POL-1")
 		if !errors.Is(err, insurance.ErrUnavailable) || insurance.Kind(err) != insurance.KindUnavailable || insurance.Retryable(err) {
@@ -340,7 +372,7 @@ func TestBreaker(t *testing.T) {
 	}
 
 	// After open_for, one probe goes through; still down, it opens again.
-	time.Sleep(time.Until(opened.Add(fx.cfg.Breaker.OpenFor + 20*time.Millisecond)))
+	clock.Advance(time.Millisecond)
 	if got := fx.client.Health().Breaker; got != "half-open" || state() != 1 {
 		t.Fatalf("breaker %s (gauge %v) after open_for, want half-open", got, state())
 	}
@@ -354,12 +386,11 @@ func TestBreaker(t *testing.T) {
 	if got := fx.client.Health().Breaker; got != "open" {
 		t.Fatalf("breaker %s after a failed probe, want open", got)
 	}
-	opened = time.Now()
 
 	// Recovery: the insurer is back; while the (slow) probe runs other calls
 	// are still refused; once it succeeds the breaker closes.
 	fx.fake.set(modeSlow)
-	time.Sleep(time.Until(opened.Add(fx.cfg.Breaker.OpenFor + 20*time.Millisecond)))
+	clock.Advance(fx.cfg.Breaker.OpenFor)
 	probe := make(chan error, 1)
 	go func() { _, err := fx.verify(t, "POL-1"); probe <- err }()
 	eventually(t, "the probe to reach the insurer", func() bool { return fx.fake.inFlight.Load() == 1 })
@@ -371,6 +402,9 @@ func TestBreaker(t *testing.T) {
 	}
 	if got := fx.client.Health().Breaker; got != "closed" || state() != 0 {
 		t.Fatalf("breaker %s (gauge %v) after a good probe, want closed", got, state())
+	}
+	if !logs.has(slog.LevelInfo, "insurer circuit breaker closed") {
+		t.Errorf("nothing logged when the breaker closed: %v", logs.lines())
 	}
 	if _, err := fx.verify(t, "POL-1"); err != nil {
 		t.Errorf("after recovery: %v", err)
@@ -438,7 +472,7 @@ func TestBackoffUsesFullJitter(t *testing.T) {
 		c.Retry.Attempts = 5
 		c.Retry.BaseDelay, c.Retry.MaxDelay = 2*time.Millisecond, 5*time.Millisecond
 		c.Retry.Budget = 1
-	}, func(o *insurance.Options) {
+	}, func(o *resilient.Options) {
 		o.Rand = func(n int64) int64 {
 			mu.Lock()
 			defer mu.Unlock()
@@ -467,7 +501,7 @@ func TestNewClients(t *testing.T) {
 		insurance.Config{Code: "b", BaseURL: fake.srv.URL, Name: "Bee"}.Default(),
 	}
 	factories := map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})}
-	set, err := insurance.NewClients(cfgs, factories, insurance.Options{})
+	set, err := resilient.NewClients(cfgs, factories, resilient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,19 +526,19 @@ func TestNewClients(t *testing.T) {
 		}
 	}
 
-	var none *insurance.Clients
+	var none *resilient.Clients
 	if _, ok := none.Get("a"); ok || len(none.Health()) != 0 {
 		t.Error("a nil Clients is not empty")
 	}
 
 	bad := append(cfgs[:1:1], insurance.Config{Code: "c", BaseURL: fake.srv.URL, Adapter: "soap"}.Default())
-	if _, err := insurance.NewClients(bad, factories, insurance.Options{}); err == nil {
+	if _, err := resilient.NewClients(bad, factories, resilient.Options{}); err == nil {
 		t.Error("NewClients accepted an unknown adapter")
 	}
-	if _, err := insurance.NewClients(append(cfgs, cfgs[0]), factories, insurance.Options{}); err == nil {
+	if _, err := resilient.NewClients(append(cfgs, cfgs[0]), factories, resilient.Options{}); err == nil {
 		t.Error("NewClients accepted a duplicate code")
 	}
-	if _, err := insurance.NewClient(insurance.Config{Code: "x"}, nil, insurance.Options{}); err == nil {
+	if _, err := resilient.NewClient(insurance.Config{Code: "x"}, nil, resilient.Options{}); err == nil {
 		t.Error("NewClient accepted an invalid config")
 	}
 }
