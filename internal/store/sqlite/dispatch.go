@@ -17,7 +17,7 @@ import (
 // writer (BEGIN IMMEDIATE on a single connection), so every transaction
 // here sees the latest state and nothing races inside one; the checks
 // below matter against decisions made on snapshots read before, and the
-// partial unique indexes of 0005_dispatch.sql stay the final guard.
+// partial unique indexes of the dispatch migration (0007) stay the final guard.
 
 var _ dispatch.Store = (*Store)(nil)
 
