@@ -15,8 +15,9 @@ import (
 // insurers is the configured insurers and the rules intake takes from them.
 type insurers struct {
 	clients *resilient.Clients
-	// known and early are nil when no insurers file is given: every
-	// well-formed insurer code is accepted and dispatch starts at once.
+	// known and early are nil when no insurers file is given: no insurer
+	// is known, so every request goes straight to manual review and
+	// dispatch starts at once (intake's rule for an unknown insurer).
 	known func(code string) bool
 	early func(code string) bool
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/store/postgres"
 )
 
 // process is what the roles of one `yolda serve` share: the adapters it
@@ -78,7 +79,7 @@ func (p *process) assemble(ctx context.Context) error {
 	p.registry = prometheus.NewRegistry()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := openStore(ctx, p.cfg)
+	store, err := openStore(ctx, p.cfg, postgres.WithLogger(p.log), postgres.WithRegisterer(p.registry))
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,7 @@ func (p *process) notifyServices() ([]service, error) {
 		return nil, err
 	}
 	cfg, handler := notifyConsumer(p.cfg, p.deadLetters), notifyHandler(worker, lag)
+	cfg.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
 	return []service{{name: "notify-consumer", run: func(ctx context.Context) error {
 		return bus.ConsumeBatch(ctx, p.broker, cfg, handler)
 	}}}, nil
@@ -83,6 +84,7 @@ func (p *process) insuranceServices() ([]service, error) {
 	for _, c := range p.insurers.clients.All() {
 		cc := insuranceConsumer(c.Config())
 		cc.DeadLetter = deadLetterHook(p.deadLetters)
+		cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
 		ss = append(ss, service{name: "insurance-consumer-" + c.Code(), run: func(ctx context.Context) error {
 			return bus.Consume(ctx, p.broker, cc, handler)
 		}})

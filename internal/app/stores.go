@@ -48,11 +48,12 @@ type openedStore struct {
 	writers int
 }
 
-// openStore picks the engine by URL: PostgreSQL for postgres://, SQLite in
-// the data dir otherwise. Opening migrates the schema.
-func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
+// openStore picks the engine by URL: PostgreSQL (with pgOpts) for
+// postgres://, SQLite in the data dir otherwise. Opening migrates the
+// schema.
+func openStore(ctx context.Context, cfg config.Config, pgOpts ...postgres.Option) (*openedStore, error) {
 	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
-		s, err := postgres.Open(ctx, cfg.DatabaseURL)
+		s, err := postgres.Open(ctx, cfg.DatabaseURL, pgOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}

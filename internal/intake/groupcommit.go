@@ -9,8 +9,9 @@ import (
 
 // commitTimeout bounds one transaction of the group commit, and
 // resolveTimeout the reads that find out whether a failed one committed.
-// Each gets a context of its own: callers are waiting for the answer even
-// while the server shuts down, and a retry never inherits a spent deadline.
+// Each gets a context of its own, not the caller's: callers are waiting for
+// the answer even while the server shuts down (until its shutdown deadline,
+// see shutdown), and a retry never inherits a spent deadline.
 const (
 	commitTimeout  = 30 * time.Second
 	resolveTimeout = 5 * time.Second
@@ -32,6 +33,12 @@ type groupCommitter struct {
 	linger    time.Duration
 	observe   func(size int, took time.Duration, err error)
 	committed func()
+
+	// ctx bounds every commit; shutdown cancels it once its own deadline
+	// has passed, so that a database that stopped answering cannot hold
+	// the process.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.RWMutex
 	closed bool
@@ -86,6 +93,7 @@ func newGroupCommitter(store Store, o BatchOptions, committed func()) *groupComm
 		observe:   o.Observe,
 		committed: committed,
 	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if g.observe == nil {
 		g.observe = func(int, time.Duration, error) {}
 	}
@@ -122,14 +130,30 @@ func (g *groupCommitter) commit(ctx context.Context, c *Creation) error {
 
 // close stops taking work, commits what is queued and waits for the
 // writers. It is safe to call more than once.
-func (g *groupCommitter) close() {
+func (g *groupCommitter) close() { _ = g.shutdown(context.Background()) }
+
+// shutdown stops taking work and commits what is queued until ctx ends;
+// then it abandons the commits still in flight (their callers get an
+// error) and fails what is still queued, and returns ctx's error. It is
+// safe to call more than once.
+func (g *groupCommitter) shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	if !g.closed {
 		g.closed = true
 		close(g.queue)
 	}
 	g.mu.Unlock()
-	g.wg.Wait()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		g.cancel()
+		return nil
+	case <-ctx.Done():
+		g.cancel()
+		<-done
+		return ctx.Err()
+	}
 }
 
 func (g *groupCommitter) write() {
@@ -215,7 +239,7 @@ func (g *groupCommitter) flush(batch []*pendingCreation) {
 
 // run commits creations in one transaction of its own, and reports it.
 func (g *groupCommitter) run(creations []*Creation) error {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := context.WithTimeout(g.ctx, commitTimeout)
 	defer cancel()
 	start := time.Now()
 	err := g.store.CreateRequests(ctx, creations)
@@ -237,7 +261,7 @@ func (g *groupCommitter) run(creations []*Creation) error {
 // failed when the database can say otherwise, and nothing is inserted
 // twice (retrying the batch would hit the primary key).
 func (g *groupCommitter) resolve(batch []*pendingCreation, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	ctx, cancel := context.WithTimeout(g.ctx, resolveTimeout)
 	stored := make([]bool, len(batch))
 	committed, known := false, true
 	for i, p := range batch {

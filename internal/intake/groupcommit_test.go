@@ -361,3 +361,37 @@ func TestGroupCommitOverloadAndClose(t *testing.T) {
 	}
 	g.close() // idempotent
 }
+
+// Shutdown within a deadline: a database that does not answer cannot hold
+// it past the deadline; the callers in flight and queued get an error.
+func TestGroupCommitShutdownAbandonsAStuckDatabase(t *testing.T) {
+	store := newRecordingStore()
+	g := newGroupCommitter(&stuckStore{store}, BatchOptions{MaxBatch: 1, Writers: 1}, nil)
+	results := commitAll(g, "a", "b")
+	waitQueued(t, g, 1) // a is in the stuck commit, b waits
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- g.shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("shutdown: %v, want the deadline's error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("shutdown waited for a database that does not answer")
+	}
+	for id, ch := range results {
+		if err := <-ch; err == nil {
+			t.Errorf("%s committed on a stuck database", id)
+		}
+	}
+}
+
+// stuckStore never answers a commit until its context ends.
+type stuckStore struct{ *recordingStore }
+
+func (s *stuckStore) CreateRequests(ctx context.Context, _ []*Creation) error {
+	<-ctx.Done()
+	return ctx.Err()
+}

@@ -102,6 +102,11 @@ func (s *Service) Close() {
 	s.updates.close()
 }
 
+// Shutdown is Close within ctx: once ctx ends, commits still in flight
+// (a database that stopped answering) are abandoned and their callers,
+// and those still queued, get an error; it then returns ctx's error.
+func (s *Service) Shutdown(ctx context.Context) error { return s.committer.shutdown(ctx) }
+
 // Created is the answer to Create.
 type Created struct {
 	Request Request

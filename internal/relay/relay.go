@@ -479,7 +479,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		relayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "yolda_relay_published_total", Help: "Outbox rows published and marked sent.",
+			Name: "yolda_relay_published_total", Help: "Outbox rows published and confirmed by the broker.",
 		}),
 		republished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yolda_relay_republished_total", Help: "Outbox rows published again because the broker may have lost them, by reason.",

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
@@ -16,6 +19,7 @@ import (
 	"github.com/yolda/yolda/internal/store/postgres/pgtest"
 	"github.com/yolda/yolda/internal/store/storetest"
 	"github.com/yolda/yolda/internal/sweeper"
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 func TestMessagingConformance(t *testing.T) {
@@ -324,14 +328,22 @@ func TestListenOutbox(t *testing.T) {
 	create("a creation after a reconnection")
 }
 
-// The listener pings a quiet connection and goes on listening.
+// The listener pings a quiet connection (it would otherwise never notice a
+// peer that vanished without a reset) and goes on listening.
 func TestListenOutboxQuietConnection(t *testing.T) {
-	t.Cleanup(postgres.SetListenHealthEvery(20 * time.Millisecond)) // runs after the listener's cleanup
 	s := open(t)
+	postgres.SetListenHealthEvery(s, 20*time.Millisecond)
 	owner := addUser(t, s, "ayse")
 	wakes := listener(t, s)
 	for i := range 3 {
-		time.Sleep(100 * time.Millisecond) // several pings
+		before := postgres.ListenPings(s)
+		deadline := time.Now().Add(10 * time.Second)
+		for postgres.ListenPings(s) < before+2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the listener pinged its quiet connection %d times in 10s", postgres.ListenPings(s)-before)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		drain(wakes)
 		if err := s.CreateRequests(context.Background(), []*intake.Creation{creation(request(owner.ID, time.Now()), "")}); err != nil {
 			t.Fatal(err)
@@ -340,14 +352,76 @@ func TestListenOutboxQuietConnection(t *testing.T) {
 	}
 }
 
+// LISTEN that is accepted but delivers nothing (a connection pooler in
+// transaction mode) is found out and said, once, instead of leaving the
+// relays to a wait that never ends: the listening gauge stays 0 and the
+// failures are counted.
+func TestListenOutboxThatDeliversNothingIsReported(t *testing.T) {
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	s, err := postgres.Open(context.Background(), pgtest.URL(t),
+		postgres.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), postgres.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	postgres.DropListenProbe(s, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	woken := make(chan struct{}, 1)
+	go func() { done <- s.ListenOutbox(ctx, func() { woken <- struct{}{} }) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := telemetry.Sum(reg, "yolda_outbox_listen_failures_total", map[string]string{"reason": "no_delivery"})
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no_delivery failures counted: %v", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ListenOutbox: %v", err)
+	}
+	if up, _ := telemetry.Sum(reg, "yolda_outbox_listening", nil); up != 0 {
+		t.Errorf("listening gauge %v while nothing is delivered", up)
+	}
+	select {
+	case <-woken:
+		t.Error("a listener that never got its probe back claimed to be listening")
+	default:
+	}
+	if n := strings.Count(logs.String(), "outbox listener failed"); n != 1 {
+		t.Errorf("warned %d times, want once for the whole failing run:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "transaction mode") {
+		t.Errorf("the warning does not say why:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
 // listenerPID finds the backend of the one listener whose connections
-// are named app.
+// are named app: the one whose last statement was LISTEN or its probe.
 func listenerPID(t *testing.T, s *postgres.Store, app string) int32 {
 	t.Helper()
 	var pid int32
 	for range 50 {
 		err := s.Pool().QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
-			WHERE backend_type = 'client backend' AND application_name = $1 AND query ILIKE 'listen%'`, app).Scan(&pid)
+			WHERE backend_type = 'client backend' AND application_name = $1
+			AND (query ILIKE 'listen%' OR query LIKE 'SELECT pg_notify(%')`, app).Scan(&pid)
 		if err == nil {
 			return pid
 		}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/outbox"
@@ -13,10 +15,11 @@ import (
 // The outbox, as in the PostgreSQL store (its outbox.go says why this is
 // correct with several relays and after kill -9): a row is inserted with
 // its change and deleted once the broker has confirmed it; a relay claims
-// rows in a short transaction with a lease (outbox_claims), publishes with
-// no transaction open, then moves the confirmed rows to outbox_published,
-// the republish window, with where the broker stored them. SQLite's single
-// writer serialises the claims.
+// rows in a short transaction with a lease (one outbox_claims row naming
+// them), publishes with no transaction open, then deletes the confirmed
+// rows and writes them, with where the broker stored them, into the claim's
+// row as one JSON document: the republish window. SQLite's single writer
+// serialises the claims.
 
 const insertOutboxSQL = `INSERT INTO outbox (id, subject, payload, created_at) VALUES (?, ?, ?, ?)`
 
@@ -61,55 +64,117 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, lease time.Duration,
 
 	pubs := publish(msgs)
 	var retry time.Duration
-	confirmed := 0
+	var window []publishedJSON
+	top := map[string]uint64{}
+	for i, m := range msgs {
+		var p outbox.Publication
+		if i < len(pubs) {
+			p = pubs[i]
+		}
+		if !p.Confirmed() {
+			retry = max(retry, p.RetryAfter)
+			continue
+		}
+		window = append(window, publishedJSON{Seq: m.Seq, ID: m.ID, Subject: m.Subject, Payload: m.Payload,
+			CreatedAt: toMicros(m.CreatedAt), Stream: p.Stream, Ack: p.StreamSeq})
+		top[p.Stream] = max(top[p.Stream], p.StreamSeq)
+	}
 	// Recorded even if ctx ended during publish, within a bounded time:
 	// what the broker has confirmed should not be sent again.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	err = s.tx(wctx, func(tx *sql.Tx) error {
 		now := toMicros(time.Now())
-		move, err := tx.PrepareContext(wctx, `INSERT OR REPLACE INTO outbox_published
-			(seq, id, subject, payload, created_at, stream, ack, published_at)
-			SELECT seq, id, subject, payload, created_at, ?, ?, ? FROM outbox WHERE seq = ?`)
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
+		if len(window) == 0 {
+			_, err := tx.ExecContext(wctx, `UPDATE outbox_claims SET lease_until = ? WHERE id = ?`, now+retry.Microseconds(), claim)
+			return err
 		}
-		defer move.Close()
-		del, err := tx.PrepareContext(wctx, `DELETE FROM outbox WHERE seq = ?`)
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
+		seqs := make([]any, len(window))
+		for i, w := range window {
+			seqs[i] = w.Seq
 		}
-		defer del.Close()
-		for i, m := range msgs {
-			var p outbox.Publication
-			if i < len(pubs) {
-				p = pubs[i]
-			}
-			if !p.Confirmed() {
-				retry = max(retry, p.RetryAfter)
-				continue
-			}
-			if _, err := move.ExecContext(wctx, p.Stream, int64(p.StreamSeq), now, m.Seq); err != nil {
-				return fmt.Errorf("record publication: %w", err)
-			}
-			if _, err := del.ExecContext(wctx, m.Seq); err != nil {
-				return fmt.Errorf("delete published row: %w", err)
-			}
-			confirmed++
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
+		if _, err := tx.ExecContext(wctx, `DELETE FROM outbox WHERE seq IN (`+marks+`)`, seqs...); err != nil {
+			return fmt.Errorf("delete published rows: %w", err)
 		}
-		_, err = tx.ExecContext(wctx, `UPDATE outbox_claims SET lease_until = ? WHERE id = ?`, now+retry.Microseconds(), claim)
+		doc, _ := json.Marshal(window) // strings, bytes and integers always encode
+		tops, _ := json.Marshal(top)
+		_, err := tx.ExecContext(wctx, `UPDATE outbox_claims SET published_at = ?, lease_until = ?, messages = ?, max_acks = ? WHERE id = ?`,
+			now, now+retry.Microseconds(), doc, string(tops), claim)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("record publication: %w", err)
 	}
-	return confirmed, nil
+	return len(window), nil
+}
+
+// publishedJSON is one message of a claim's published document.
+type publishedJSON struct {
+	Seq       int64  `json:"seq"`
+	ID        string `json:"id"`
+	Subject   string `json:"subject"`
+	Payload   []byte `json:"payload"`
+	CreatedAt int64  `json:"created_at"`
+	Stream    string `json:"stream"`
+	Ack       uint64 `json:"ack"`
+}
+
+// publishedOn reads the messages confirmed on stream with a sequence above
+// afterSeq by the rounds claimed since since, in stream-sequence order.
+// Only the rounds whose highest sequence on stream is above afterSeq are
+// decoded; descending with limit 1 returns the highest message.
+func (s *Store) publishedOn(ctx context.Context, stream string, since time.Time, afterSeq uint64, descending bool, limit int) ([]outbox.Published, error) {
+	order := "ASC"
+	if descending {
+		order = "DESC"
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT messages FROM outbox_claims
+		WHERE claimed_at >= ? AND published_at IS NOT NULL
+		AND CAST(json_extract(max_acks, '$."' || ? || '"') AS INTEGER) > ?
+		ORDER BY CAST(json_extract(max_acks, '$."' || ? || '"') AS INTEGER) `+order,
+		toMicros(since), stream, int64(afterSeq), stream)
+	if err != nil {
+		return nil, fmt.Errorf("read published outbox rows: %w", err)
+	}
+	defer rows.Close()
+	var out []outbox.Published
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("scan published outbox rows: %w", err)
+		}
+		var ms []publishedJSON
+		if err := json.Unmarshal(doc, &ms); err != nil {
+			return nil, fmt.Errorf("decode published outbox rows: %w", err)
+		}
+		for _, m := range ms {
+			if m.Stream == stream && m.Ack > afterSeq {
+				out = append(out, outbox.Published{Message: outbox.Message{Seq: m.Seq, ID: m.ID, Subject: m.Subject,
+					Payload: m.Payload, CreatedAt: fromMicros(m.CreatedAt)}, Stream: m.Stream, StreamSeq: m.Ack})
+			}
+		}
+		if descending && len(out) > 0 {
+			break // the round with the highest sequence holds the message
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read published outbox rows: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].StreamSeq < out[j].StreamSeq })
+	if descending && len(out) > 0 {
+		return out[len(out)-1:], nil
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // OutboxLastPublished returns, of the messages confirmed on stream since
 // since, the one with the highest stream sequence (zero if none).
 func (s *Store) OutboxLastPublished(ctx context.Context, stream string, since time.Time) (outbox.Published, error) {
-	ps, err := s.queryPublished(ctx, `WHERE stream = ? AND published_at >= ? ORDER BY ack DESC LIMIT 1`, stream, toMicros(since))
+	ps, err := s.publishedOn(ctx, stream, since, 0, true, 1)
 	if err != nil || len(ps) == 0 {
 		return outbox.Published{}, err
 	}
@@ -120,46 +185,21 @@ func (s *Store) OutboxLastPublished(ctx context.Context, stream string, since ti
 // since since whose stream sequence is above afterSeq, in stream-sequence
 // order.
 func (s *Store) OutboxPublishedAfter(ctx context.Context, stream string, since time.Time, afterSeq uint64, limit int) ([]outbox.Published, error) {
-	return s.queryPublished(ctx, `WHERE stream = ? AND published_at >= ? AND ack > ? ORDER BY ack LIMIT ?`,
-		stream, toMicros(since), int64(afterSeq), limit)
+	return s.publishedOn(ctx, stream, since, afterSeq, false, limit)
 }
 
-func (s *Store) queryPublished(ctx context.Context, where string, args ...any) ([]outbox.Published, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT seq, id, subject, payload, created_at, stream, ack FROM outbox_published `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read published outbox rows: %w", err)
-	}
-	defer rows.Close()
-	var out []outbox.Published
-	for rows.Next() {
-		var p outbox.Published
-		var at, ack int64
-		if err := rows.Scan(&p.Seq, &p.ID, &p.Subject, &p.Payload, &at, &p.Stream, &ack); err != nil {
-			return nil, fmt.Errorf("scan published outbox row: %w", err)
-		}
-		p.CreatedAt, p.StreamSeq = fromMicros(at), uint64(ack)
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}
-
-// PruneOutbox deletes up to limit published rows, and relay claims,
-// older than the given time: the republish window's old records.
+// PruneOutbox deletes up to limit relay rounds claimed before the given
+// time whose lease has ended: the republish window's old records.
 func (s *Store) PruneOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cut, now := toMicros(before), toMicros(time.Now())
-		res, err := tx.ExecContext(ctx, `DELETE FROM outbox_published WHERE seq IN (
-			SELECT seq FROM outbox_published WHERE published_at < ? ORDER BY published_at LIMIT ?)`, cut, limit)
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox_claims WHERE id IN (
+			SELECT id FROM outbox_claims WHERE claimed_at < ? AND lease_until < ? ORDER BY id LIMIT ?)`,
+			toMicros(before), toMicros(time.Now()), limit)
 		if err != nil {
 			return fmt.Errorf("prune outbox: %w", err)
 		}
 		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `DELETE FROM outbox_claims WHERE id IN (
-			SELECT id FROM outbox_claims WHERE claimed_at < ? AND lease_until < ? ORDER BY id LIMIT ?)`, cut, now, limit)
-		if err != nil {
-			return fmt.Errorf("prune outbox claims: %w", err)
-		}
 		return nil
 	})
 	return int(n), err

@@ -107,7 +107,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		for _, m := range all[min(current, len(all)):] {
+		pending, err := migrate.Pending(all, current)
+		if err != nil {
+			return err
+		}
+		for _, m := range pending {
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
