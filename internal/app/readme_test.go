@@ -92,6 +92,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 		{`created provider acme-tow \(Acme Çekici\) in /\S+/yolda.db`, `created driver ali \(id usr_\w+\) in `, `(?m)^online$`, `(?m)^204$`,
 			`\{"username":"ali","vehicle_plate":"34TOW01","availability":"online","provider":"acme-tow"\}`},
 		{},
+		{`"status":"assigned"`, `(?m)^completed$`},
+		{`"status":"completed"`},
+		{},
 	}
 	if len(want) != len(blocks) {
 		t.Fatalf("the README has %d walkthrough blocks; this test checks %d", len(blocks), len(want))
