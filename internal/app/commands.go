@@ -12,8 +12,15 @@ import (
 	"github.com/yolda/yolda/internal/loadgen"
 )
 
+// storeFlags are the settings that commands working on the operational
+// store (migrate, users add) take as flags; the others come from the
+// environment only. Neither takes the data directory's lock: they work
+// beside a running server.
+var storeFlags = []string{"data-dir", "database-url"}
+
 func migrateCmd(ctx context.Context, args []string, env Env) error {
-	cfg, err := loadConfigWith(newFlagSet("migrate", "Brings the database schema up to date (every start does it too).\n", env), args, env)
+	fs := newFlagSet("migrate", "Brings the database schema up to date (every start does it too).\n", env)
+	cfg, err := loadConfig(fs, args, env, storeFlags)
 	if err != nil {
 		return err
 	}
@@ -22,7 +29,7 @@ func migrateCmd(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer store.close()
-	fmt.Fprintf(env.Stdout, "schema up to date (%s)\n", store.engine)
+	fmt.Fprintf(env.Stdout, "schema up to date (%s, %s)\n", store.engine, store.where)
 	return nil
 }
 
@@ -39,7 +46,7 @@ func usersAdd(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&caps, "capabilities", "", "drivers: comma-separated services, e.g. tow,jump_start")
 	fs.StringVar(&n.VehicleKind, "vehicle-kind", "", "drivers: tow_truck or service_van (default: tow_truck if they tow)")
 	fs.StringVar(&n.Provider, "provider", "", "drivers: code of the provider they work for (yolda providers add)")
-	cfg, err := loadConfigWith(fs, args, env)
+	cfg, err := loadConfig(fs, args, env, storeFlags)
 	if err != nil {
 		return err
 	}
@@ -63,7 +70,10 @@ func usersAdd(ctx context.Context, args []string, env Env) error {
 		}
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "created %s %s (id %s)\n", u.Role, u.Username, u.ID)
+	if store.created {
+		fmt.Fprintf(env.Stderr, "yolda: note: there was no database at %s; created a new one (set --data-dir or YOLDA_DATA_DIR to use another)\n", store.where)
+	}
+	fmt.Fprintf(env.Stdout, "created %s %s (id %s) in %s\n", u.Role, u.Username, u.ID, store.where)
 	return nil
 }
 

@@ -79,11 +79,15 @@ func (p *process) assemble(ctx context.Context) error {
 	p.registry = prometheus.NewRegistry()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Released last, after everything in the directory is closed.
+	if err := p.lockDataDir(); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, p.cfg, postgres.WithLogger(p.log), postgres.WithRegisterer(p.registry))
 	if err != nil {
 		return err
 	}
-	// Closes last, after the HTTP server, intake and the broker.
+	// Closes last but for the lock, after the HTTP server, intake and the broker.
 	p.onClose(store.close)
 	p.store = store
 	p.log.Info("operational store ready", "engine", store.engine, "where", store.where)

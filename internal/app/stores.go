@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -43,7 +46,9 @@ type openedStore struct {
 	// where is the SQLite file's absolute path, or the PostgreSQL URL
 	// without its password: what to tell someone looking for their data.
 	where string
-	close func()
+	// created is true when the SQLite file did not exist before opening.
+	created bool
+	close   func()
 	// writers is how many intake transactions pay off at once.
 	writers int
 }
@@ -64,10 +69,11 @@ func openStore(ctx context.Context, cfg config.Config, pgOpts ...postgres.Option
 	if err != nil {
 		return nil, fmt.Errorf("sqlite path: %w", err)
 	}
+	_, statErr := os.Stat(path)
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	return &openedStore{operationalStore: s, engine: "sqlite", where: path,
+	return &openedStore{operationalStore: s, engine: "sqlite", where: path, created: errors.Is(statErr, fs.ErrNotExist),
 		close: func() { _ = s.Close() }, writers: 1}, nil
 }

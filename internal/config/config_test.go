@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -247,5 +248,20 @@ func TestRegisterOnly(t *testing.T) {
 	}
 	if err := c.RegisterOnly(flag.NewFlagSet("x", flag.ContinueOnError), func(string) string { return "" }, "no-such"); err == nil {
 		t.Error("unknown setting accepted")
+	}
+}
+
+// TestReadmeListsEverySetting: the README's configuration table names
+// every variable, so that none exists only in the code.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	for _, s := range c.settings() {
+		if !strings.Contains(string(readme), "`"+EnvName(s.name)+"`") {
+			t.Errorf("README.md does not list %s", EnvName(s.name))
+		}
 	}
 }

@@ -70,8 +70,14 @@ func startPlatform(t *testing.T, insurers map[string]bool, mockBehaviour map[str
 	p.intake = intake.NewService(store, intake.Options{Committed: rel.Wake,
 		KnownInsurer:        func(code string) bool { _, ok := insurers[code]; return ok },
 		DispatchBeforeCover: func(code string) bool { return !insurers[code] }})
-	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
-	u, _ := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
+	accounts, err := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
+	if err != nil {
+		t.Fatalf("add the customer: %v", err)
+	}
 	p.customer = identity.Principal{UserID: u.ID, Role: u.Role}
 	worker := checks.NewWorker(clients, p.intake, nil, nil)
 	var wg sync.WaitGroup

@@ -43,7 +43,10 @@ insurers:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { set.Close() })
-	c, _ := set.Get("anadolu")
+	c, ok := set.Get("anadolu")
+	if !ok {
+		t.Fatal("insurer anadolu not configured")
+	}
 	verify := func(policy string) (insurance.Verdict, error) {
 		return c.Verify(context.Background(), insurance.Query{PolicyNumber: policy, Plate: "34ABC123", ServiceType: "tow", IncidentAt: time.Now()})
 	}
