@@ -186,22 +186,19 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 			<-in.exited
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	wait := func(c <-chan string) string {
+	timeout := time.After(30 * time.Second)
+	for in.ops == "" || in.addr == "" {
 		select {
-		case a := <-c:
-			return a
+		case in.ops = <-opsc:
+			if !api {
+				in.addr = in.ops
+			}
+		case in.addr = <-addrc:
 		case <-in.exited:
 			t.Fatalf("yolda exited at start:\n%s", in.logs.String())
-		case <-deadline:
+		case <-timeout:
 			t.Fatalf("yolda did not start:\n%s", in.logs.String())
 		}
-		return ""
-	}
-	in.ops = wait(opsc)
-	in.addr = in.ops
-	if api {
-		in.addr = wait(addrc)
 	}
 	return in
 }

@@ -33,7 +33,7 @@ const (
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. DESIGN.md's realtime and warehouse are still to come.
+// them. Realtime and warehouse are still to come (docs/architecture.md).
 var roleTable = []role{
 	{
 		name:     "api",
