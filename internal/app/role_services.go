@@ -19,10 +19,10 @@ import (
 
 // The services of each role of roleTable.
 
-// apiServices: the HTTP listener with the whole API on it.
-func (p *process) apiServices() ([]service, error) {
-	return []service{httpService(p.cfg, p.api, p.requests, p.log)}, nil
-}
+// apiServices: none of its own; the HTTP listener, which the process
+// runs for every role that serves on it (needHTTP), has the whole API on
+// it.
+func (p *process) apiServices() ([]service, error) { return nil, nil }
 
 // relayServices: the relay; on PostgreSQL, the listener through which
 // other processes' commits wake it; and the sweeper, which re-commits the
