@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,8 @@ type process struct {
 	// gateway is nil unless the process runs the realtime role.
 	gateway *realtime.Gateway
 	api     *httpapi.Server
+	// wrapListener, if set, wraps the HTTP listener: a test seam.
+	wrapListener func(net.Listener) net.Listener
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -230,7 +233,7 @@ func (p *process) runs(name string) bool {
 func (p *process) services() ([]service, error) {
 	var all []service
 	if needed(p.roles)&needHTTP != 0 {
-		all = append(all, httpService(p.cfg, p.api, p.requests, p.log))
+		all = append(all, httpService(p.cfg, p.api, p.requests, p.log, p.wrapListener))
 	}
 	for _, r := range p.roles {
 		ss, err := r.services(p)

@@ -27,6 +27,7 @@ func (p *process) buildGateway() error {
 	}, realtime.Options{
 		AllowedOrigins: p.cfg.AllowedOrigins(), MaxConns: p.cfg.WSMaxConns,
 		PingInterval: p.cfg.WSPingInterval, StatusQueue: p.cfg.WSStatusQueue,
+		ClientRate: p.cfg.WSClientRate, ClientBurst: int(2 * p.cfg.WSClientRate),
 	})
 	if err != nil {
 		return err
@@ -49,12 +50,14 @@ func (p *process) realtimeServices() ([]service, error) {
 			if err != nil {
 				return err
 			}
+			g.Attached(realtime.InputPositions)
 			<-ctx.Done()
 			stop()
 			return nil
 		}},
 		{name: "realtime-events", run: func(ctx context.Context) error {
-			return p.broker.Follow(ctx, bus.StreamEvents, realtime.EventSubjects(), nil, func(_ string, data []byte) { g.HandleEvent(data) })
+			return p.broker.Follow(ctx, bus.StreamEvents, realtime.EventSubjects(),
+				func() { g.Attached(realtime.InputEvents) }, func(_ string, data []byte) { g.HandleEvent(data) })
 		}},
 	}, nil
 }

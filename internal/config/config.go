@@ -177,6 +177,10 @@ type Config struct {
 	// WSStatusQueue is how many status messages may wait for a slow
 	// WebSocket client before it is disconnected (it resumes).
 	WSStatusQueue int
+	// WSClientRate is how many messages per second one WebSocket client
+	// may send (twice that in a burst); more are answered with an error
+	// and dropped.
+	WSClientRate float64
 }
 
 // Defaults returns the embedded-laptop defaults.
@@ -221,6 +225,7 @@ func Defaults() Config {
 		WSMaxConns:          50_000,
 		WSPingInterval:      25 * time.Second,
 		WSStatusQueue:       256,
+		WSClientRate:        20,
 	}
 }
 
@@ -305,6 +310,7 @@ func (c *Config) settings() []setting {
 		{"ws-max-conns", "WebSocket connections one process holds at most (503 past it)", &c.WSMaxConns, shown},
 		{"ws-ping-interval", "how often a WebSocket client is pinged (no pong within 10s: disconnected)", &c.WSPingInterval, shown},
 		{"ws-status-queue", "status messages that may wait for a slow WebSocket client before it is disconnected (it resumes)", &c.WSStatusQueue, shown},
+		{"ws-client-rate", "messages per second one WebSocket client may send (bursts of twice that)", &c.WSClientRate, shown},
 	}
 }
 
@@ -555,6 +561,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WSStatusQueue < 8 || c.WSStatusQueue > 100_000 {
 		bad("ws-status-queue must be 8-100000")
+	}
+	if !(c.WSClientRate >= 1 && c.WSClientRate <= 10_000) {
+		bad("ws-client-rate must be 1-10000")
 	}
 	return errors.Join(errs...)
 }

@@ -77,7 +77,7 @@ type Options struct {
 	// 64).
 	MaxSubscriptions int
 	// ClientRate and ClientBurst limit the messages a client sends per
-	// second (default 10, burst 20): more get an error and are dropped.
+	// second (default 20, burst 40): more get an error and are dropped.
 	ClientRate  float64
 	ClientBurst int
 	// RecheckEvery is how often, at a ping, a connection's token is asked
@@ -110,10 +110,10 @@ func (o Options) withDefaults() Options {
 		o.MaxSubscriptions = 64
 	}
 	if o.ClientRate <= 0 {
-		o.ClientRate = 10
+		o.ClientRate = 20
 	}
 	if o.ClientBurst <= 0 {
-		o.ClientBurst = 20
+		o.ClientBurst = int(2 * o.ClientRate)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -147,6 +147,10 @@ type Gateway struct {
 	// ctx ends every connection when the gateway stops.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// ready closes once both inputs of the fan-out are attached.
+	ready     chan struct{}
+	readyMu   sync.Mutex
+	readyHave map[string]bool
 }
 
 // New returns a gateway; Run stops it.
@@ -159,7 +163,8 @@ func New(d Deps, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{deps: d, opts: o.withDefaults(), log: d.Logger.With("component", "realtime"), metrics: m, ctx: ctx, cancel: cancel}
+	g := &Gateway{deps: d, opts: o.withDefaults(), log: d.Logger.With("component", "realtime"), metrics: m, ctx: ctx, cancel: cancel,
+		ready: make(chan struct{}), readyHave: map[string]bool{}}
 	g.hub = newHub(g)
 	return g, nil
 }
@@ -248,6 +253,37 @@ func (g *Gateway) Run(ctx context.Context, timeout time.Duration) error {
 	g.cancel()
 	return nil
 }
+
+// The inputs of the fan-out, for Attached.
+const (
+	InputPositions = "positions"
+	InputEvents    = "events"
+)
+
+// Attached records that an input of the fan-out (InputPositions: the
+// listener of broadcast positions; InputEvents: the follower of the
+// EVENTS stream) is in place: what is broadcast or stored from then on
+// reaches this gateway.
+func (g *Gateway) Attached(input string) {
+	g.readyMu.Lock()
+	defer g.readyMu.Unlock()
+	g.readyHave[input] = true
+	if g.readyHave[InputPositions] && g.readyHave[InputEvents] {
+		select {
+		case <-g.ready:
+		default:
+			close(g.ready)
+		}
+	}
+}
+
+// Ready is closed once both inputs are attached.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Backlog is what waits to be written to this process's clients:
+// status messages (never dropped) and positions (at most one per driver
+// per connection).
+func (g *Gateway) Backlog() (statuses, positions int) { return g.hub.backlog() }
 
 // Connections is how many connections are open.
 func (g *Gateway) Connections() int { return int(g.count.Load()) }

@@ -266,6 +266,20 @@ func (h *hub) toUser(userID, kind string, msg []byte) {
 	}
 }
 
+func (h *hub) backlog() (statuses, positions int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, set := range h.users {
+		for c := range set {
+			c.mu.Lock()
+			statuses += len(c.status)
+			positions += len(c.pending)
+			c.mu.Unlock()
+		}
+	}
+	return statuses, positions
+}
+
 // closeAll closes every connection (the gateway is stopping).
 func (h *hub) closeAll(code websocket.StatusCode, reason string) {
 	h.mu.RLock()
