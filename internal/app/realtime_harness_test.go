@@ -20,6 +20,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 // A node is one Yolda process assembled in the test binary, running its
@@ -337,4 +338,9 @@ func (l sendBufferListener) Accept() (net.Conn, error) {
 		_ = tc.SetWriteBuffer(4096)
 	}
 	return c, err
+}
+
+// telemetryValue sums a metric of the node.
+func telemetryValue(n *node, name string, labels map[string]string) (float64, error) {
+	return telemetry.Sum(n.p.registry, name, labels)
 }
