@@ -26,6 +26,7 @@ func simCmd(ctx context.Context, args []string, env Env) error {
 		"--database-url, beside a running server); they share one password and are for simulations only.\n", env)
 	options, asJSON := simFlags(fs)
 	setup := fs.Bool("setup", false, "create the simulated accounts in the store first (those that exist are kept)")
+	setupOnly := fs.Bool("setup-only", false, "create the simulated accounts and stop")
 	cfg, err := loadConfig(fs, args, env, storeFlags)
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func simCmd(ctx context.Context, args []string, env Env) error {
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if *setup {
+	if *setup || *setupOnly {
 		store, err := openStore(ctx, cfg)
 		if err != nil {
 			return err
@@ -45,6 +46,9 @@ func simCmd(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		fmt.Fprintf(env.Stderr, "yolda sim: %d accounts created in %s\n", n, store.where)
+		if *setupOnly {
+			return nil
+		}
 	}
 	o.Progress = env.Stderr
 	rep, err := sim.Run(ctx, o)
