@@ -104,11 +104,12 @@ func (s *Service) Add(ctx context.Context, n NewUser) (User, error) {
 	u := User{
 		Username: username,
 		Role:     n.Role,
-		Name:     errs.Text("name", n.Name, false, 120),
-		Phone:    errs.Text("phone", n.Phone, false, 20),
+		Name:     errs.Line("name", n.Name, false, 120),
+		Phone:    errs.Phone("phone", n.Phone, false),
 	}
 	if n.Role == identity.Driver {
-		p := &DriverProfile{VehiclePlate: strings.ToUpper(errs.Text("vehicle_plate", n.VehiclePlate, true, 16))}
+		plate, _ := errs.Plate("vehicle_plate", n.VehiclePlate, true)
+		p := &DriverProfile{VehiclePlate: plate}
 		for _, c := range n.Capabilities {
 			st := intake.ServiceType(strings.TrimSpace(c))
 			validate.OneOf(&errs, "capabilities", st, intake.ServiceTypes)

@@ -201,8 +201,8 @@ func parseFilter(r *http.Request) (intake.Filter, error) {
 		validate.OneOf(&errs, "service_type", intake.ServiceType(v), intake.ServiceTypes)
 		f.ServiceType = intake.ServiceType(v)
 	}
-	f.Province = errs.Text("province", q.Get("province"), false, 80)
-	f.Insurer = errs.Text("insurer", q.Get("insurer"), false, 64)
+	f.Province = errs.Line("province", q.Get("province"), false, 80)
+	f.Insurer = errs.Line("insurer", q.Get("insurer"), false, 64)
 	for _, tf := range []struct {
 		name string
 		dst  *time.Time

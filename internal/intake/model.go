@@ -8,6 +8,8 @@ package intake
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/yolda/yolda/internal/validate"
 )
 
 // ServiceType is the kind of help asked for.
@@ -52,12 +54,28 @@ type Location struct {
 	District string  `json:"district,omitempty"`
 }
 
-// Vehicle is the customer's vehicle.
+// Vehicle is the customer's vehicle. Plate is stored in its canonical
+// spelling (validate.CanonicalPlate).
 type Vehicle struct {
 	Plate string      `json:"plate"`
 	Make  string      `json:"make,omitempty"`
 	Model string      `json:"model,omitempty"`
 	Type  VehicleType `json:"type"`
+	// ForeignPlate is true when the plate is not of the standard Turkish
+	// form: a foreign car (or a typo) an operator may want to look at. It
+	// is derived from Plate whenever the vehicle is shown; clients do not
+	// send it.
+	ForeignPlate bool `json:"foreign_plate"`
+}
+
+// MarshalJSON shows the vehicle with ForeignPlate worked out from the
+// plate, so that every representation (API, events) agrees with the
+// stored plate whatever built the value.
+func (v Vehicle) MarshalJSON() ([]byte, error) {
+	type plain Vehicle
+	p := plain(v)
+	p.ForeignPlate = !validate.TurkishPlate(validate.CanonicalPlate(v.Plate))
+	return json.Marshal(p)
 }
 
 // Policy names the insurance policy that pays for the job.

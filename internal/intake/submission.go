@@ -3,7 +3,6 @@ package intake
 import (
 	"math"
 	"regexp"
-	"strings"
 
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -34,7 +33,6 @@ type LocationInput struct {
 const (
 	maxAddress      = 300
 	maxPlace        = 80
-	maxPlate        = 16
 	maxMakeModel    = 64
 	maxInsurer      = 64
 	maxPolicyNumber = 64
@@ -44,10 +42,8 @@ const (
 )
 
 var (
-	plateRe   = regexp.MustCompile(`^[\p{Lu}\p{Nd} -]{2,16}$`)
 	insurerRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	policyRe  = regexp.MustCompile(`^[\p{L}\p{Nd}./_-]{1,64}$`)
-	phoneRe   = regexp.MustCompile(`^\+?[0-9]{7,15}$`)
 )
 
 // normalize validates s and returns the cleaned values a request is built
@@ -76,12 +72,12 @@ func (s Submission) normalize() (Request, error) {
 		errs.Add("vehicle", "is required")
 	} else {
 		v := *s.Vehicle
-		r.Vehicle.Plate = strings.ToUpper(errs.Text("vehicle.plate", v.Plate, true, maxPlate))
-		if r.Vehicle.Plate != "" && !plateRe.MatchString(r.Vehicle.Plate) {
-			errs.Add("vehicle.plate", "must be 2-16 letters, digits, spaces or dashes")
+		r.Vehicle.Plate, _ = errs.Plate("vehicle.plate", v.Plate, true)
+		if v.ForeignPlate {
+			errs.Add("vehicle.foreign_plate", "is worked out by Yolda from the plate; do not send it")
 		}
-		r.Vehicle.Make = errs.Text("vehicle.make", v.Make, false, maxMakeModel)
-		r.Vehicle.Model = errs.Text("vehicle.model", v.Model, false, maxMakeModel)
+		r.Vehicle.Make = errs.Line("vehicle.make", v.Make, false, maxMakeModel)
+		r.Vehicle.Model = errs.Line("vehicle.model", v.Model, false, maxMakeModel)
 		validate.OneOf(&errs, "vehicle.type", v.Type, VehicleTypes)
 		r.Vehicle.Type = v.Type
 	}
@@ -90,12 +86,14 @@ func (s Submission) normalize() (Request, error) {
 		errs.Add("policy", "is required")
 	} else {
 		p := *s.Policy
-		r.Policy.Insurer = errs.Text("policy.insurer", p.Insurer, true, maxInsurer)
-		if r.Policy.Insurer != "" && !insurerRe.MatchString(r.Policy.Insurer) {
+		before := len(errs)
+		r.Policy.Insurer = errs.Line("policy.insurer", p.Insurer, true, maxInsurer)
+		if len(errs) == before && r.Policy.Insurer != "" && !insurerRe.MatchString(r.Policy.Insurer) {
 			errs.Add("policy.insurer", "must be an insurer code: lower-case letters, digits, '-' or '_'")
 		}
-		r.Policy.PolicyNumber = errs.Text("policy.policy_number", p.PolicyNumber, true, maxPolicyNumber)
-		if r.Policy.PolicyNumber != "" && !policyRe.MatchString(r.Policy.PolicyNumber) {
+		before = len(errs)
+		r.Policy.PolicyNumber = errs.Line("policy.policy_number", p.PolicyNumber, true, maxPolicyNumber)
+		if len(errs) == before && r.Policy.PolicyNumber != "" && !policyRe.MatchString(r.Policy.PolicyNumber) {
 			errs.Add("policy.policy_number", "must be letters, digits, '.', '/', '_' or '-'")
 		}
 	}
@@ -104,15 +102,8 @@ func (s Submission) normalize() (Request, error) {
 		errs.Add("contact", "is required")
 	} else {
 		c := *s.Contact
-		r.Contact.Name = errs.Text("contact.name", c.Name, true, maxName)
-		phone := strings.NewReplacer(" ", "", "-", "", "(", "", ")", "").Replace(strings.TrimSpace(c.Phone))
-		switch {
-		case phone == "":
-			errs.Add("contact.phone", "is required")
-		case !phoneRe.MatchString(phone):
-			errs.Add("contact.phone", "must be a phone number in international form, e.g. +905551112233")
-		}
-		r.Contact.Phone = phone
+		r.Contact.Name = errs.Line("contact.name", c.Name, true, maxName)
+		r.Contact.Phone = errs.Phone("contact.phone", c.Phone, true)
 	}
 	r.Notes = errs.Text("notes", s.Notes, false, maxNotes)
 	return r, errs.Err()
@@ -137,7 +128,7 @@ func (l LocationInput) normalize(errs *validate.Errors, field string) Location {
 		out.Lng = *l.Lng
 	}
 	out.Address = errs.Text(field+".address", l.Address, false, maxAddress)
-	out.Province = errs.Text(field+".province", l.Province, false, maxPlace)
-	out.District = errs.Text(field+".district", l.District, false, maxPlace)
+	out.Province = errs.Line(field+".province", l.Province, false, maxPlace)
+	out.District = errs.Line(field+".district", l.District, false, maxPlace)
 	return out
 }
