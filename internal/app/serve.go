@@ -89,6 +89,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, env.Stderr)
 	log.Info("starting yolda", append([]any{"version", Version()}, cfg.Masked()...)...)
+	warnIfDataDirOpen(cfg.DataDir, log)
 
 	store, err := openStore(ctx, cfg)
 	if err != nil {
