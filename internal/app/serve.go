@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
@@ -107,12 +106,13 @@ func serve(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewService(store, account.DefaultHasher())
+	registry := prometheus.NewRegistry()
+	accounts, trail, err := accountServices(cfg, store, registry, log)
 	if err != nil {
 		return err
 	}
+	log.Info("password hashing bounded", "slots", accounts.HashSlots())
 
-	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "yolda_intake_batch_size", Help: "Requests committed per intake transaction.",
@@ -190,7 +190,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 
 	proxies, _ := cfg.ProxyNets() // validated above
 	api := httpapi.New(httpapi.Deps{
-		Intake: requests, Accounts: accounts, Tokens: tokens, DeadLetters: deadLetters, Notifications: store,
+		Intake: requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: deadLetters, Notifications: store,
 		Insurers: insurers.clients,
 		Ready:    store.Ping, Registry: registry, Logger: log,
 		Options: httpapi.Options{
@@ -206,6 +206,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	if slices.Contains(roles, "api") {
 		g.Go(func() error { return serveHTTP(ctx, cfg, api, requests, log) })
+		g.Go(func() error { return trail.Run(ctx) }) // audit retention
 	} else {
 		// Worker processes still answer probes and scrapes.
 		g.Go(func() error { return serveHTTP(ctx, cfg, api.OpsHandler(), requests, log) })

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/insurance"
@@ -21,6 +22,7 @@ import (
 type operationalStore interface {
 	intake.Store
 	account.Store
+	audit.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store

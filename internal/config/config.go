@@ -60,6 +60,13 @@ type Config struct {
 	IntakeWriters    int
 	IntakeBatchWait  time.Duration
 	IntakeQueueLimit int
+
+	// PasswordHashConcurrency bounds password hashes running at once
+	// (each holds the argon2id memory, 19 MiB); 0 derives it from
+	// GOMAXPROCS and a 256 MiB budget.
+	PasswordHashConcurrency int
+	// AuditRetention is how long the audit trail is kept.
+	AuditRetention time.Duration
 }
 
 // Defaults returns the embedded-laptop defaults.
@@ -88,6 +95,7 @@ func Defaults() Config {
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
 		IntakeQueueLimit:  8192,
+		AuditRetention:    400 * 24 * time.Hour,
 	}
 }
 
@@ -181,6 +189,8 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	integer(&c.IntakeWriters, "intake-writers", "intake transactions in flight at once (0: per engine)")
 	dur(&c.IntakeBatchWait, "intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)")
 	integer(&c.IntakeQueueLimit, "intake-queue", "requests waiting for a commit before answering 503")
+	integer(&c.PasswordHashConcurrency, "password-hash-concurrency", "password hashes at once, 19 MiB each (0: one per CPU within 256 MiB)")
+	dur(&c.AuditRetention, "audit-retention", "how long the audit trail of security events is kept")
 	return errors.Join(errs...)
 }
 
@@ -228,6 +238,12 @@ func (c *Config) Validate() error {
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
 		errs = append(errs, errors.New("worker-concurrency must be 1-1024"))
 	}
+	if c.PasswordHashConcurrency < 0 || c.PasswordHashConcurrency > 1024 {
+		errs = append(errs, errors.New("password-hash-concurrency must be 0-1024"))
+	}
+	if c.AuditRetention < 24*time.Hour {
+		errs = append(errs, errors.New("audit-retention must be at least 24h"))
+	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
@@ -269,6 +285,7 @@ func (c *Config) Masked() []any {
 		"intake_batch_max", c.IntakeBatchMax, "intake_writers", c.IntakeWriters,
 		"intake_batch_wait", c.IntakeBatchWait.String(),
 		"rate_limit_user", c.UserRate, "rate_limit_ip", c.IPRate, "max_in_flight", c.MaxInFlight,
+		"password_hash_concurrency", c.PasswordHashConcurrency, "audit_retention", c.AuditRetention.String(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/validate"
@@ -72,6 +73,7 @@ func (s *Server) handleRetryDeadLetter(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.DeadLetterRedriven, l.ID, map[string]string{"consumer": l.Consumer, "subject": l.Subject})
 	writeJSON(w, http.StatusAccepted, l)
 }
 

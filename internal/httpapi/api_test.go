@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
@@ -32,18 +33,21 @@ import (
 type apiStore interface {
 	intake.Store
 	account.Store
+	audit.Store
 	deadletter.Store
 	notify.Store
 	PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error)
 }
 
 type fixture struct {
-	srv    *httptest.Server
-	store  apiStore
-	users  map[string]account.User
-	tokens map[string]string
-	issuer *auth.Tokens
-	intake *intake.Service
+	srv   *httptest.Server
+	store apiStore
+	users map[string]account.User
+	// accounts is the account service behind the API.
+	accounts *account.Service
+	tokens   map[string]string
+	issuer   *auth.Tokens
+	intake   *intake.Service
 }
 
 var engines = map[string]func(t *testing.T) apiStore{
@@ -71,7 +75,11 @@ func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
 	t.Helper()
 	store := engines[engine](t)
 	hasher := &account.Hasher{Memory: 64, Time: 1, Threads: 1} // fast for tests
-	accounts, err := account.NewService(store, hasher)
+	trail, err := audit.NewService(store, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := account.NewService(store, hasher, account.WithAudit(trail))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +89,13 @@ func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
 	}
 	svc := intake.NewService(store, intake.Options{Batch: intake.BatchOptions{MaxBatch: 32, Writers: 2}})
 	t.Cleanup(svc.Close)
-	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc}
+	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc, accounts: accounts}
 	for _, u := range []account.NewUser{
 		{Username: "ayse", Password: "ayse-password", Role: identity.Customer, Name: "Ayşe Yılmaz"},
 		{Username: "mehmet", Password: "mehmet-password", Role: identity.Customer},
 		{Username: "operator", Password: "operator-password", Role: identity.Operator},
 		{Username: "driver", Password: "driver-password", Role: identity.Driver, VehiclePlate: "34TOW01", Capabilities: []string{"tow"}},
+		{Username: "admin", Password: "admin-password", Role: identity.Admin},
 	} {
 		created, err := accounts.Add(context.Background(), u)
 		if err != nil {
@@ -100,7 +109,7 @@ func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
 		f.tokens[u.Username] = tok
 	}
 	api := httpapi.New(httpapi.Deps{
-		Intake: svc, Accounts: accounts, Tokens: tokens,
+		Intake: svc, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry(), Options: opts,
 	})

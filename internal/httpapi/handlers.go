@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
@@ -57,12 +58,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	u, err := s.accounts.Authenticate(r.Context(), body.Username, body.Password)
+	if s.accounts == nil {
+		s.writeProblem(w, r, errNoSuchFeature)
+		return
+	}
+	u, err := s.accounts.Login(r.Context(), account.LoginAttempt{
+		Username: body.Username, Password: body.Password, Address: clientIP(r, s.opts.TrustedProxies),
+	})
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
-	token, err := s.tokens.Issue(identity.Principal{UserID: u.ID, Username: u.Username, Role: u.Role})
+	token, err := s.tokens.Issue(account.Principal(u))
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return

@@ -26,11 +26,18 @@ func (panickingIntake) Get(context.Context, identity.Principal, string) (intake.
 	panic("secret internal detail")
 }
 
+// trustingAccounts takes every verified token at its word.
+type trustingAccounts struct{ httpapi.Accounts }
+
+func (trustingAccounts) Resolve(_ context.Context, p identity.Principal) (identity.Principal, error) {
+	return p, nil
+}
+
 func TestPanicBecomesProblemAndLog(t *testing.T) {
 	var logs bytes.Buffer
 	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
 	api := httpapi.New(httpapi.Deps{
-		Intake: panickingIntake{}, Tokens: tokens, Registry: prometheus.NewRegistry(),
+		Intake: panickingIntake{}, Tokens: tokens, Accounts: trustingAccounts{}, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	srv := httptest.NewServer(api)

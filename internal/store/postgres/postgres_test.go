@@ -251,3 +251,7 @@ func BenchmarkCreateRequests(b *testing.B) {
 		})
 	}
 }
+
+func TestAccountConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AccountStore { return open(t) })
+}

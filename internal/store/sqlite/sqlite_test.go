@@ -44,3 +44,14 @@ func TestMessagingConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestAccountConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AccountStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

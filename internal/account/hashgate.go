@@ -1,0 +1,125 @@
+package account
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Password hashing is the one thing an anonymous caller can make Yolda do
+// that costs real memory: argon2id holds its whole memory parameter (19
+// MiB by default) for the length of a hash, so 200 logins at once took
+// several GiB. The gate bounds how many hashes run at once; a login that
+// finds every slot taken waits a little for one and is then refused with
+// ErrBusy (503 with Retry-After), which costs nothing.
+//
+// Bounding concurrency bounds the live memory, not the garbage: after a
+// burst the Go heap keeps its high-water mark until the next collection
+// (two minutes on an idle server), and the pages are returned to the
+// kernel later still. So when the last hash of a burst finishes, the gate
+// asks for the memory back at once (release, debug.FreeOSMemory), at most
+// once per releaseEvery.
+
+// HashMemoryBudget is the memory that concurrent password hashes may hold
+// together when the slot count is derived.
+const HashMemoryBudget = 256 << 20
+
+// DefaultHashWait is how long a login waits for a hashing slot.
+const DefaultHashWait = 2 * time.Second
+
+// releaseEvery bounds how often a burst's memory is handed back.
+const releaseEvery = time.Second
+
+// DefaultHashSlots is the slot count for hashes of memoryKiB: one per
+// CPU (argon2id with one lane keeps one CPU busy, so more only adds
+// latency and memory), but no more than HashMemoryBudget allows, and at
+// least one.
+func DefaultHashSlots(memoryKiB uint32) int {
+	n := runtime.GOMAXPROCS(0)
+	if per := int64(memoryKiB) << 10; per > 0 {
+		n = min(n, int(HashMemoryBudget/per))
+	}
+	return max(n, 1)
+}
+
+type hashGate struct {
+	slots   chan struct{}
+	queue   chan struct{} // bounds the callers waiting for a slot
+	wait    time.Duration
+	release func()
+	m       *metrics
+
+	mu          sync.Mutex
+	running     int
+	sinceFree   int // hashes finished since memory was last handed back
+	lastRelease time.Time
+}
+
+func newHashGate(slots int, wait time.Duration, release func(), m *metrics) *hashGate {
+	return &hashGate{
+		slots: make(chan struct{}, slots), queue: make(chan struct{}, 32*slots),
+		wait: wait, release: release, m: m,
+	}
+}
+
+// do runs fn in a slot, or returns ErrBusy.
+func (g *hashGate) do(ctx context.Context, fn func() error) error {
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		if err := g.await(ctx); err != nil {
+			return err
+		}
+	}
+	g.mu.Lock()
+	g.running++
+	g.mu.Unlock()
+	g.m.hashing.Inc()
+	defer func() {
+		g.m.hashing.Dec()
+		<-g.slots
+		g.done()
+	}()
+	return fn()
+}
+
+// await waits for a slot, within the queue bound and the wait.
+func (g *hashGate) await(ctx context.Context) error {
+	select {
+	case g.queue <- struct{}{}:
+		defer func() { <-g.queue }()
+	default:
+		g.m.hashBusy.Inc()
+		return ErrBusy
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		g.m.hashBusy.Inc()
+		return ErrBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// done hands the memory back when a burst is over: nothing runs any more
+// and more than a slot's worth of hashes ran since the last time.
+func (g *hashGate) done() {
+	g.mu.Lock()
+	g.running--
+	g.sinceFree++
+	now := time.Now()
+	burst := g.running == 0 && g.sinceFree > cap(g.slots) && now.Sub(g.lastRelease) >= releaseEvery
+	if burst {
+		g.sinceFree = 0
+		g.lastRelease = now
+	}
+	g.mu.Unlock()
+	if burst && g.release != nil {
+		go g.release()
+	}
+}
