@@ -51,8 +51,9 @@ type hashGate struct {
 	m       *metrics
 
 	mu          sync.Mutex
-	running     int
-	sinceFree   int // hashes finished since memory was last handed back
+	active      int  // callers running or waiting
+	sinceFree   int  // hashes finished since memory was last handed back
+	pending     bool // a release is scheduled
 	lastRelease time.Time
 }
 
@@ -65,6 +66,11 @@ func newHashGate(slots int, wait time.Duration, release func(), m *metrics) *has
 
 // do runs fn in a slot, or returns ErrBusy.
 func (g *hashGate) do(ctx context.Context, fn func() error) error {
+	g.mu.Lock()
+	g.active++
+	g.mu.Unlock()
+	ran := false
+	defer func() { g.leave(ran) }()
 	select {
 	case g.slots <- struct{}{}:
 	default:
@@ -72,15 +78,10 @@ func (g *hashGate) do(ctx context.Context, fn func() error) error {
 			return err
 		}
 	}
-	g.mu.Lock()
-	g.running++
-	g.mu.Unlock()
+	defer func() { <-g.slots }()
 	g.m.hashing.Inc()
-	defer func() {
-		g.m.hashing.Dec()
-		<-g.slots
-		g.done()
-	}()
+	defer g.m.hashing.Dec()
+	ran = true
 	return fn()
 }
 
@@ -106,20 +107,36 @@ func (g *hashGate) await(ctx context.Context) error {
 	}
 }
 
-// done hands the memory back when a burst is over: nothing runs any more
-// and more than a slot's worth of hashes ran since the last time.
-func (g *hashGate) done() {
+// leave hands the memory back when a burst is over: no caller is running
+// or waiting, and more than a slot's worth of hashes ran since the last
+// time. Within releaseEvery of the last release, it is scheduled for
+// later instead, so that the end of a burst is never skipped.
+func (g *hashGate) leave(ran bool) {
 	g.mu.Lock()
-	g.running--
-	g.sinceFree++
-	now := time.Now()
-	burst := g.running == 0 && g.sinceFree > cap(g.slots) && now.Sub(g.lastRelease) >= releaseEvery
-	if burst {
-		g.sinceFree = 0
-		g.lastRelease = now
+	defer g.mu.Unlock()
+	g.active--
+	if ran {
+		g.sinceFree++
 	}
-	g.mu.Unlock()
-	if burst && g.release != nil {
-		go g.release()
+	g.maybeRelease()
+}
+
+// maybeRelease runs with g.mu held.
+func (g *hashGate) maybeRelease() {
+	if g.active > 0 || g.sinceFree <= cap(g.slots) || g.pending || g.release == nil {
+		return
 	}
+	if since := time.Since(g.lastRelease); since < releaseEvery {
+		g.pending = true
+		time.AfterFunc(releaseEvery-since, func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.pending = false
+			g.maybeRelease()
+		})
+		return
+	}
+	g.sinceFree = 0
+	g.lastRelease = time.Now()
+	go g.release()
 }
