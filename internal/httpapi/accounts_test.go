@@ -302,4 +302,3 @@ func loopback(t *testing.T) []*net.IPNet {
 	}
 	return []*net.IPNet{n}
 }
-
