@@ -10,7 +10,7 @@ import (
 )
 
 func migrateCmd(ctx context.Context, args []string, env Env) error {
-	cfg, err := loadConfig("migrate", args, env)
+	cfg, err := loadConfigWith(newFlagSet("migrate", "Brings the database schema up to date (every start does it too).\n", env), args, env)
 	if err != nil {
 		return err
 	}
@@ -24,9 +24,9 @@ func migrateCmd(ctx context.Context, args []string, env Env) error {
 }
 
 func benchIntake(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("bench intake", env)
+	fs := newFlagSet("bench intake", "Load-tests POST /v1/requests on a running server and prints throughput and latency.\n", env)
 	opts := loadgen.Flags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, env); err != nil {
 		return err
 	}
 	res, err := loadgen.Run(ctx, *opts)
@@ -38,9 +38,9 @@ func benchIntake(ctx context.Context, args []string, env Env) error {
 }
 
 func mockInsurer(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("mock-insurer", env)
+	fs := newFlagSet("mock-insurer", "Serves a fake insurer API for demos and tests; POST /control changes its behaviour.\n", env)
 	addr, behaviour := mockinsurer.Flags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, env); err != nil {
 		return err
 	}
 	return mockinsurer.Run(ctx, *addr, *behaviour, newLogger("info", "json", env.Stderr))

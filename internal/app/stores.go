@@ -3,12 +3,14 @@ package app
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
@@ -23,6 +25,7 @@ type operationalStore interface {
 	intake.Store
 	account.Store
 	audit.Store
+	fleet.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store
@@ -37,7 +40,10 @@ type operationalStore interface {
 type openedStore struct {
 	operationalStore
 	engine string
-	close  func()
+	// where is the SQLite file's absolute path, or the PostgreSQL URL
+	// without its password: what to tell someone looking for their data.
+	where string
+	close func()
 	// writers is how many intake transactions pay off at once.
 	writers int
 }
@@ -50,11 +56,17 @@ func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		return &openedStore{operationalStore: s, engine: "postgres", close: func() { _ = s.Close() }, writers: 2}, nil
+		return &openedStore{operationalStore: s, engine: "postgres", where: config.Redact(cfg.DatabaseURL),
+			close: func() { _ = s.Close() }, writers: 2}, nil
 	}
-	s, err := sqlite.Open(ctx, cfg.DatabasePath())
+	path, err := filepath.Abs(cfg.DatabasePath())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite path: %w", err)
+	}
+	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	return &openedStore{operationalStore: s, engine: "sqlite", close: func() { _ = s.Close() }, writers: 1}, nil
+	return &openedStore{operationalStore: s, engine: "sqlite", where: path,
+		close: func() { _ = s.Close() }, writers: 1}, nil
 }

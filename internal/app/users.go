@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,18 +38,19 @@ Run "yolda users COMMAND --help" for a command's flags.
 `
 
 type usersCommand struct {
-	synopsis string
-	flags    func(fs *flag.FlagSet) func(ctx context.Context, c *usersCtx) error
+	synopsis, about string
+	flags           func(fs *flag.FlagSet) func(ctx context.Context, c *usersCtx) error
 }
 
 var usersCommands = map[string]usersCommand{
-	"add":            {"--role ROLE --username U (--password P | --password-stdin) [--name N] [--phone P] [--vehicle-plate X --capabilities tow,...]", usersAddFlags},
-	"list":           {"[--role ROLE] [--disabled true|false] [--limit N]", usersListFlags},
-	"set-role":       {"--user ID|USERNAME --role ROLE", usersSetRoleFlags},
-	"disable":        {"--user ID|USERNAME [--reason TEXT]", usersDisableFlags(true)},
-	"enable":         {"--user ID|USERNAME [--reason TEXT]", usersDisableFlags(false)},
-	"reset-password": {"--user ID|USERNAME (--password P | --password-stdin)", usersResetPasswordFlags},
-	"revoke-tokens":  {"--user ID|USERNAME", usersRevokeFlags},
+	"add": {"--role ROLE --username U (--password P | --password-stdin) [--name N] [--phone P] [--vehicle-plate X --capabilities tow,... --vehicle-kind K --provider CODE]",
+		"Creates an account.", usersAddFlags},
+	"list":           {"[--role ROLE] [--disabled true|false] [--limit N]", "Lists accounts, newest first.", usersListFlags},
+	"set-role":       {"--user ID|USERNAME --role ROLE", "Changes an account's role; its tokens stop working.", usersSetRoleFlags},
+	"disable":        {"--user ID|USERNAME [--reason TEXT]", "Disables an account: it cannot log in, and its tokens stop working.", usersDisableFlags(true)},
+	"enable":         {"--user ID|USERNAME [--reason TEXT]", "Enables a disabled account (its old tokens stay revoked).", usersDisableFlags(false)},
+	"reset-password": {"--user ID|USERNAME (--password P | --password-stdin)", "Sets a new password; the account's tokens stop working.", usersResetPasswordFlags},
+	"revoke-tokens":  {"--user ID|USERNAME", "Makes every token issued to the account so far invalid.", usersRevokeFlags},
 }
 
 // usersCtx is what a users command runs with.
@@ -63,10 +63,11 @@ type usersCtx struct {
 
 func usersCmd(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(env.Stderr, usersUsage)
 		if len(args) == 0 {
+			fmt.Fprint(env.Stderr, usersUsage)
 			return ErrUsage
 		}
+		fmt.Fprint(env.Stdout, usersUsage)
 		return nil
 	}
 	name := args[0]
@@ -75,50 +76,30 @@ func usersCmd(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stderr, "yolda users: unknown command %q\n\n%s", name, usersUsage)
 		return ErrUsage
 	}
-	fs := newFlagSet("users "+name, env)
+	fs := newFlagSet("users "+name, cmd.about+"\n\n  yolda users "+name+" "+cmd.synopsis+"\n", env)
 	run := cmd.flags(fs)
-	cfg := storeFlags(fs, env)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: yolda users %s %s\n\nFlags:\n", name, cmd.synopsis)
-		fs.PrintDefaults()
+	// Only where the store is, as flags; every setting is still read from
+	// the environment.
+	cfg := config.Defaults()
+	if err := cfg.RegisterOnly(fs, env.Getenv, "data-dir", "database-url"); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args[1:], env); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	store, err := openStore(ctx, *cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.close()
-	svc, _, err := accountServices(*cfg, store, nil, newLogger("warn", "text", env.Stderr))
+	svc, _, err := accountServices(cfg, store, nil, newLogger("warn", "text", env.Stderr))
 	if err != nil {
 		return err
 	}
-	where := store.engine
-	if store.engine == "sqlite" {
-		if abs, err := filepath.Abs(cfg.DatabasePath()); err == nil {
-			where = abs
-		}
-	}
-	return run(ctx, &usersCtx{svc: svc, who: cliPrincipal(), env: env, where: where})
-}
-
-// storeFlags declares the only settings a users command needs, where the
-// database is, over the environment and the defaults; --help shows these
-// and the command's own flags, not the server's.
-func storeFlags(fs *flag.FlagSet, env Env) *config.Config {
-	cfg := config.Defaults()
-	// Read every setting from the environment, as serve does, without
-	// offering them as flags.
-	all := flag.NewFlagSet("env", flag.ContinueOnError)
-	all.SetOutput(io.Discard)
-	_ = cfg.Register(all, env.Getenv) // Validate reports bad values
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "files of the embedded stores ($YOLDA_DATA_DIR)")
-	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "operational database: empty for SQLite in the data dir, or postgres://... ($YOLDA_DATABASE_URL)")
-	return &cfg
+	return run(ctx, &usersCtx{svc: svc, who: cliPrincipal(), env: env, where: store.where})
 }
 
 // cliPrincipal is who the command line acts as.
@@ -165,6 +146,8 @@ func usersAddFlags(fs *flag.FlagSet) func(context.Context, *usersCtx) error {
 	fs.StringVar(&n.Phone, "phone", "", "phone number")
 	fs.StringVar(&n.VehiclePlate, "vehicle-plate", "", "drivers: the service vehicle's plate")
 	fs.StringVar(&caps, "capabilities", "", "drivers: comma-separated services, e.g. tow,jump_start")
+	fs.StringVar(&n.VehicleKind, "vehicle-kind", "", "drivers: tow_truck or service_van (default: tow_truck if they tow)")
+	fs.StringVar(&n.Provider, "provider", "", "drivers: code of the provider they work for (yolda providers add)")
 	return func(ctx context.Context, c *usersCtx) error {
 		pw, err := password(n.Password, stdin, c.env)
 		if err != nil {

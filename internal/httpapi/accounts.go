@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -92,8 +91,7 @@ func userParams() []param {
 	return []param{
 		{name: "role", kind: "string", enum: roles},
 		{name: "disabled", kind: "string", enum: []string{"true", "false"}},
-		{name: "limit", kind: "integer", description: "1-500, default 50"},
-		{name: "cursor", kind: "string", description: "next_cursor of the previous page"},
+		limitParam, cursorParam,
 	}
 }
 
@@ -108,10 +106,17 @@ func auditParams() []param {
 		{name: "target", kind: "string", description: "what it was done to: a user, request or dead-letter id"},
 		{name: "from", kind: "string", description: "RFC 3339; at or after"},
 		{name: "to", kind: "string", description: "RFC 3339; before"},
-		{name: "limit", kind: "integer", description: "1-500, default 50"},
-		{name: "cursor", kind: "string", description: "next_cursor of the previous page"},
+		limitParam, cursorParam,
 	}
 }
+
+// Example bodies: documented, and sent by the tests that call every route.
+var (
+	exampleNewUser  = newUserBody{Username: "zeynep", Password: "a-long-password", Role: identity.Operator, Name: "Zeynep Kaya"}
+	exampleRole     = roleBody{Role: identity.Operator}
+	exampleReason   = reasonBody{Reason: "reported stolen phone"}
+	examplePassword = passwordBody{Password: "a-new-long-password"}
+)
 
 // accountRoutes are the admin endpoints of this file.
 func (s *Server) accountRoutes() []route {
@@ -121,52 +126,24 @@ func (s *Server) accountRoutes() []route {
 		{method: "GET", pattern: "/v1/admin/users", summary: "List accounts", tag: "admin", roles: admins,
 			handler: s.handleListUsers, success: 200, result: userList{}, query: userParams(), errors: []int{401, 403, 422, 429}},
 		{method: "POST", pattern: "/v1/admin/users", summary: "Create an account", tag: "admin", roles: admins,
-			handler: s.handleCreateUser, body: newUserBody{}, success: 201, result: userView{},
+			handler: s.handleCreateUser, body: newUserBody{}, example: exampleNewUser, maxBody: 2 * smallBody, success: 201, result: userView{},
 			errors: []int{400, 401, 403, 409, 413, 415, 422, 429, 503}},
-		{method: "GET", pattern: "/v1/admin/users/{id}", summary: "Read an account", tag: "admin", roles: admins,
+		{method: "GET", pattern: "/v1/admin/users/{id}", summary: "Read an account", tag: "admin", roles: admins, object: objectUser,
 			handler: s.handleGetUser, success: 200, result: userView{}, errors: user},
 		{method: "POST", pattern: "/v1/admin/users/{id}/role", summary: "Change an account's role (revokes its tokens)", tag: "admin", roles: admins,
-			handler: s.handleSetRole, body: roleBody{}, success: 200, result: userView{}, errors: change},
+			object: objectUser, handler: s.handleSetRole, body: roleBody{}, example: exampleRole, maxBody: smallBody, success: 200, result: userView{}, errors: change},
 		{method: "POST", pattern: "/v1/admin/users/{id}/disable", summary: "Disable an account (revokes its tokens)", tag: "admin", roles: admins,
-			handler: s.handleSetDisabled(true), body: reasonBody{}, success: 200, result: userView{}, errors: change},
+			object: objectUser, handler: s.handleSetDisabled(true), body: reasonBody{}, example: exampleReason, maxBody: smallBody, success: 200, result: userView{}, errors: change},
 		{method: "POST", pattern: "/v1/admin/users/{id}/enable", summary: "Enable a disabled account", tag: "admin", roles: admins,
-			handler: s.handleSetDisabled(false), body: reasonBody{}, success: 200, result: userView{}, errors: change},
+			object: objectUser, handler: s.handleSetDisabled(false), body: reasonBody{}, example: exampleReason, maxBody: smallBody, success: 200, result: userView{}, errors: change},
 		{method: "POST", pattern: "/v1/admin/users/{id}/password", summary: "Set a new password (revokes the account's tokens)", tag: "admin", roles: admins,
-			handler: s.handleResetPassword, body: passwordBody{}, success: 200, result: userView{}, errors: append(change, 503)},
+			object: objectUser, handler: s.handleResetPassword, body: passwordBody{}, example: examplePassword, maxBody: smallBody, success: 200, result: userView{},
+			errors: append(change, 503)},
 		{method: "POST", pattern: "/v1/admin/users/{id}/revoke-tokens", summary: "Revoke every token issued to an account so far", tag: "admin", roles: admins,
-			handler: s.handleRevokeTokens, success: 200, result: userView{}, errors: user},
+			object: objectUser, handler: s.handleRevokeTokens, success: 200, result: userView{}, errors: user},
 		{method: "GET", pattern: "/v1/admin/audit", summary: "The audit trail of security events", tag: "admin", roles: admins,
 			handler: s.handleAudit, success: 200, result: auditList{}, query: auditParams(), errors: []int{401, 403, 422, 429}},
 	}
-}
-
-// checkQuery refuses parameters the route does not document, and
-// documented ones given twice.
-func checkQuery(q url.Values, params []param, errs *validate.Errors) {
-	known := map[string]bool{}
-	for _, p := range params {
-		known[p.name] = true
-	}
-	for name, vals := range q {
-		switch {
-		case !known[name]:
-			errs.Add(name, "is not a known query parameter")
-		case len(vals) > 1:
-			errs.Add(name, "must be given once")
-		}
-	}
-}
-
-func parseLimit(q url.Values, errs *validate.Errors) int {
-	v := q.Get("limit")
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > account.MaxLimit {
-		errs.Add("limit", "must be an integer from 1 to 500")
-	}
-	return n
 }
 
 // decodeIDCursor reads a cursor made by encodeCursor from an id of the
@@ -197,9 +174,8 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, errNoSuchFeature)
 		return
 	}
-	q := r.URL.Query()
+	q := r.URL.Query() // checkQuery refused undeclared parameters
 	var errs validate.Errors
-	checkQuery(q, userParams(), &errs)
 	var f account.UserFilter
 	if v := q.Get("role"); v != "" {
 		validate.OneOf(&errs, "role", identity.Role(v), identity.Roles)
@@ -212,7 +188,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Disabled = &b
 	}
-	f.Limit = parseLimit(q, &errs)
+	f.Limit = queryLimit(&errs, q)
 	f.Before = decodeIDCursor(q.Get("cursor"), "usr", &errs)
 	if err := errs.Err(); err != nil {
 		s.writeProblem(w, r, err)
@@ -236,7 +212,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b newUserBody
-	if err := decodeJSON(w, r, 8<<10, &b, false); err != nil {
+	if err := decodeJSON(w, r, 2*smallBody, &b, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
@@ -300,7 +276,7 @@ func (s *Server) userAction(w http.ResponseWriter, r *http.Request, body any, ac
 	}
 	if body != nil {
 		_, optional := body.(*reasonBody)
-		if err := decodeJSON(w, r, 4<<10, body, optional); err != nil {
+		if err := decodeJSON(w, r, smallBody, body, optional); err != nil {
 			s.writeProblem(w, r, err)
 			return
 		}
@@ -318,9 +294,8 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, errNoSuchFeature)
 		return
 	}
-	q := r.URL.Query()
+	q := r.URL.Query() // checkQuery refused undeclared parameters
 	var errs validate.Errors
-	checkQuery(q, auditParams(), &errs)
 	f := audit.Filter{
 		ActorID: errs.Line("actor", q.Get("actor"), false, 100),
 		Target:  errs.Line("target", q.Get("target"), false, 100),
@@ -344,7 +319,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		errs.Add("to", "must be after from")
 	}
-	f.Limit = parseLimit(q, &errs)
+	f.Limit = queryLimit(&errs, q)
 	f.Before = decodeIDCursor(q.Get("cursor"), "aud", &errs)
 	if err := errs.Err(); err != nil {
 		s.writeProblem(w, r, err)

@@ -18,8 +18,6 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 )
 
-const testSecret = "test-secret-test-secret-test-secret"
-
 // mint signs claims with the fixture's secret: a token Yolda could have
 // issued, whatever it says.
 func mint(t *testing.T, claims jwt.MapClaims) string {

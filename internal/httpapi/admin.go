@@ -2,11 +2,11 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -30,13 +30,9 @@ func (s *Server) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	var errs validate.Errors
-	limit := 50
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			errs.Add("limit", "must be an integer from 1 to 500")
-		}
-		limit = n
+	limit := queryLimit(&errs, q)
+	if limit == 0 {
+		limit = intake.DefaultLimit
 	}
 	before := q.Get("cursor")
 	if before != "" && (!strings.HasPrefix(before, "dlq_") || len(before) > 64) {

@@ -14,8 +14,8 @@ import (
 )
 
 type loginBody struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username string `json:"username" validate:"required"`
+	Password string `json:"password" validate:"required"`
 }
 
 type loginAnswer struct {
@@ -43,17 +43,12 @@ type cancelBody struct {
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var body loginBody
-	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
 	var errs validate.Errors
-	if body.Username == "" {
-		errs.Add("username", "is required")
-	}
-	if body.Password == "" {
-		errs.Add("password", "is required")
-	}
+	validate.Struct(&errs, "", &body)
 	if err := errs.Err(); err != nil {
 		s.writeProblem(w, r, err)
 		return
@@ -130,7 +125,7 @@ func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleCancelRequest(w http.ResponseWriter, r *http.Request) {
 	var body cancelBody
-	if err := decodeJSON(w, r, 4<<10, &body, true); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, true); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
@@ -179,21 +174,12 @@ func decodeCursor(c string) (string, bool) {
 	return id, ok && strings.HasPrefix(id, "req_") && len(id) <= 64
 }
 
+// parseFilter reads the filters of GET /v1/requests; checkQuery has
+// already refused parameters the route does not declare.
 func parseFilter(r *http.Request) (intake.Filter, error) {
 	q := r.URL.Query()
 	var f intake.Filter
 	var errs validate.Errors
-	known := map[string]bool{}
-	for _, p := range listParams() {
-		known[p.name] = true
-	}
-	for name, vals := range q {
-		if !known[name] {
-			errs.Add(name, "is not a known query parameter")
-		} else if len(vals) > 1 {
-			errs.Add(name, "must be given once")
-		}
-	}
 	if v := q.Get("status"); v != "" {
 		for _, part := range strings.Split(v, ",") {
 			st := intake.Status(strings.TrimSpace(part))
@@ -225,13 +211,7 @@ func parseFilter(r *http.Request) (intake.Filter, error) {
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		errs.Add("to", "must be after from")
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > intake.MaxLimit {
-			errs.Add("limit", "must be an integer from 1 to 500")
-		}
-		f.Limit = n
-	}
+	f.Limit = queryLimit(&errs, q)
 	if v := q.Get("cursor"); v != "" {
 		id, ok := decodeCursor(v)
 		if !ok {

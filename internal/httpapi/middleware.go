@@ -77,6 +77,7 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 			rid = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", rid)
+		setSecurityHeaders(w.Header())
 		ctx := context.WithValue(r.Context(), keyRequestID, rid)
 		ctx = audit.WithOrigin(ctx, audit.Origin{Address: clientIP(r, s.opts.TrustedProxies), RequestID: rid})
 		r = r.WithContext(ctx)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -35,13 +34,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 			return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send the body as Content-Type: application/json (with curl: --json).")
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		return decodeProblem(err, maxBytes)
 	}
 	var syntax *jsonstrict.SyntaxError
 	var ambiguous jsonstrict.Problems
-	switch err := jsonstrict.Check(body, reflect.TypeOf(dst)); {
+	switch err := jsonstrict.Check(data, reflect.TypeOf(dst)); {
 	case errors.As(err, &syntax) && syntax.Empty && allowEmpty:
 		return nil
 	case errors.As(err, &syntax) && syntax.Trailing:
@@ -55,21 +54,22 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 		}
 		return out
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // jsonstrict refused them already; kept as a backstop
 	if err := dec.Decode(dst); err != nil {
 		return decodeProblem(err, maxBytes)
 	}
 	return nil
 }
 
+// decodeProblem turns a decoding error into a problem.
 func decodeProblem(err error, maxBytes int64) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", fmt.Sprintf("The body may be at most %d bytes.", maxBytes))
+		return tooLarge(maxBytes)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
 	case errors.As(err, &typ):

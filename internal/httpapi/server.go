@@ -7,9 +7,11 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +88,12 @@ type Tokens interface {
 type Options struct {
 	// MaxBodyBytes caps a request body (413 past it).
 	MaxBodyBytes int64
-	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap.
+	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap. A
+	// request counts once its body is read.
 	MaxInFlight int
+	// BodyReadTimeout bounds the reading of one body (408 past it);
+	// DefaultBodyReadTimeout when 0.
+	BodyReadTimeout time.Duration
 	// UserRate and UserBurst limit requests per authenticated identity;
 	// IPRate and IPBurst limit unauthenticated calls (login) per address.
 	// A rate of 0 disables the limit.
@@ -95,6 +101,10 @@ type Options struct {
 	UserBurst int
 	IPRate    float64
 	IPBurst   int
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (LimitConns); 0 is no cap. Trusted proxies are
+	// exempt: every client comes through their address.
+	MaxConnsPerIP int
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []*net.IPNet
 	Version        string
@@ -116,6 +126,8 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
+	// Fleet serves the drivers' routes; without it they do not exist.
+	Fleet Fleet
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -133,6 +145,7 @@ type Server struct {
 	dead      DeadLetters
 	notes     Notifications
 	insurers  Insurers
+	fleet     Fleet
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -154,6 +167,9 @@ func New(d Deps) *Server {
 	if d.Options.MaxBodyBytes <= 0 {
 		d.Options.MaxBodyBytes = 64 << 10
 	}
+	if d.Options.BodyReadTimeout <= 0 {
+		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	s := &Server{
 		intake:    d.Intake,
 		accounts:  d.Accounts,
@@ -163,6 +179,7 @@ func New(d Deps) *Server {
 		dead:      d.DeadLetters,
 		notes:     d.Notifications,
 		insurers:  d.Insurers,
+		fleet:     d.Fleet,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,
@@ -179,20 +196,26 @@ func New(d Deps) *Server {
 	}
 	s.routes = s.routeTable()
 	s.openAPIDoc = s.openAPI()
-	s.handler = s.mux(s.routes)
-	var ops []route
+	var api, ops []route
 	for _, rt := range s.routes {
-		if rt.tag == "operations" {
+		if rt.listener != onOps {
+			api = append(api, rt)
+		}
+		if rt.listener != onAPI {
 			ops = append(ops, rt)
 		}
 	}
+	s.handler = s.mux(api)
 	s.ops = s.mux(ops)
 	return s
 }
 
-// OpsHandler serves only health, readiness, metrics and the OpenAPI
-// document: what a process without the api role still answers, so that it
-// can be probed and scraped like any other.
+// OpsHandler serves the operations listener (YOLDA_OPS_ADDR, loopback by
+// default): health, readiness and metrics, for probes and Prometheus.
+// Every process serves it, whatever its roles. ServeHTTP, the public API,
+// answers health and readiness too (load balancers probe it) but never
+// metrics: they tell an outsider what the process is doing, and any label
+// is memory an outsider could grow.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // ServeHTTP implements http.Handler.
@@ -204,7 +227,7 @@ func (s *Server) mux(routes []route) http.Handler {
 	byPath := map[string]map[string]http.Handler{}
 	var paths []string
 	for _, rt := range routes {
-		h := http.Handler(rt.handler)
+		h := s.checkQuery(rt.query, rt.handler)
 		switch {
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
@@ -214,6 +237,11 @@ func (s *Server) mux(routes []route) http.Handler {
 		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
 			h = s.shed(h)
 		}
+		limit := rt.maxBody
+		if limit == 0 {
+			limit = s.opts.MaxBodyBytes
+		}
+		h = s.readBody(limit, h)
 		h = s.observe(rt.pattern, h)
 		if byPath[rt.pattern] == nil {
 			byPath[rt.pattern] = map[string]http.Handler{}
@@ -224,15 +252,11 @@ func (s *Server) mux(routes []route) http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range paths {
 		methods := byPath[p]
-		var allow []string
-		for m := range methods {
-			allow = append(allow, m)
-		}
-		sort.Strings(allow)
+		allow := slices.Sorted(maps.Keys(methods))
 		notAllowed := s.observe(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", joinComma(allow))
+			w.Header().Set("Allow", strings.Join(allow, ", "))
 			s.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
-				"This resource answers "+joinComma(allow)+"."))
+				"This resource answers "+strings.Join(allow, ", ")+"."))
 		}))
 		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h, ok := methods[r.Method]; ok {
@@ -242,21 +266,10 @@ func (s *Server) mux(routes []route) http.Handler {
 			notAllowed.ServeHTTP(w, r)
 		}))
 	}
-	mux.Handle("/", s.observe("unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
 	})))
 	return mux
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

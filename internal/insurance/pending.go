@@ -53,18 +53,44 @@ func (g *PendingGauges) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Insurers with nothing pending read 0, not a stale value.
+	// The label is the configured insurer, or OtherInsurer for every code
+	// found in the database that is not one: stored codes come from
+	// clients (with no insurers configured any well-formed code is taken),
+	// and a label per stored code would let them grow /metrics at will.
+	type pending struct {
+		count  int
+		oldest time.Time
+	}
+	by := map[string]*pending{OtherInsurer: {}}
 	for _, c := range g.clients.All() {
-		g.count.WithLabelValues(c.Code()).Set(0)
-		g.oldest.WithLabelValues(c.Code()).Set(0)
+		by[c.Code()] = &pending{} // nothing pending reads 0, not a stale value
+	}
+	for _, p := range stats {
+		code := p.Insurer
+		if _, ok := g.clients.Get(code); !ok {
+			code = OtherInsurer
+		}
+		agg := by[code]
+		if agg.count == 0 || p.Oldest.Before(agg.oldest) {
+			agg.oldest = p.Oldest
+		}
+		agg.count += p.Count
 	}
 	now := g.now()
-	for _, p := range stats {
-		g.count.WithLabelValues(p.Insurer).Set(float64(p.Count))
-		g.oldest.WithLabelValues(p.Insurer).Set(now.Sub(p.Oldest).Seconds())
+	for code, p := range by {
+		g.count.WithLabelValues(code).Set(float64(p.count))
+		age := 0.0
+		if p.count > 0 {
+			age = now.Sub(p.oldest).Seconds()
+		}
+		g.oldest.WithLabelValues(code).Set(age)
 	}
 	return nil
 }
+
+// OtherInsurer is the insurer label of pending checks whose code is not
+// configured.
+const OtherInsurer = "other"
 
 // Run refreshes every interval until ctx ends.
 func (g *PendingGauges) Run(ctx context.Context, interval time.Duration) error {

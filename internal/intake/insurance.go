@@ -151,7 +151,7 @@ func (s *Service) DecideInsurance(ctx context.Context, who identity.Principal, r
 		return Request{}, ErrForbidden
 	}
 	var errs validate.Errors
-	if decision != InsuranceWaived && decision != InsuranceRejected {
+	if !slices.Contains(Decisions, decision) {
 		errs.Add("decision", "must be waived or rejected")
 	}
 	reason = errs.Text("reason", reason, decision == InsuranceRejected, maxReason)

@@ -235,18 +235,42 @@ func (s *Service) Get(ctx context.Context, who identity.Principal, requestID str
 	if !id.Valid("req", requestID) {
 		return Request{}, ErrNotFound
 	}
-	r, err := s.store.Request(ctx, requestID)
-	if err != nil {
-		return Request{}, err
-	}
-	if !mayRead(who, r) {
+	// The caller's scope is part of the query, so that another's request
+	// and a missing one cost the same (one lookup that finds nothing):
+	// timing tells nobody which ids exist.
+	f, ok := scope(who, Filter{ID: requestID, Limit: 1})
+	if !ok {
 		return Request{}, ErrNotFound
 	}
-	return r, nil
+	found, err := s.store.Requests(ctx, f)
+	if err != nil {
+		return Request{}, fmt.Errorf("read request: %w", err)
+	}
+	if len(found) == 0 {
+		return Request{}, ErrNotFound
+	}
+	return found[0], nil
+}
+
+// scope narrows f to what who may read (the rule of mayRead, as a
+// filter): staff everything, a customer its own requests, a driver those
+// assigned to it. No other role reads requests.
+func scope(who identity.Principal, f Filter) (Filter, bool) {
+	switch {
+	case who.Role.Staff():
+	case who.Role == identity.Customer:
+		f.OwnerID = who.UserID
+	case who.Role == identity.Driver:
+		f.DriverID = who.UserID
+	default:
+		return f, false
+	}
+	return f, true
 }
 
 // mayRead is the object-level rule: staff see everything, a customer its
-// own requests, a driver the requests assigned to it.
+// own requests, a driver the requests assigned to it. scope is the same
+// rule as a filter; keep them together.
 func mayRead(who identity.Principal, r Request) bool {
 	switch {
 	case who.Role.Staff():
@@ -275,13 +299,8 @@ const (
 // customer's filter is narrowed to its own requests, a driver's to those
 // assigned to it, whatever it asked for.
 func (s *Service) List(ctx context.Context, who identity.Principal, f Filter) (Page, error) {
-	switch {
-	case who.Role.Staff():
-	case who.Role == identity.Customer:
-		f.OwnerID = who.UserID
-	case who.Role == identity.Driver:
-		f.DriverID = who.UserID
-	default:
+	f, ok := scope(who, f)
+	if !ok {
 		return Page{}, ErrForbidden
 	}
 	if f.Limit <= 0 {

@@ -24,6 +24,9 @@ var Statuses = []Status{
 	StatusCancelled, StatusRejected, StatusUnfulfilled,
 }
 
+// Enum lists the values.
+func (Status) Enum() []string { return names(Statuses) }
+
 // transitions is the state machine: for each status, the statuses it may
 // move to. Anything not listed is a conflict. unfulfilled is an end for the
 // automatic flow but operators may still dispatch or assign by hand.

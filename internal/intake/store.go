@@ -65,6 +65,8 @@ type Change struct {
 
 // Filter selects requests for a list. Zero fields match everything.
 type Filter struct {
+	// ID selects one request: how Get reads through the same scope as List.
+	ID          string
 	OwnerID     string
 	DriverID    string
 	Statuses    []Status

@@ -31,7 +31,7 @@ import (
 // Text checks and normalises a free-text field; see the kinds above. It
 // returns the value to store.
 func (e *Errors) Text(field, value string, required bool, max int) string {
-	v, ok := e.prepare(field, value, required, max, true)
+	v, ok := e.prepare(field, value, required, max)
 	if !ok {
 		return v
 	}
@@ -43,7 +43,7 @@ func (e *Errors) Text(field, value string, required bool, max int) string {
 
 // Line checks and normalises a one-line field; see the kinds above.
 func (e *Errors) Line(field, value string, required bool, max int) string {
-	v, ok := e.prepare(field, value, required, max, false)
+	v, ok := e.prepare(field, value, required, max)
 	if !ok {
 		return v
 	}
@@ -55,16 +55,12 @@ func (e *Errors) Line(field, value string, required bool, max int) string {
 
 // prepare does what both kinds share. ok is false when a problem was
 // recorded or the value is empty.
-func (e *Errors) prepare(field, value string, required bool, max int, multiline bool) (string, bool) {
+func (e *Errors) prepare(field, value string, required bool, max int) (string, bool) {
 	if !utf8.ValidString(value) {
 		e.Add(field, "must be valid UTF-8")
 		return strings.ToValidUTF8(value, "\uFFFD"), false
 	}
-	v := norm.NFC.String(value)
-	if multiline {
-		v = strings.ReplaceAll(v, "\r\n", "\n")
-	}
-	v = strings.TrimSpace(v)
+	v := Clean(value)
 	switch {
 	case v == "":
 		if required {
@@ -76,6 +72,13 @@ func (e *Errors) prepare(field, value string, required bool, max int, multiline 
 		return v, false
 	}
 	return v, true
+}
+
+// Clean is a text value as Yolda keeps it: NFC, Windows line ends as
+// "\n", without surrounding space. Text and Line return it; code that
+// copies a value Struct checked calls it directly.
+func Clean(s string) string {
+	return strings.TrimSpace(strings.ReplaceAll(norm.NFC.String(s), "\r\n", "\n"))
 }
 
 // bidiControl reports the characters that change the display order of
@@ -103,7 +106,7 @@ func describe(s string, i int) string {
 	case bidiControl(r):
 		return "bidirectional control characters (U+" + hex4(r) + ")"
 	case unicode.IsControl(r):
-		return "control characters (U+" + hex4(r) + ")"
+		return "control characters"
 	}
 	return "invisible formatting characters (U+" + hex4(r) + ")"
 }

@@ -39,6 +39,16 @@ func (e Errors) Err() error {
 	return e
 }
 
+// Has reports whether a problem was recorded for field.
+func (e Errors) Has(field string) bool {
+	for _, f := range e {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // OneOf checks that value is one of allowed.
 func OneOf[T ~string](e *Errors, field string, value T, allowed []T) {
 	if value == "" {

@@ -510,6 +510,9 @@ func (s *Store) Requests(ctx context.Context, f intake.Filter) ([]intake.Request
 		args = append(args, arg)
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
+	if f.ID != "" {
+		add("r.id = ?", f.ID)
+	}
 	if f.OwnerID != "" {
 		add("r.owner_id = ?", f.OwnerID)
 	}

@@ -219,6 +219,9 @@ func (s *Store) Requests(ctx context.Context, f intake.Filter) ([]intake.Request
 	var where []string
 	var args []any
 	add := func(cond string, arg any) { where = append(where, cond); args = append(args, arg) }
+	if f.ID != "" {
+		add("id = ?", f.ID)
+	}
 	if f.OwnerID != "" {
 		add("owner_id = ?", f.OwnerID)
 	}

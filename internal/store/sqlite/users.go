@@ -11,6 +11,7 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/audit"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/identity"
 )
 
@@ -34,8 +35,12 @@ func (s *Store) CreateUser(ctx context.Context, u account.User, events ...audit.
 			if err != nil {
 				return fmt.Errorf("encode capabilities: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO drivers (user_id, vehicle_plate, capabilities, updated_at)
-				VALUES (?, ?, ?, ?)`, u.ID, u.Driver.VehiclePlate, string(caps), toMicros(u.CreatedAt)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO drivers (user_id, vehicle_plate, vehicle_kind, capabilities, provider_code, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?)`, u.ID, u.Driver.VehiclePlate, string(u.Driver.VehicleKind), string(caps),
+				sql.NullString{String: u.Driver.ProviderCode, Valid: u.Driver.ProviderCode != ""}, toMicros(u.CreatedAt)); err != nil {
+				if strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+					return fleet.ErrUnknownProvider
+				}
 				return fmt.Errorf("insert driver: %w", err)
 			}
 		}
@@ -53,7 +58,7 @@ func updatedOrCreated(u account.User) time.Time {
 }
 
 const userColumns = `u.id, u.username, u.role, u.name, u.phone, u.password_hash, u.disabled, u.token_version,
-	u.created_at, u.updated_at, d.vehicle_plate, d.capabilities
+	u.created_at, u.updated_at, d.vehicle_plate, d.vehicle_kind, d.capabilities, d.provider_code
 	FROM users u LEFT JOIN drivers d ON d.user_id = u.id`
 
 func scanUser(row interface{ Scan(...any) error }) (account.User, error) {
@@ -61,10 +66,11 @@ func scanUser(row interface{ Scan(...any) error }) (account.User, error) {
 		u                    account.User
 		role                 string
 		createdAt, updatedAt int64
-		plate, caps          sql.NullString
+		plate, kind          sql.NullString
+		caps, provider       sql.NullString
 	)
 	if err := row.Scan(&u.ID, &u.Username, &role, &u.Name, &u.Phone, &u.PasswordHash, &u.Disabled, &u.TokenVersion,
-		&createdAt, &updatedAt, &plate, &caps); err != nil {
+		&createdAt, &updatedAt, &plate, &kind, &caps, &provider); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return account.User{}, account.ErrNotFound
 		}
@@ -74,7 +80,7 @@ func scanUser(row interface{ Scan(...any) error }) (account.User, error) {
 	u.CreatedAt = fromMicros(createdAt)
 	u.UpdatedAt = fromMicros(updatedAt)
 	if plate.Valid {
-		u.Driver = &account.DriverProfile{VehiclePlate: plate.String}
+		u.Driver = &account.DriverProfile{VehiclePlate: plate.String, VehicleKind: fleet.VehicleKind(kind.String), ProviderCode: provider.String}
 		if err := json.Unmarshal([]byte(caps.String), &u.Driver.Capabilities); err != nil {
 			return account.User{}, fmt.Errorf("decode capabilities: %w", err)
 		}

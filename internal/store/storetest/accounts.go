@@ -12,6 +12,7 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/audit"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -41,7 +42,7 @@ func newUser(username string, role identity.Role, at time.Time) account.User {
 		PasswordHash: "$argon2id$x", CreatedAt: at, UpdatedAt: at,
 	}
 	if role == identity.Driver {
-		u.Driver = &account.DriverProfile{VehiclePlate: "34AB123", Capabilities: []intake.ServiceType{intake.Tow}}
+		u.Driver = &account.DriverProfile{VehiclePlate: "34AB123", VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow}}
 	}
 	return u
 }

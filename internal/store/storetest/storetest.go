@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -56,7 +57,7 @@ func addUser(t *testing.T, s Store, username string, role identity.Role) account
 		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base, UpdatedAt: base,
 	}
 	if role == identity.Driver {
-		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
+		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
 	}
 	if err := s.CreateUser(context.Background(), u); err != nil {
 		t.Fatalf("CreateUser(%s): %v", username, err)
@@ -358,6 +359,7 @@ func testList(t *testing.T, s Store) {
 		{"combined", intake.Filter{OwnerID: ayse.ID, Province: "İzmir", Insurer: "anadolu"}, func(r intake.Request) bool {
 			return r.OwnerID == ayse.ID && r.Location.Province == "İzmir" && r.Policy.Insurer == "anadolu"
 		}},
+		{"id", intake.Filter{ID: all[3].ID}, func(r intake.Request) bool { return r.ID == all[3].ID }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -380,6 +382,21 @@ func testList(t *testing.T, s Store) {
 			}
 		})
 	}
+	t.Run("id outside the scope", func(t *testing.T) {
+		// How intake reads one request for a caller: someone else's
+		// request is found as little as a missing one.
+		for _, r := range all {
+			if r.OwnerID == ayse.ID {
+				continue
+			}
+			got, err := s.Requests(ctx, intake.Filter{ID: r.ID, OwnerID: ayse.ID, Limit: 2})
+			if err != nil || len(got) != 0 {
+				t.Errorf("another owner's %s through ayse's scope: %d found, err %v", r.ID, len(got), err)
+			}
+			return
+		}
+		t.Fatal("fixture has no request of another owner")
+	})
 	t.Run("pages", func(t *testing.T) {
 		var got []string
 		f := intake.Filter{OwnerID: ayse.ID, Limit: 7}
