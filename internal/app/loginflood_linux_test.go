@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,7 +61,9 @@ func TestLoginFloodPeakRSS(t *testing.T) {
 		t.Fatalf("users add: %v %s", err, out)
 	}
 	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--roles", "api")
-	cmd.Env = e.env("GOMAXPROCS=2")
+	// The per-address limits off: a flood from many addresses meets only
+	// the hashing bound.
+	cmd.Env = e.env("GOMAXPROCS=2", "YOLDA_MAX_CONNS_PER_IP=0", "YOLDA_RATE_LIMIT_IP=0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -146,15 +147,6 @@ func TestLoginFloodPeakRSS(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				for _, l := range strings.Split(string(b), "\n") {
-					if strings.HasPrefix(l, "go_memstats_heap") || strings.HasPrefix(l, "go_memstats_stack") || strings.HasPrefix(l, "go_memstats_sys") || strings.HasPrefix(l, "go_gc_duration_seconds_count") || strings.HasPrefix(l, "go_goroutines") {
-						t.Log(l)
-					}
-				}
-			}
 			t.Errorf("resident set still %d MiB 30s after the burst (%d MiB before it)", rss>>10, baseRSS>>10)
 			break
 		}
