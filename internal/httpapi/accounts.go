@@ -37,7 +37,9 @@ type userView struct {
 
 type driverView struct {
 	VehiclePlate string               `json:"vehicle_plate"`
+	VehicleKind  string               `json:"vehicle_kind"`
 	Capabilities []intake.ServiceType `json:"capabilities"`
+	Provider     *string              `json:"provider"`
 }
 
 func viewOf(u account.User) userView {
@@ -46,7 +48,11 @@ func viewOf(u account.User) userView {
 		TokenVersion: u.TokenVersion, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 	}
 	if u.Driver != nil && u.Role == identity.Driver {
-		v.Driver = &driverView{VehiclePlate: u.Driver.VehiclePlate, Capabilities: u.Driver.Capabilities}
+		d := u.Driver
+		v.Driver = &driverView{VehiclePlate: d.VehiclePlate, VehicleKind: string(d.VehicleKind), Capabilities: d.Capabilities}
+		if d.ProviderCode != "" {
+			v.Driver.Provider = &d.ProviderCode
+		}
 	}
 	return v
 }
@@ -63,7 +69,9 @@ type newUserBody struct {
 	Name         string        `json:"name,omitempty"`
 	Phone        string        `json:"phone,omitempty"`
 	VehiclePlate string        `json:"vehicle_plate,omitempty"`
+	VehicleKind  string        `json:"vehicle_kind,omitempty"`
 	Capabilities []string      `json:"capabilities,omitempty"`
+	Provider     string        `json:"provider,omitempty"`
 }
 
 type roleBody struct {
@@ -218,7 +226,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.admin.CreateUser(r.Context(), principalFrom(r.Context()), account.NewUser{
 		Username: b.Username, Password: b.Password, Role: b.Role, Name: b.Name, Phone: b.Phone,
-		VehiclePlate: b.VehiclePlate, Capabilities: b.Capabilities,
+		VehiclePlate: b.VehiclePlate, VehicleKind: b.VehicleKind, Capabilities: b.Capabilities, Provider: b.Provider,
 	})
 	if err != nil {
 		s.writeProblem(w, r, err)
