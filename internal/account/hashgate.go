@@ -29,7 +29,7 @@ const HashMemoryBudget = 256 << 20
 const DefaultHashWait = 2 * time.Second
 
 // releaseEvery bounds how often a burst's memory is handed back.
-const releaseEvery = time.Second
+const releaseEvery = 5 * time.Second
 
 // DefaultHashSlots is the slot count for hashes of memoryKiB: one per
 // CPU (argon2id with one lane keeps one CPU busy, so more only adds

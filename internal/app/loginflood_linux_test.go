@@ -126,6 +126,7 @@ func TestLoginFloodPeakRSS(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	burstEnd := time.Now()
 	peak := procStatus(t, pid, "VmHWM")
 	t.Logf("answers %v; resident set: %d MiB before, peak %d MiB", codes, baseRSS>>10, peak>>10)
 	if codes[200]+codes[503] != logins || codes[200] == 0 || missingRetryAfter > 0 {
@@ -143,7 +144,7 @@ func TestLoginFloodPeakRSS(t *testing.T) {
 	for {
 		rss := procStatus(t, pid, "VmRSS")
 		if rss>>10 <= baseRSS>>10+32 {
-			t.Logf("resident set back to %d MiB", rss>>10)
+			t.Logf("resident set back to %d MiB %s after the burst", rss>>10, time.Since(burstEnd).Round(10*time.Millisecond))
 			break
 		}
 		if ctx.Err() != nil {
