@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 )
 
@@ -79,7 +78,7 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "mock-insurer":
 		return mockInsurer(ctx, rest, env)
 	case "version", "--version", "-version":
-		fmt.Fprintln(env.Stdout, "yolda", Version())
+		printVersion(env.Stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
@@ -87,36 +86,6 @@ func run(ctx context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stderr, "yolda: unknown command %q\n\n%s", cmd, usage)
 	return ErrUsage
-}
-
-// Version is the module version, or the VCS revision of a development build.
-func Version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "devel"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "devel-" + rev
 }
 
 // newFlagSet is a command's flag set. about, printed above the flags by

@@ -9,8 +9,15 @@ import (
 	"github.com/yolda/yolda/internal/loadgen"
 )
 
+// storeFlags are the settings that commands working on the operational
+// store (migrate, users add) take as flags; the others come from the
+// environment only. Neither takes the data directory's lock: they work
+// beside a running server.
+var storeFlags = []string{"data-dir", "database-url"}
+
 func migrateCmd(ctx context.Context, args []string, env Env) error {
-	cfg, err := loadConfigWith(newFlagSet("migrate", "Brings the database schema up to date (every start does it too).\n", env), args, env)
+	fs := newFlagSet("migrate", "Brings the database schema up to date (every start does it too).\n", env)
+	cfg, err := loadConfig(fs, args, env, storeFlags)
 	if err != nil {
 		return err
 	}
@@ -19,7 +26,7 @@ func migrateCmd(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer store.close()
-	fmt.Fprintf(env.Stdout, "schema up to date (%s)\n", store.engine)
+	fmt.Fprintf(env.Stdout, "schema up to date (%s, %s)\n", store.engine, store.where)
 	return nil
 }
 

@@ -71,7 +71,7 @@ func providersCmd(ctx context.Context, args []string, env Env) error {
 		fs.StringVar(&code, "code", "", "short code drivers are registered with, e.g. acme-tow")
 		fs.StringVar(&name, "name", "", "the company's name")
 	}
-	cfg, err := loadConfigWith(fs, args[1:], env)
+	cfg, err := loadConfig(fs, args[1:], env, storeFlags)
 	if err != nil {
 		return err
 	}
@@ -95,6 +95,6 @@ func providersCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "created provider %s (%s)\n", p.Code, p.Name)
+	fmt.Fprintf(env.Stdout, "created provider %s (%s) in %s\n", p.Code, p.Name, store.where)
 	return nil
 }

@@ -63,7 +63,7 @@ func TestLoginFloodPeakRSS(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--roles", "api")
 	// The per-address limits off: a flood from many addresses meets only
 	// the hashing bound.
-	cmd.Env = e.env("GOMAXPROCS=2", "YOLDA_MAX_CONNS_PER_IP=0", "YOLDA_RATE_LIMIT_IP=0")
+	cmd.Env = e.with("GOMAXPROCS=2", "YOLDA_MAX_CONNS_PER_IP=0", "YOLDA_RATE_LIMIT_IP=0").env()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

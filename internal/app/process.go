@@ -20,6 +20,7 @@ import (
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/store/postgres"
 )
 
 // process is what the roles of one `yolda serve` share: the adapters it
@@ -75,11 +76,15 @@ func (p *process) assemble(ctx context.Context) error {
 	p.registry = prometheus.NewRegistry()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := openStore(ctx, p.cfg)
+	// Released last, after everything in the directory is closed.
+	if err := p.lockDataDir(); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, p.cfg, postgres.WithLogger(p.log), postgres.WithRegisterer(p.registry))
 	if err != nil {
 		return err
 	}
-	// Closes last, after the HTTP server, intake and the broker.
+	// Closes last but for the lock, after the HTTP server, intake and the broker.
 	p.onClose(store.close)
 	p.store = store
 	p.log.Info("operational store ready", "engine", store.engine, "where", store.where)
@@ -128,6 +133,9 @@ func (p *process) assemble(ctx context.Context) error {
 			MaxBatch: p.cfg.IntakeBatchMax, Writers: writers, Linger: p.cfg.IntakeBatchWait, Queue: p.cfg.IntakeQueueLimit,
 			Observe: intakeMetrics.Observe,
 		},
+		// Consumers' updates (insurance outcomes) share transactions the
+		// same way, with as many writers.
+		Updates:             intake.BatchOptions{Writers: writers},
 		Committed:           p.wake,
 		KnownInsurer:        p.insurers.known,
 		DispatchBeforeCover: p.insurers.early,

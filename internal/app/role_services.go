@@ -10,7 +10,7 @@ import (
 
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/deadletter"
-	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
 	"github.com/yolda/yolda/internal/sweeper"
@@ -43,7 +43,7 @@ func (p *process) relayServices() ([]service, error) {
 			return l.ListenOutbox(ctx, rel.Wake)
 		}})
 	}
-	sw := sweeper.New(p.store, p.requests.Jobs, sweeper.DefaultRules, p.cfg.SweepInterval, p.log, p.registry)
+	sw := sweeper.New(p.store, p.broker, p.requests.Jobs, sweeper.DefaultRules, sweeper.Options{Interval: p.cfg.SweepInterval}, p.log, p.registry)
 	return append(ss, service{name: "sweeper", run: sw.Run}), nil
 }
 
@@ -54,41 +54,40 @@ type outboxListener interface {
 }
 
 // notifyServices: the consumer of request events that writes customer
-// notifications.
+// notifications, a batch of events per transaction.
 func (p *process) notifyServices() ([]service, error) {
 	worker := notify.NewWorker(p.store, nil)
 	lag, err := consumerLag(p.registry)
 	if err != nil {
 		return nil, err
 	}
-	cfg := bus.ConsumerConfig{
-		Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
-		Concurrency: p.cfg.WorkerConcurrency, DeadLetter: deadLetterHook(p.deadLetters),
-	}
+	cfg, handler := notifyConsumer(p.cfg, p.deadLetters), notifyHandler(worker, lag)
+	cfg.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
 	return []service{{name: "notify-consumer", run: func(ctx context.Context) error {
-		return bus.Consume(ctx, p.broker, cfg, func(ctx context.Context, d bus.Delivery) error {
-			err := worker.Handle(ctx, d.Data)
-			if err == nil && d.NumDelivered == 1 {
-				lag(notify.Consumer, d.Data)
-			}
-			return err
-		})
+		return bus.ConsumeBatch(ctx, p.broker, cfg, handler)
 	}}}, nil
 }
 
 // insuranceServices: the pending-check gauges and one consumer per
 // configured insurer (each with its own concurrency and retry rules).
+// Calls stay one per message, behind the insurer's bulkhead; the outcomes
+// that finish together share a transaction (intake's group commit behind
+// RecordInsurance).
 func (p *process) insuranceServices() ([]service, error) {
-	gauges := insurance.NewPendingGauges(p.store, p.insurers.clients, p.registry, p.log)
+	gauges, err := checks.NewPendingGauges(p.store, p.insurers.clients, p.registry, nil, p.log)
+	if err != nil {
+		return nil, fmt.Errorf("insurance: %w", err)
+	}
 	ss := []service{{name: "insurer-gauges", run: func(ctx context.Context) error {
 		return gauges.Run(ctx, 15*time.Second)
 	}}}
-	worker := insurance.NewWorker(p.insurers.clients, p.requests, nil, p.log)
+	handler := insuranceHandler(checks.NewWorker(p.insurers.clients, p.requests, nil, p.log))
 	for _, c := range p.insurers.clients.All() {
-		cc := insurance.ConsumerConfig(c.Config())
+		cc := insuranceConsumer(c.Config())
 		cc.DeadLetter = deadLetterHook(p.deadLetters)
+		cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
 		ss = append(ss, service{name: "insurance-consumer-" + c.Code(), run: func(ctx context.Context) error {
-			return bus.Consume(ctx, p.broker, cc, worker.Handle)
+			return bus.Consume(ctx, p.broker, cc, handler)
 		}})
 	}
 	return ss, nil

@@ -33,7 +33,8 @@ const (
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. DESIGN.md's dispatch, realtime and warehouse are still to come.
+// them. Dispatch, realtime and warehouse are still to come
+// (docs/architecture.md).
 var roleTable = []role{
 	{
 		name:     "api",

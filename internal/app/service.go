@@ -81,16 +81,28 @@ func httpService(cfg config.Config, h http.Handler, requests *intake.Service, lo
 		case <-ctx.Done():
 		}
 		log.Info("shutting down: draining http requests", "timeout", cfg.ShutdownTimeout.String())
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		// The whole shutdown fits in the timeout, even with a database
+		// that stopped answering: the drain gets most of it, then intake
+		// abandons what it could not commit, leaving the rest for closing
+		// the stores.
+		drainCtx, cancel := context.WithTimeout(context.Background(), drainBudget(cfg.ShutdownTimeout))
 		defer cancel()
-		err = srv.Shutdown(shutdownCtx)
-		requests.Close()
+		err = srv.Shutdown(drainCtx)
+		_ = requests.Shutdown(drainCtx)
+		// Handlers still running (a read of a database that does not
+		// answer) have their requests cancelled with their connections.
+		_ = srv.Close()
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http shutdown: %w", err)
 		}
 		return nil
 	}}
 }
+
+// drainBudget is the part of the shutdown timeout that in-flight work (HTTP
+// requests, consumer handlers) gets; the rest is for closing the broker
+// connection and the stores.
+func drainBudget(timeout time.Duration) time.Duration { return timeout * 2 / 3 }
 
 // pprofService serves the Go profiler on its own listener, apart from the
 // API, so that it never sits behind the public edge.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/yolda/yolda/internal/account"
-	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/identity"
 )
 
@@ -78,23 +77,18 @@ func usersCmd(ctx context.Context, args []string, env Env) error {
 	}
 	fs := newFlagSet("users "+name, cmd.about+"\n\n  yolda users "+name+" "+cmd.synopsis+"\n", env)
 	run := cmd.flags(fs)
-	// Only where the store is, as flags; every setting is still read from
-	// the environment.
-	cfg := config.Defaults()
-	if err := cfg.RegisterOnly(fs, env.Getenv, "data-dir", "database-url"); err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	if err := parse(fs, args[1:], env); err != nil {
+	cfg, err := loadConfig(fs, args[1:], env, storeFlags)
+	if err != nil {
 		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.close()
+	if store.created {
+		fmt.Fprintf(env.Stderr, "yolda: note: there was no database at %s; created a new one (set --data-dir or YOLDA_DATA_DIR to use another)\n", store.where)
+	}
 	svc, _, err := accountServices(cfg, store, nil, newLogger("warn", "text", env.Stderr))
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"errors"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,6 +25,7 @@ type metrics struct {
 	consumed        *prometheus.CounterVec
 	redeliveries    *prometheus.CounterVec
 	handlerDuration *prometheus.HistogramVec
+	batchSize       *prometheus.HistogramVec
 	pending         *prometheus.GaugeVec
 	redelivered     *prometheus.GaugeVec
 }
@@ -33,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		published: telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "published_total",
-			Help: "Messages published, by stream and result (stored, duplicate: the stream already had it, error).",
+			Help: "Messages published, by stream and result (stored; duplicate: the stream already had it; full: refused at the stream's limit; error).",
 		}, []string{"stream", "result"})),
 		publishDuration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "publish_duration_seconds",
@@ -50,8 +53,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, consumerLabels)),
 		handlerDuration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "handler_duration_seconds",
-			Help:    "Time a handler took, whatever its outcome.",
+			Help:    "Time a handler call took (one delivery, or one batch), whatever its outcome.",
 			Buckets: prometheus.DefBuckets,
+		}, consumerLabels)),
+		batchSize: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "batch_size",
+			Help:    "Deliveries handed to one handler call (1 for Consume; up to BatchMax for ConsumeBatch).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}, consumerLabels)),
 		pending: telemetry.Reuse(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "consumer_pending",
@@ -68,10 +76,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observePublish(ack *jetstream.PubAck, err error) {
+func (m *metrics) observePublish(subject string, ack *jetstream.PubAck, err error) {
 	switch {
+	case errors.Is(err, ErrStreamFull):
+		m.published.WithLabelValues(StreamOf(subject), "full").Inc()
 	case err != nil:
-		m.published.WithLabelValues("", "error").Inc()
+		m.published.WithLabelValues(StreamOf(subject), "error").Inc()
 	case ack.Duplicate:
 		m.published.WithLabelValues(ack.Stream, "duplicate").Inc()
 	default:

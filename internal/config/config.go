@@ -113,9 +113,15 @@ type Config struct {
 	OutboxRetention time.Duration
 	// SweepInterval is how often the sweeper looks for stuck requests.
 	SweepInterval time.Duration
-	// WorkerConcurrency is the handlers in flight per consumer in this
-	// process.
+	// WorkerConcurrency is the handlers (for a batching consumer: the
+	// batches) in flight per consumer in this process.
 	WorkerConcurrency int
+	// ConsumerBatchMax caps the messages a batching consumer (notify)
+	// applies in one transaction; 1 is one transaction per message.
+	ConsumerBatchMax int
+	// ConsumerBatchWait is how long a batching consumer waits to fill a
+	// batch; 0 takes what is buffered, so a lone message never waits.
+	ConsumerBatchWait time.Duration
 
 	// IntakeBatchMax caps the requests committed in one transaction (1:
 	// one transaction each).
@@ -174,6 +180,7 @@ func Defaults() Config {
 		OutboxRetention:   time.Hour,
 		SweepInterval:     10 * time.Second,
 		WorkerConcurrency: 8,
+		ConsumerBatchMax:  256,
 		IntakeBatchMax:    128,
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
@@ -228,7 +235,9 @@ func (c *Config) settings() []setting {
 		{"relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail", &c.RepublishWindow, shown},
 		{"outbox-retention", "how long sent outbox rows are kept", &c.OutboxRetention, shown},
 		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
-		{"worker-concurrency", "handlers in flight per consumer in this process", &c.WorkerConcurrency, shown},
+		{"worker-concurrency", "handlers (or batches) in flight per consumer in this process", &c.WorkerConcurrency, shown},
+		{"consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)", &c.ConsumerBatchMax, shown},
+		{"consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)", &c.ConsumerBatchWait, shown},
 		{"redis-url", "driver position index: empty for in-process, or redis://...", &c.RedisURL, urls},
 		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
@@ -457,6 +466,12 @@ func (c *Config) Validate() error {
 	}
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
 		bad("worker-concurrency must be 1-1024")
+	}
+	if c.ConsumerBatchMax < 1 || c.ConsumerBatchMax > 10_000 {
+		bad("consumer-batch-max must be 1-10000")
+	}
+	if c.ConsumerBatchWait < 0 || c.ConsumerBatchWait > time.Second {
+		bad("consumer-batch-wait must be 0-1s (a lone message waits that long)")
 	}
 	if c.IntakeBatchMax < 1 || c.IntakeBatchMax > 1000 {
 		bad("intake-batch-max must be 1-1000")

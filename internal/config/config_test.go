@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -89,6 +90,8 @@ func TestValidate(t *testing.T) {
 		"YOLDA_OUTBOX_RETENTION=1m":                  "outbox-retention",
 		"YOLDA_SWEEP_INTERVAL=0s":                    "sweep-interval",
 		"YOLDA_WORKER_CONCURRENCY=0":                 "worker-concurrency",
+		"YOLDA_CONSUMER_BATCH_MAX=0":                 "consumer-batch-max",
+		"YOLDA_CONSUMER_BATCH_WAIT=2s":               "consumer-batch-wait",
 		"YOLDA_REDIS_URL=memcached://x":              "redis-url",
 		"YOLDA_DRIVER_STALE_AFTER=1s":                "driver-stale-after",
 		"YOLDA_ETA_ROAD_FACTOR=0.5":                  "eta-road-factor",
@@ -247,5 +250,20 @@ func TestRegisterOnly(t *testing.T) {
 	}
 	if err := c.RegisterOnly(flag.NewFlagSet("x", flag.ContinueOnError), func(string) string { return "" }, "no-such"); err == nil {
 		t.Error("unknown setting accepted")
+	}
+}
+
+// TestReadmeListsEverySetting: the README's configuration table names
+// every variable, so that none exists only in the code.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	for _, s := range c.settings() {
+		if !strings.Contains(string(readme), "`"+EnvName(s.name)+"`") {
+			t.Errorf("README.md does not list %s", EnvName(s.name))
+		}
 	}
 }

@@ -219,8 +219,9 @@ func TestCreateReadListCancel(t *testing.T) {
 		if !strings.HasPrefix(id, "req_") || created.header.Get("Location") != "/v1/requests/"+id {
 			t.Fatalf("id %q, Location %q", id, created.header.Get("Location"))
 		}
-		// No insurer is configured here, so dispatch starts at once.
-		if req["status"] != "dispatching" || req["insurance"].(map[string]any)["status"] != "pending" || req["assignment"] != nil {
+		// No insurer is configured here, so dispatch starts at once and
+		// the insurance question goes to manual review.
+		if req["status"] != "dispatching" || req["insurance"].(map[string]any)["status"] != "manual_review" || req["assignment"] != nil {
 			t.Errorf("new request: %s", created.body)
 		}
 		// The request and its three outbox messages are committed before 202.
@@ -240,7 +241,7 @@ func TestCreateReadListCancel(t *testing.T) {
 			}
 			subjects[m.Subject] = true
 		}
-		for _, want := range []string{"jobs.insurance.verify.anadolu", "jobs.dispatch.request", "events.request.created"} {
+		for _, want := range []string{outbox.DispatchRequestSubject(id), "events.request.created", "events.request.insurance_checked"} {
 			if !subjects[want] {
 				t.Errorf("outbox lacks %s (has %v)", want, subjects)
 			}

@@ -24,7 +24,15 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
+	keyAccessLog
 )
+
+// accessLog is what inner middleware tells the access log about a
+// request. observe puts one in the context; authenticate, which derives
+// a context of its own, fills it in. Both run on the request's goroutine.
+type accessLog struct {
+	user string
+}
 
 func requestIDFrom(ctx context.Context) string {
 	s, _ := ctx.Value(keyRequestID).(string)
@@ -78,7 +86,8 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", rid)
 		setSecurityHeaders(w.Header())
-		ctx := context.WithValue(r.Context(), keyRequestID, rid)
+		al := &accessLog{}
+		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, rid), keyAccessLog, al)
 		ctx = audit.WithOrigin(ctx, audit.Origin{Address: clientIP(r, s.opts.TrustedProxies), RequestID: rid})
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
@@ -114,9 +123,9 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
 				slog.Int("bytes", rec.bytes),
-				slog.Duration("took", took),
+				slog.Float64("took_ms", float64(took.Microseconds())/1000),
 				slog.String("remote", clientIP(r, s.opts.TrustedProxies)),
-				slog.String("user", principalFrom(r.Context()).UserID),
+				slog.String("user", al.user),
 			)
 		}()
 		next.ServeHTTP(rec, r)
@@ -161,6 +170,9 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), keyPrincipal, p))
+		if al, ok := r.Context().Value(keyAccessLog).(*accessLog); ok {
+			al.user = p.UserID
+		}
 		if len(roles) > 0 && !hasRole(roles, p.Role) {
 			s.writeProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", "Your role may not do this."))
 			return

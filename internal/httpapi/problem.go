@@ -31,7 +31,8 @@ type Problem struct {
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
-// problemTypeBase prefixes every problem type; docs/api.md lists them.
+// problemTypeBase prefixes every problem type; docs/api.md lists them
+// (TestProblemTypesAreDocumented keeps it so).
 const problemTypeBase = "https://yolda.dev/problems/"
 
 func newProblem(status int, slug, title, detail string) *Problem {

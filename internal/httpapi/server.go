@@ -21,7 +21,7 @@ import (
 	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
-	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 )
@@ -37,7 +37,7 @@ type Intake interface {
 
 // Insurers reports the configured insurers' health.
 type Insurers interface {
-	Health() []insurance.Health
+	Health() []resilient.Health
 }
 
 // DeadLetters lists and re-drives what consumers gave up on.

@@ -174,7 +174,19 @@ type Request struct {
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
 
-	// Version increases with every stored change; stores use it for
-	// optimistic concurrency.
+	// Version is 1 at creation and advances by exactly one with every
+	// stored change (Advance), in the change's transaction: the messages
+	// of a change carry it as their seq, so consumers can order a
+	// request's messages and drop stale ones.
 	Version int `json:"-"`
+}
+
+// Advance starts a change of r made at at: its version goes up by one and
+// it is updated at at. Every function given to Store.UpdateRequest that
+// changes the request calls it once, before it builds the change's
+// messages, so that they carry the version they announce; the store
+// refuses a change that did not advance the version by exactly one.
+func (r *Request) Advance(at time.Time) {
+	r.Version++
+	r.UpdatedAt = at
 }

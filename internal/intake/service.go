@@ -18,13 +18,17 @@ import (
 // Options configure a Service.
 type Options struct {
 	Batch BatchOptions
+	// Updates tune the group commit of consumers' updates (Update).
+	Updates BatchOptions
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// KnownInsurer reports whether an insurer code is configured. Nil
-	// accepts any well-formed code.
+	// KnownInsurer reports whether an insurer code is configured, i.e.
+	// whether something will check its policies. Nil knows none (no
+	// insurers file). A request naming an insurer it does not know is
+	// accepted straight into manual review (see Create).
 	KnownInsurer func(code string) bool
-	// DispatchBeforeCover reports whether dispatch may start before the
-	// insurer confirms cover. Nil means it may, for every insurer.
+	// DispatchBeforeCover reports whether dispatch may start before a
+	// known insurer confirms cover. Nil means it may, for every insurer.
 	DispatchBeforeCover func(insurer string) bool
 	// Committed, if set, is called after every transaction that committed
 	// outbox messages, so an in-process relay can wake at once.
@@ -36,24 +40,30 @@ type Options struct {
 type Service struct {
 	store     Store
 	committer *groupCommitter
-	now       func() time.Time
-	known     func(string) bool
-	early     func(string) bool
-	committed func()
-	log       *slog.Logger
+	updates   *batcher[*pendingUpdate]
+	// updatesObserve is Options.Updates.Observe.
+	updatesObserve func(size int, took time.Duration, err error)
+	now            func() time.Time
+	known          func(string) bool
+	early          func(string) bool
+	committed      func()
+	log            *slog.Logger
 }
 
 // NewService starts the group committer; Close stops it.
 func NewService(store Store, o Options) *Service {
 	s := &Service{
 		store:     store,
-		committer: newGroupCommitter(store, withCommitHook(o.Batch, o.Committed)),
+		committer: newGroupCommitter(store, o.Batch, o.Committed),
 		now:       o.Now,
 		known:     o.KnownInsurer,
 		early:     o.DispatchBeforeCover,
 		committed: o.Committed,
 		log:       o.Logger,
+
+		updatesObserve: o.Updates.Observe,
 	}
+	s.updates = newBatcher(o.Updates, s.flushUpdates)
 	if s.committed == nil {
 		s.committed = func() {}
 	}
@@ -68,7 +78,15 @@ func NewService(store Store, o Options) *Service {
 
 // Close commits what is queued and stops taking new requests. Call it after
 // the HTTP server has drained, so that no handler waits on a closed queue.
-func (s *Service) Close() { s.committer.close() }
+func (s *Service) Close() {
+	s.committer.close()
+	s.updates.close()
+}
+
+// Shutdown is Close within ctx: once ctx ends, commits still in flight
+// (a database that stopped answering) are abandoned and their callers,
+// and those still queued, get an error; it then returns ctx's error.
+func (s *Service) Shutdown(ctx context.Context) error { return s.committer.shutdown(ctx) }
 
 // Created is the answer to Create.
 type Created struct {
@@ -86,9 +104,6 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 		return Created{}, ErrForbidden
 	}
 	r, err := sub.normalize()
-	if err == nil && s.known != nil && !s.known(r.Policy.Insurer) {
-		err = validate.Errors{{Field: "policy.insurer", Message: "is not an insurer Yolda works with"}}
-	}
 	if err != nil {
 		return Created{}, err
 	}
@@ -97,11 +112,21 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 	r.OwnerID = who.UserID
 	// Received, and at once either waiting for the insurer's word or
 	// dispatching, as the insurer's rule says: the customer sees which.
+	//
+	// The rule for an insurer that no configuration knows, the same with
+	// no insurers file as with one: the request is accepted (a stranded
+	// driver is helped first), dispatch starts, and the insurance question
+	// goes straight to manual review for an operator to settle. No check
+	// job is committed, since no consumer would ever take it.
 	r.Status = StatusAwaitingInsurance
-	if s.early == nil || s.early(r.Policy.Insurer) {
+	r.Insurance = Insurance{Status: InsurancePending, Flags: []string{}}
+	if s.known == nil || !s.known(r.Policy.Insurer) {
+		reason := "insurer " + r.Policy.Insurer + " is not configured"
+		r.Insurance = Insurance{Status: InsuranceManualReview, CheckedAt: &now, Reason: &reason, Flags: []string{}}
+	}
+	if r.Insurance.Status != InsurancePending || s.early == nil || s.early(r.Policy.Insurer) {
 		r.Status = StatusDispatching
 	}
-	r.Insurance = Insurance{Status: InsurancePending, Flags: []string{}}
 	r.Timeline = []TimelineEntry{
 		{Status: StatusReceived, At: now, ActorID: who.UserID},
 		{Status: r.Status, At: now, ActorID: who.UserID},
@@ -133,20 +158,31 @@ func (s *Service) Create(ctx context.Context, who identity.Principal, sub Submis
 	return Created{Request: r}, nil
 }
 
-// creationMessages are the jobs and the event a new request leaves in the
-// outbox: the jobs of its first status and request.created.
+// creationMessages are the jobs and the events a new request leaves in the
+// outbox: the jobs of its first status, request.created and, when its
+// insurance went straight to manual review, request.insurance_checked (what
+// operators watch for manual reviews).
 func (s *Service) creationMessages(r Request, actor outbox.Actor) ([]outbox.Message, error) {
 	at := r.CreatedAt
 	msgs, err := s.jobs(r, at, actor)
 	if err != nil {
 		return nil, err
 	}
-	created, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, actor,
+	created, err := outbox.NewMessage(outbox.EventSubject(outbox.EventRequestCreated), head(r, outbox.EventRequestCreated, at, actor),
 		CreatedEvent{Request: r, OwnerID: r.OwnerID})
 	if err != nil {
 		return nil, err
 	}
-	return append(msgs, created), nil
+	msgs = append(msgs, created)
+	if r.Insurance.Status == InsuranceManualReview {
+		ev, err := outbox.NewMessage(outbox.EventSubject(EventRequestInsuranceCheck), head(r, EventRequestInsuranceCheck, at, actor),
+			InsuranceChecked{Status: InsuranceManualReview, Reason: *r.Insurance.Reason, At: at, OwnerID: r.OwnerID})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, ev)
+	}
+	return msgs, nil
 }
 
 // Jobs returns the jobs that move r on from its current status: what the
@@ -157,15 +193,18 @@ func (s *Service) Jobs(r Request) ([]outbox.Message, error) {
 }
 
 // jobs: a request whose insurance is pending needs its check (whatever its
-// status: dispatch may have started before cover); one dispatching needs
+// status: dispatch may have started before cover) if its insurer is known
+// (one that was once and is no longer configured gets none: nothing would
+// take it; the pending gauges and the sweeper's stuck flag show it to
+// operators); one dispatching needs
 // its dispatch; a received one (stored by an older build) needs both
 // where the insurer lets dispatch start before cover is confirmed.
 func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Message, error) {
-	verify := r.Insurance.Status == InsurancePending && !r.Status.Final()
+	verify := r.Insurance.Status == InsurancePending && !r.Status.Final() && s.known != nil && s.known(r.Policy.Insurer)
 	dispatch := r.Status == StatusDispatching || (r.Status == StatusReceived && (s.early == nil || s.early(r.Policy.Insurer)))
 	var msgs []outbox.Message
 	if verify {
-		m, err := outbox.New(outbox.InsuranceVerifySubject(r.Policy.Insurer), "insurance.verify", at, r.ID, actor, VerifyJob{
+		m, err := outbox.NewMessage(outbox.InsuranceVerifySubject(r.Policy.Insurer, r.ID), head(r, "insurance.verify", at, actor), VerifyJob{
 			Insurer:      r.Policy.Insurer,
 			PolicyNumber: r.Policy.PolicyNumber,
 			Plate:        r.Vehicle.Plate,
@@ -178,7 +217,7 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	if dispatch {
-		m, err := outbox.New(outbox.SubjectDispatchRequest, "dispatch.request", at, r.ID, actor, DispatchJob{
+		m, err := outbox.NewMessage(outbox.DispatchRequestSubject(r.ID), head(r, "dispatch.request", at, actor), DispatchJob{
 			ServiceType: r.ServiceType,
 			Location:    r.Location,
 		})
@@ -188,6 +227,12 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// head is the envelope head of a message about r as it is now: it carries
+// r's version as its seq.
+func head(r Request, msgType string, at time.Time, actor outbox.Actor) outbox.Envelope {
+	return outbox.Envelope{Type: msgType, OccurredAt: at, RequestID: r.ID, Seq: r.Version, Actor: actor}
 }
 
 // VerifyJob is the data of an insurance.verify job.
@@ -339,20 +384,21 @@ func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID,
 		if !CanMove(r.Status, StatusCancelled) || (!who.Role.Staff() && !customerMayCancel(r.Status)) {
 			return Change{}, fmt.Errorf("cancel a request that is %s: %w", r.Status, ErrConflict)
 		}
-		return s.move(r, who, StatusCancelled, reason)
+		now := s.now().UTC().Truncate(time.Microsecond)
+		r.Advance(now)
+		return s.move(r, who, StatusCancelled, reason, now)
 	})
 }
 
-// move changes r's status and returns the change to store with it: the
-// timeline entry and the request.status_changed event.
-func (s *Service) move(r *Request, who identity.Principal, to Status, reason string) (Change, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
+// move changes r's status as part of a change begun at now (r.Advance) and
+// returns the change to store with it: the timeline entry and the
+// request.status_changed event.
+func (s *Service) move(r *Request, who identity.Principal, to Status, reason string, now time.Time) (Change, error) {
 	from := r.Status
 	r.Status = to
-	r.UpdatedAt = now
 	entry := TimelineEntry{Status: to, At: now, ActorID: who.UserID, Reason: reason}
-	ev, err := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged,
-		now, r.ID, outbox.ActorOf(who), StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
+	ev, err := outbox.NewMessage(outbox.EventSubject(outbox.EventRequestStatusChanged), head(*r, outbox.EventRequestStatusChanged, now, outbox.ActorOf(who)),
+		StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
 	if err != nil {
 		return Change{}, err
 	}

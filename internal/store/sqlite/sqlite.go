@@ -127,7 +127,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		for _, m := range all[min(current, len(all)):] {
+		pending, err := migrate.Pending(all, current)
+		if err != nil {
+			return err
+		}
+		for _, m := range pending {
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
@@ -155,6 +159,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return nil
 }
+
+// cleanupTimeout bounds the work done after the caller's context may have
+// ended (recording what the broker confirmed): it must never wait for ever.
+const cleanupTimeout = 5 * time.Second
 
 func toMicros(t time.Time) int64 { return t.UnixMicro() }
 

@@ -162,6 +162,7 @@ func testCurrentRequest(t *testing.T, s FleetStore) {
 	set := func(st intake.Status) {
 		t.Helper()
 		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Advance(base.Add(time.Minute))
 			cur.Status = st
 			if cur.Assignment == nil {
 				cur.Assignment = &intake.Assignment{DriverID: u.ID, DriverName: u.Name, VehiclePlate: "34driver1", AssignedAt: base, ETASeconds: 60}
