@@ -93,7 +93,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 			`\{"username":"ali","vehicle_plate":"34TOW01","availability":"online","provider":"acme-tow"\}`},
 		{`created admin boss \(id usr_\w+\) in `, `(?m)^\{"username":"ayse","disabled":true,"token_version":1\}$`, `(?m)^401$`,
 			`enabled ayse \(id usr_\w+, role customer, token version 1\)`, `password reset: ayse \(id usr_\w+, role customer, token version 2\)`,
-			`(?m)^user.password_reset by cli:\S+\nuser.enabled by cli:\S+\nuser.disabled by usr_\w+$`, `(?m)^login.succeeded by usr_\w+$`},
+			`(?m)^user.password_reset cli:\S+\nuser.enabled cli:\S+\ntoken.refused disabled\nuser.disabled usr_\w+ phone stolen$`,
+			`(?m)^login.succeeded usr_\w+$`},
 		{},
 	}
 	if len(want) != len(blocks) {
