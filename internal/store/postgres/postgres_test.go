@@ -95,7 +95,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := schemaOf(t, s)
 	s.Close()
-	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 6 up to 6") {
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 7 up to 7") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {

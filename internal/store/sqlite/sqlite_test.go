@@ -65,7 +65,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	s.Close()
 	before := schema(t, path)
-	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 6 up to 6") {
+	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 7 up to 7") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {
