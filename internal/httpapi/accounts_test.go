@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
@@ -209,6 +211,14 @@ func TestAuditTrail(t *testing.T) {
 		}
 		ghost, _ := f.issuer.Issue(identity.Principal{UserID: id.New("usr", time.Now()), Role: identity.Customer})
 		f.do(t, "GET", "/v1/me", ghost, "")
+		dead := deadletter.NewService(f.store, nil)
+		if err := dead.Record(context.Background(), "notify", "EVENTS", "events.request.created", "msg_1", []byte(`{}`), errors.New("boom"), 5); err != nil {
+			t.Fatal(err)
+		}
+		letters, _ := dead.List(context.Background(), "", 1)
+		if a := f.do(t, "POST", "/v1/admin/dead-letters/"+letters[0].ID+"/retry", "operator", ""); a.status != 202 {
+			t.Fatalf("re-drive: %d %s", a.status, a.body)
+		}
 
 		for _, who := range []string{"operator", "ayse"} {
 			if a := f.do(t, "GET", "/v1/admin/audit", who, ""); a.status != 403 {
@@ -246,9 +256,11 @@ func TestAuditTrail(t *testing.T) {
 			role[0]["details"].(map[string]any)["to"] != "operator" {
 			t.Errorf("role change: %v", role)
 		}
-		decided := trail("?actor=" + f.users["operator"].ID)
-		if len(decided) != 1 || decided[0]["action"] != "insurance.decided" || decided[0]["target"] != reqID {
-			t.Errorf("operator's override: %v", decided)
+		overrides := trail("?actor=" + f.users["operator"].ID)
+		if len(overrides) != 2 || overrides[0]["action"] != "dead_letter.redriven" || overrides[0]["target"] != letters[0].ID ||
+			overrides[1]["action"] != "insurance.decided" || overrides[1]["target"] != reqID ||
+			overrides[1]["details"].(map[string]any)["decision"] != "waived" {
+			t.Errorf("operator's overrides: %v", overrides)
 		}
 		if refused := trail("?action=token.refused"); len(refused) != 1 || refused[0]["details"].(map[string]any)["reason"] != "unknown_user" {
 			t.Errorf("token refusal: %v", refused)
