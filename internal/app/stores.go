@@ -13,6 +13,7 @@ import (
 	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/intake"
@@ -29,6 +30,7 @@ type operationalStore interface {
 	account.Store
 	audit.Store
 	fleet.Store
+	dispatch.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store

@@ -35,7 +35,6 @@ import (
 type apiStore interface {
 	intake.Store
 	account.Store
-	audit.Store
 	deadletter.Store
 	notify.Store
 	PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error)
@@ -82,7 +81,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	t.Helper()
 	store := engines[engine](t)
 	hasher := &account.Hasher{Memory: 64, Time: 1, Threads: 1} // fast for tests
-	trail, err := audit.NewService(store, audit.Options{})
+	trail, err := audit.NewService(store.(audit.Store), audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
