@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
@@ -43,6 +43,8 @@ type process struct {
 	insurers    insurers
 	requests    *intake.Service
 	deadLetters *deadletter.Service
+	// audit is the trail of security events; the api role prunes it.
+	audit *audit.Service
 	// positions and fleet serve the drivers' routes and the dispatch role.
 	positions fleet.Index
 	fleet     *fleet.Service
@@ -109,10 +111,12 @@ func (p *process) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewService(store, account.DefaultHasher())
+	accounts, trail, err := accountServices(p.cfg, store, p.registry, p.log)
 	if err != nil {
 		return err
 	}
+	p.audit = trail
+	p.log.Info("password hashing bounded", "slots", accounts.HashSlots())
 	intakeMetrics, err := intake.NewMetrics(p.registry)
 	if err != nil {
 		return fmt.Errorf("intake metrics: %w", err)
@@ -164,7 +168,7 @@ func (p *process) assemble(ctx context.Context) error {
 		return err
 	}
 	p.reporter = broadcastingFleet{Service: p.fleet, broker: p.broker, now: time.Now}
-	if err := p.buildGateway(); err != nil {
+	if err := p.buildGateway(accounts); err != nil {
 		return err
 	}
 	var ws httpapi.Realtime
@@ -174,7 +178,7 @@ func (p *process) assemble(ctx context.Context) error {
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
-		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
+		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
 		Insurers: p.insurers.clients, Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{

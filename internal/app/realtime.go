@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/identity"
@@ -18,16 +20,16 @@ import (
 
 // buildGateway builds the gateway when the process runs the realtime role,
 // before the HTTP server, which serves it.
-func (p *process) buildGateway() error {
+func (p *process) buildGateway(accounts *account.Service) error {
 	if !p.runs("realtime") {
 		return nil
 	}
 	g, err := realtime.New(realtime.Deps{
-		Requests: p.requests, Positions: p.reporter, Logger: p.log, Registerer: p.registry,
+		Requests: p.requests, Positions: p.reporter, Sessions: sessions{accounts}, Logger: p.log, Registerer: p.registry,
 	}, realtime.Options{
 		AllowedOrigins: p.cfg.AllowedOrigins(), MaxConns: p.cfg.WSMaxConns,
 		PingInterval: p.cfg.WSPingInterval, StatusQueue: p.cfg.WSStatusQueue,
-		ClientRate: p.cfg.WSClientRate, ClientBurst: int(2 * p.cfg.WSClientRate),
+		ClientRate: p.cfg.WSClientRate, ClientBurst: int(2 * p.cfg.WSClientRate), RecheckEvery: p.cfg.WSTokenRecheck,
 	})
 	if err != nil {
 		return err
@@ -77,4 +79,19 @@ func (f broadcastingFleet) ReportPosition(ctx context.Context, who identity.Prin
 		_ = f.broker.Broadcast(realtime.PositionSubject(who.UserID), realtime.PositionOf(who.UserID, pos, f.now()).Encode())
 	}
 	return pos, err
+}
+
+// sessions asks the account service whether a connection's token still
+// speaks for its account as it did when the connection opened.
+type sessions struct{ accounts *account.Service }
+
+func (s sessions) Valid(ctx context.Context, who identity.Principal) (bool, error) {
+	now, err := s.accounts.Resolve(ctx, who)
+	switch {
+	case errors.Is(err, account.ErrTokenRefused):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return now.Role == who.Role, nil
 }

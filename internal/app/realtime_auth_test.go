@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/identity"
@@ -174,5 +175,27 @@ func TestRealtimeStatusOverflow(t *testing.T) {
 			// metric above says why the gateway ended it.
 		}
 		break
+	}
+}
+
+// TestRealtimeTokenRevoked: revoking an account's tokens closes its open
+// connection at the next check, with 4003 and a reason.
+func TestRealtimeTokenRevoked(t *testing.T) {
+	n := startNode(t, "api,realtime", func(c *config.Config) {
+		c.WSPingInterval, c.WSTokenRecheck = time.Second, time.Second
+	})
+	u := n.addUser(t, identity.Customer, "ayse")
+	admin := n.addUser(t, identity.Admin, "root")
+	c := dial(t, n, n.login(t, "ayse"))
+	svc, err := account.NewService(n.p.store, account.DefaultHasher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RevokeTokens(t.Context(), identity.Principal{UserID: admin.ID, Username: "root", Role: identity.Admin}, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.read()
+	if code, reason := closeStatus(err); code != realtime.CloseTokenRefused || !strings.Contains(reason, "log in again") {
+		t.Fatalf("closed with %d %q (%v), want %d", code, reason, err, realtime.CloseTokenRefused)
 	}
 }

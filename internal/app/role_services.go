@@ -19,10 +19,12 @@ import (
 
 // The services of each role of roleTable.
 
-// apiServices: none of its own; the HTTP listener, which the process
-// runs for every role that serves on it (needHTTP), has the whole API on
-// it.
-func (p *process) apiServices() ([]service, error) { return nil, nil }
+// apiServices: the audit trail's retention (the API writes the trail).
+// The HTTP listener with the whole API on it is the process's, which runs
+// it for every role that serves on it (needHTTP).
+func (p *process) apiServices() ([]service, error) {
+	return []service{{name: "audit-retention", run: p.audit.Run}}, nil
+}
 
 // relayServices: the relay; on PostgreSQL, the listener through which
 // other processes' commits wake it; and the sweeper, which re-commits the

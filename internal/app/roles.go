@@ -40,7 +40,7 @@ const (
 var roleTable = []role{
 	{
 		name:     "api",
-		about:    "the HTTP API: requests, accounts, insurers' state, dead letters (positions it takes are broadcast to the gateways)",
+		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail (positions it takes are broadcast to the gateways)",
 		needs:    needHTTP | needInsurers | needBroker,
 		services: (*process).apiServices,
 	},

@@ -66,14 +66,14 @@ func TestRoleServices(t *testing.T) {
 		want   []string
 		broker bool
 	}{
-		{"api", []string{"http", "ops"}, true},
+		{"api", []string{"http", "audit-retention", "ops"}, true},
 		{"realtime", []string{"http", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
-		{"api,realtime", []string{"http", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
+		{"api,realtime", []string{"http", "audit-retention", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
 		{"relay", []string{"relay", "sweeper", "ops"}, true},
 		{"notify", []string{"notify-consumer", "ops"}, true},
 		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "ops"}, true},
 		{"insurance", []string{"insurer-gauges", "ops"}, true},
-		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer",
+		{"all", []string{"http", "audit-retention", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer",
 			"realtime-gateway", "realtime-positions", "realtime-events", "insurer-gauges", "ops"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {

@@ -146,6 +146,14 @@ type Config struct {
 	// ETASpeedKmh is the average speed of the default arrival estimate.
 	ETASpeedKmh float64
 
+	// PasswordHashConcurrency bounds the password hashes running at once
+	// (each holds the argon2id memory, 19 MiB); 0 derives it from
+	// GOMAXPROCS and a 256 MiB budget. Logins past it wait briefly, then
+	// get 503.
+	PasswordHashConcurrency int
+	// AuditRetention is how long the audit trail of security events is
+	// kept.
+	AuditRetention time.Duration
 	// OfferTimeout is how long a driver has to accept an offer.
 	OfferTimeout time.Duration
 	// DispatchRadiiKm are dispatch's rounds, comma-separated kilometres:
@@ -177,6 +185,10 @@ type Config struct {
 	// WSStatusQueue is how many status messages may wait for a slow
 	// WebSocket client before it is disconnected (it resumes).
 	WSStatusQueue int
+	// WSTokenRecheck is how often (at a ping) an open WebSocket's token is
+	// asked whether it still speaks for its account (revoked, disabled,
+	// role changed: the connection is closed).
+	WSTokenRecheck time.Duration
 	// WSClientRate is how many messages per second one WebSocket client
 	// may send (twice that in a burst); more are answered with an error
 	// and dropped.
@@ -216,6 +228,7 @@ func Defaults() Config {
 		DriverStaleAfter:  2 * time.Minute,
 		ETARoadFactor:     1.35,
 		ETASpeedKmh:       35,
+		AuditRetention:    400 * 24 * time.Hour,
 
 		OfferTimeout:        30 * time.Second,
 		DispatchRadiiKm:     "5,10,20,40",
@@ -226,6 +239,7 @@ func Defaults() Config {
 		WSPingInterval:      25 * time.Second,
 		WSStatusQueue:       256,
 		WSClientRate:        20,
+		WSTokenRecheck:      time.Minute,
 	}
 }
 
@@ -301,6 +315,8 @@ func (c *Config) settings() []setting {
 		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
 		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
 		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
+		{"password-hash-concurrency", "password hashes at once, 19 MiB each (0: one per CPU within 256 MiB)", &c.PasswordHashConcurrency, shown},
+		{"audit-retention", "how long the audit trail of security events is kept", &c.AuditRetention, shown},
 		{"offer-timeout", "how long a driver has to accept an offer", &c.OfferTimeout, shown},
 		{"dispatch-radii-km", "dispatch rounds: comma-separated radii in km, one offer per round", &c.DispatchRadiiKm, shown},
 		{"dispatch-wait", "how long a request with no free driver in reach waits before it is unfulfilled", &c.DispatchWait, shown},
@@ -311,6 +327,7 @@ func (c *Config) settings() []setting {
 		{"ws-ping-interval", "how often a WebSocket client is pinged (no pong within 10s: disconnected)", &c.WSPingInterval, shown},
 		{"ws-status-queue", "status messages that may wait for a slow WebSocket client before it is disconnected (it resumes)", &c.WSStatusQueue, shown},
 		{"ws-client-rate", "messages per second one WebSocket client may send (bursts of twice that)", &c.WSClientRate, shown},
+		{"ws-token-recheck", "how often an open WebSocket's token is checked against its account (revoked or disabled: closed)", &c.WSTokenRecheck, shown},
 	}
 }
 
@@ -479,6 +496,12 @@ func (c *Config) Validate() error {
 			bad("%s-burst must be at least 1", r.name)
 		}
 	}
+	if c.PasswordHashConcurrency < 0 || c.PasswordHashConcurrency > 1024 {
+		bad("password-hash-concurrency must be 0 (derived) to 1024")
+	}
+	if c.AuditRetention < 24*time.Hour {
+		bad("audit-retention must be at least 24h")
+	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
@@ -561,6 +584,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WSStatusQueue < 8 || c.WSStatusQueue > 100_000 {
 		bad("ws-status-queue must be 8-100000")
+	}
+	if c.WSTokenRecheck < time.Second || c.WSTokenRecheck > time.Hour {
+		bad("ws-token-recheck must be between 1s and 1h")
 	}
 	if !(c.WSClientRate >= 1 && c.WSClientRate <= 10_000) {
 		bad("ws-client-rate must be 1-10000")
