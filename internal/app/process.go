@@ -132,7 +132,10 @@ func (p *process) assemble(ctx context.Context) error {
 	}
 	p.onClose(func() { _ = p.insurers.clients.Close() })
 
-	if need&needBroker != 0 {
+	// The api role broadcasts the positions drivers report over REST to
+	// the gateways, through a broker they share: an external one. An
+	// embedded broker of an api-only process would reach no gateway.
+	if need&needBroker != 0 || p.runs("api") && p.cfg.NATSURL != "" {
 		if err := p.connectBroker(ctx); err != nil {
 			return err
 		}

@@ -40,8 +40,8 @@ const (
 var roleTable = []role{
 	{
 		name:     "api",
-		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail (positions it takes are broadcast to the gateways)",
-		needs:    needHTTP | needInsurers | needBroker,
+		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail (with an external broker, positions it takes are broadcast to the gateways)",
+		needs:    needHTTP | needInsurers,
 		services: (*process).apiServices,
 	},
 	{

@@ -57,8 +57,8 @@ func testProcess(t *testing.T, roles string, edit func(*config.Config)) *process
 
 // TestRoleServices: each role runs the services it declares, the sweeper
 // is the relay's and visible, only the api and realtime roles listen on
-// the API address (one listener when both run), the api role opens the
-// broker (it broadcasts the positions drivers report over REST), and every
+// the API address (one listener when both run), the api role opens no
+// embedded broker (none of its broadcasts could reach a gateway), and every
 // process serves the operations listener.
 func TestRoleServices(t *testing.T) {
 	for _, tc := range []struct {
@@ -66,7 +66,7 @@ func TestRoleServices(t *testing.T) {
 		want   []string
 		broker bool
 	}{
-		{"api", []string{"http", "audit-retention", "ops"}, true},
+		{"api", []string{"http", "audit-retention", "ops"}, false},
 		{"realtime", []string{"http", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
 		{"api,realtime", []string{"http", "audit-retention", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
 		{"relay", []string{"relay", "sweeper", "ops"}, true},
