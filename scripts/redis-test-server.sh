@@ -6,7 +6,7 @@
 #   scripts/redis-test-server.sh stop DIR
 #
 # start installs redis-server with apt-get when it is missing, and starts
-# it on a free TCP port of 127.0.0.1, with its pid file, log and working
+# it on a free TCP port of 127.0.0.1 (the port it had, if it ran before), with its pid file, log and working
 # directory in DIR and no persistence (nothing is saved: a test server),
 # and prints
 #   redis://127.0.0.1:PORT
@@ -100,9 +100,17 @@ start() {
 		return 0
 	fi
 
-	local port tries=0
+	local port tries=0 saved=""
+	# A server started again (after a crash, a kill) comes back on its
+	# port, so that its clients reconnect to the URL they were given.
+	[[ -f $dir/port ]] && saved=$(cat "$dir/port")
 	while :; do
-		port=$(pick_port)
+		if [[ -n $saved ]] && ! port_in_use "$saved"; then
+			port=$saved
+		else
+			port=$(pick_port)
+		fi
+		saved=""
 		echo "$port" >"$dir/port"
 		log "starting on 127.0.0.1:$port"
 		rm -f "$dir/redis.pid"
