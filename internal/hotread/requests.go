@@ -36,18 +36,23 @@ func NewRequests(store intake.Store, c cache.Cache, opts Options) (*Requests, er
 func RequestKey(id string) string { return "req:" + id }
 
 // cachedRequest is a request as the cache holds it: the representation
-// and what it hides from clients but scopes and consumers need.
+// (JSON keeps what a client sees exactly, null and [] apart) and the
+// fields it hides from clients but scopes, resumes and consumers need.
+// TestHitIsTheStoredRequest compares every field, so a hidden field added
+// to intake.Request and not carried here fails it.
 type cachedRequest struct {
-	Request intake.Request `json:"r"`
-	OwnerID string         `json:"o"`
-	Version int            `json:"v"`
-	Actors  []string       `json:"a"`
+	Request  intake.Request `json:"r"`
+	OwnerID  string         `json:"o"`
+	Version  int            `json:"v"`
+	Actors   []string       `json:"a"`
+	Versions []int          `json:"tv"`
 }
 
 func encode(r intake.Request) ([]byte, error) {
-	c := cachedRequest{Request: r, OwnerID: r.OwnerID, Version: r.Version, Actors: make([]string, len(r.Timeline))}
+	c := cachedRequest{Request: r, OwnerID: r.OwnerID, Version: r.Version,
+		Actors: make([]string, len(r.Timeline)), Versions: make([]int, len(r.Timeline))}
 	for i, e := range r.Timeline {
-		c.Actors[i] = e.ActorID
+		c.Actors[i], c.Versions[i] = e.ActorID, e.Version
 	}
 	return json.Marshal(c)
 }
@@ -57,8 +62,9 @@ func decode(b []byte) (intake.Request, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return intake.Request{}, err
 	}
-	if len(c.Actors) != len(c.Request.Timeline) {
-		return intake.Request{}, fmt.Errorf("cached request %s: %d actors for %d timeline entries", c.Request.ID, len(c.Actors), len(c.Request.Timeline))
+	if len(c.Actors) != len(c.Request.Timeline) || len(c.Versions) != len(c.Request.Timeline) {
+		return intake.Request{}, fmt.Errorf("cached request %s: hidden fields of %d/%d entries for %d timeline entries",
+			c.Request.ID, len(c.Actors), len(c.Versions), len(c.Request.Timeline))
 	}
 	r := c.Request
 	r.OwnerID, r.Version = c.OwnerID, c.Version
@@ -68,7 +74,7 @@ func decode(b []byte) (intake.Request, error) {
 		r.Insurance.Coverage = nil
 	}
 	for i := range r.Timeline {
-		r.Timeline[i].ActorID = c.Actors[i]
+		r.Timeline[i].ActorID, r.Timeline[i].Version = c.Actors[i], c.Versions[i]
 	}
 	return r, nil
 }
