@@ -43,6 +43,9 @@ dir=$2
 name=${3:-}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# Run as root, the servers run as their own users (postgres, redis,
+# www-data) and must be able to enter DIR.
+[[ $EUID -ne 0 ]] || chmod 0755 "$dir"
 
 need_pkg() { # need_pkg COMMAND PACKAGE
 	command -v "$1" >/dev/null 2>&1 && return 0
@@ -55,6 +58,8 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# free_port VAR: sets VAR to a port nothing listens on and this run has
+# not handed out (not in a subshell: the list must outlive the call).
 taken_ports=" "
 free_port() {
 	local p
@@ -63,7 +68,7 @@ free_port() {
 		[[ $taken_ports == *" $p "* ]] && continue
 		port_in_use "$p" && continue
 		taken_ports+="$p "
-		echo "$p"
+		printf -v "$1" '%s' "$p"
 		return 0
 	done
 	die "no free port"
@@ -141,7 +146,7 @@ up() {
 	# NATS: three nodes, one JetStream cluster.
 	local -a nport cport hport
 	local urls="" routes i
-	for i in 1 2 3; do nport[i]=$(free_port); cport[i]=$(free_port); hport[i]=$(free_port); done
+	for i in 1 2 3; do free_port "nport[$i]"; free_port "cport[$i]"; free_port "hport[$i]"; done
 	for i in 1 2 3; do
 		routes=""
 		for j in 1 2 3; do [[ $j != "$i" ]] && routes+="\"nats-route://127.0.0.1:${cport[j]}\", "; done
@@ -168,7 +173,7 @@ up() {
 
 	# The mock insurer and the insurers file.
 	local mport
-	mport=$(free_port)
+	free_port mport
 	script insurer "$YOLDA" mock-insurer --addr "127.0.0.1:$mport"
 	launch insurer
 	cat >"$dir/insurers.yaml" <<-YAML
@@ -198,10 +203,10 @@ up() {
 		fi
 		for i in $(seq 1 "$count"); do
 			n=$role-$i
-			op=$(free_port)
+			free_port op
 			local args=("${common[@]}" YOLDA_ROLES="$role" YOLDA_DATA_DIR="$dir/yolda/$n" YOLDA_OPS_ADDR="127.0.0.1:$op")
 			if [[ $listens == http ]]; then
-				hp=$(free_port)
+				free_port hp
 				args+=(YOLDA_HTTP_ADDR="127.0.0.1:$hp")
 				if [[ $role == realtime ]]; then
 					rt_servers+="        server 127.0.0.1:$hp max_fails=1 fail_timeout=3s;"$'\n'
@@ -233,7 +238,7 @@ up() {
 
 	# Nginx.
 	local eport cert=$dir/nginx/tls/cert.pem key=$dir/nginx/tls/key.pem user_line=""
-	eport=${YOLDA_EDGE_PORT:-$(free_port)}
+	if [[ -n ${YOLDA_EDGE_PORT:-} ]]; then eport=$YOLDA_EDGE_PORT; else free_port eport; fi
 	if [[ ! -f $cert ]]; then
 		openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
 			-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$key" -out "$cert" 2>/dev/null
