@@ -28,6 +28,10 @@ type clients struct {
 	errs   *errorCounts
 	open   atomic.Int64
 	peak   atomic.Int64
+	// reconnects counts sockets dialled again after the server dropped
+	// them; reconnectTime is from the loss to the new connection.
+	reconnects    atomic.Int64
+	reconnectTime histogram
 }
 
 func newClients(o Options, errs *errorCounts) *clients {
@@ -103,11 +107,18 @@ func (c *clients) expect(ctx context.Context, kind string, want int, method, pat
 	return true
 }
 
-// socket is one WebSocket connection of the simulator.
+// socket is one WebSocket connection of the simulator. When the server
+// drops it (a realtime process dies), read dials again through the same
+// URL (Nginx sends it to another process), with backoff, and calls
+// resumed so that the owner follows its requests again from where it was.
 type socket struct {
-	ws *websocket.Conn
-	mu sync.Mutex // writes
-	c  *clients
+	mu    sync.Mutex // ws, and writes
+	ws    *websocket.Conn
+	c     *clients
+	token string
+	// resumed, if set, is called after a reconnection (on read's
+	// goroutine), before messages are read again.
+	resumed func()
 }
 
 // dial opens a WebSocket for token.
@@ -127,6 +138,12 @@ func (c *clients) dial(ctx context.Context, token string) (*socket, error) {
 		return nil, err
 	}
 	ws.SetReadLimit(64 << 10)
+	c.opened()
+	return &socket{ws: ws, c: c, token: token}, nil
+}
+
+// opened counts one more open socket.
+func (c *clients) opened() {
 	n := c.open.Add(1)
 	for {
 		p := c.peak.Load()
@@ -134,7 +151,38 @@ func (c *clients) dial(ctx context.Context, token string) (*socket, error) {
 			break
 		}
 	}
-	return &socket{ws: ws, c: c}, nil
+}
+
+// redial replaces a lost connection, trying every backoff (100 ms
+// doubling to 2 s) until it connects or ctx ends. It reports whether it
+// did.
+func (s *socket) redial(ctx context.Context) bool {
+	lost := time.Now()
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		hc := s.c.dialer[s.c.next.Add(1)%uint64(len(s.c.dialer))]
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		ws, _, err := websocket.Dial(dctx, s.c.wsURL, &websocket.DialOptions{
+			HTTPClient: hc, HTTPHeader: http.Header{"Authorization": {"Bearer " + s.token}},
+		})
+		cancel()
+		if err == nil {
+			ws.SetReadLimit(64 << 10)
+			s.mu.Lock()
+			s.ws = ws
+			s.mu.Unlock()
+			s.c.opened()
+			s.c.reconnects.Add(1)
+			s.c.reconnectTime.Observe(time.Since(lost))
+			return true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+	return false
 }
 
 // send writes one message; a failure is counted, and ends the socket.
@@ -148,6 +196,7 @@ func (s *socket) send(ctx context.Context, v any) bool {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.ws.Write(wctx, websocket.MessageText, b); err != nil {
+		// A lost connection: read notices too, and dials again.
 		if ctx.Err() == nil {
 			s.c.errs.add("ws write")
 		}
@@ -173,21 +222,32 @@ type inbound struct {
 	} `json:"location"`
 }
 
-// read calls handle for every message until the socket ends; it counts
-// an end the run did not ask for.
+// read calls handle for every message until ctx ends; an end the run
+// did not ask for is counted, and the socket dials again and resumes.
 func (s *socket) read(ctx context.Context, handle func(inbound)) {
-	defer s.c.open.Add(-1)
 	for {
-		_, data, err := s.ws.Read(ctx)
+		s.mu.Lock()
+		ws := s.ws
+		s.mu.Unlock()
+		_, data, err := ws.Read(ctx)
 		if err != nil {
-			if ctx.Err() == nil {
-				kind := "ws closed"
-				if code := websocket.CloseStatus(err); code != -1 {
-					kind = fmt.Sprintf("ws closed %d", code)
-				}
-				s.c.errs.add(kind)
+			s.c.open.Add(-1)
+			if ctx.Err() != nil {
+				return
 			}
-			return
+			kind := "ws closed"
+			if code := websocket.CloseStatus(err); code != -1 {
+				kind = fmt.Sprintf("ws closed %d", code)
+			}
+			s.c.errs.add(kind)
+			ws.CloseNow()
+			if !s.redial(ctx) {
+				return
+			}
+			if s.resumed != nil {
+				s.resumed()
+			}
+			continue
 		}
 		var m inbound
 		if err := json.Unmarshal(data, &m); err != nil {
@@ -201,7 +261,11 @@ func (s *socket) read(ctx context.Context, handle func(inbound)) {
 	}
 }
 
-func (s *socket) close() { _ = s.ws.Close(websocket.StatusNormalClosure, "simulation over") }
+func (s *socket) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.ws.Close(websocket.StatusNormalClosure, "simulation over")
+}
 
 // errorCounts counts errors by kind.
 type errorCounts struct {

@@ -20,7 +20,7 @@ func (c *customer) inbound(m inbound) {
 	now := time.Now()
 	switch m.Type {
 	case "request.status":
-		if done := c.r.t.status(m.RequestID, m.Status, now); done != nil {
+		if done := c.r.t.status(m.RequestID, m.Status, m.Seq, now); done != nil {
 			c.sock.send(c.r.ctx, map[string]any{"type": "unsubscribe", "request_id": m.RequestID})
 			c.r.free(done)
 		}
@@ -28,6 +28,14 @@ func (c *customer) inbound(m inbound) {
 		// The driver's device time is the time the simulator sent it.
 		c.r.t.fanout.Observe(now.Sub(m.At))
 		c.r.t.positionsSeen.Add(1)
+	}
+}
+
+// resume follows the customer's open requests again after a
+// reconnection, replaying the status changes it missed.
+func (c *customer) resume() {
+	for id, seq := range c.r.t.following(c) {
+		c.sock.send(c.r.ctx, map[string]any{"type": "resume", "request_id": id, "after_seq": seq})
 	}
 }
 

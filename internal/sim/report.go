@@ -41,6 +41,14 @@ type Report struct {
 	OffersReceived   int64            `json:"offers_received"`
 	ConnectionsPeak  int64            `json:"connections_peak"`
 	ConnectionsAtEnd int64            `json:"connections_at_end"`
+	// Reconnects are WebSockets dialled again after the server dropped
+	// them (a realtime process died), ReconnectTime from the loss to the
+	// new connection (after which the client resumed).
+	Reconnects    int64   `json:"reconnects"`
+	ReconnectTime Summary `json:"reconnect_time"`
+	// Accepted are the ids of the requests answered 202, for checks
+	// against the database.
+	Accepted []string `json:"-"`
 	Errors           int64            `json:"errors"`
 	ErrorsByKind     map[string]int64 `json:"errors_by_kind"`
 }
@@ -60,6 +68,7 @@ func (r *run) report() Report {
 		Fanout: t.fanout.Summary(), FanoutOperators: t.fanoutOperator.Summary(),
 		PositionsSent: t.positionsSent.Load(), StatusesReceived: t.statusesSeen.Load(), OffersReceived: t.offersSeen.Load(),
 		ConnectionsPeak: r.c.peak.Load(), ConnectionsAtEnd: r.c.open.Load(),
+		Reconnects: r.c.reconnects.Load(), ReconnectTime: r.c.reconnectTime.Summary(), Accepted: t.ids(),
 		Errors: total, ErrorsByKind: byKind,
 	}
 	if elapsed > 0 {
@@ -87,6 +96,10 @@ func (r Report) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  positions      %d sent, %.0f/s\n", r.PositionsSent, r.PositionsPerSec)
 	fmt.Fprintf(w, "  connections    %d at peak, %d at the end\n", r.ConnectionsPeak, r.ConnectionsAtEnd)
+	if r.Reconnects > 0 {
+		fmt.Fprintf(w, "  reconnects     %d, p50 %s  p99 %s  max %s (loss to new connection, then resume)\n",
+			r.Reconnects, ms(r.ReconnectTime.P50), ms(r.ReconnectTime.P99), ms(r.ReconnectTime.Max))
+	}
 	fmt.Fprintf(w, "  errors         %d", r.Errors)
 	for _, k := range slices.Sorted(maps.Keys(r.ErrorsByKind)) {
 		fmt.Fprintf(w, "; %s: %d", k, r.ErrorsByKind[k])

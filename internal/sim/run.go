@@ -97,6 +97,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 				drivers = append(drivers, &driver{r: r, token: token, sock: sock, rng: rand.New(rand.NewPCG(seed, uint64(i)))})
 			case "customer":
 				c := &customer{r: r, token: token, sock: sock}
+				sock.resumed = c.resume
 				r.idle = append(r.idle, c)
 				go sock.read(runCtx, c.inbound)
 			default:

@@ -24,6 +24,8 @@ type tracker struct {
 }
 
 type tracked struct {
+	// seq is the highest version seen (a resume replays what is above).
+	seq      int
 	created  time.Time
 	offered  bool
 	assigned bool
@@ -54,7 +56,7 @@ func (t *tracker) offered(id string, at time.Time) {
 
 // status records a status its customer saw; it returns the request's
 // customer when the request just ended (the customer is free again).
-func (t *tracker) status(id, status string, at time.Time) *customer {
+func (t *tracker) status(id, status string, seq int, at time.Time) *customer {
 	t.statusesSeen.Add(1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -62,6 +64,7 @@ func (t *tracker) status(id, status string, at time.Time) *customer {
 	if r == nil || r.final {
 		return nil
 	}
+	r.seq = max(r.seq, seq)
 	switch status {
 	case "assigned", "en_route", "arrived", "in_service", "completed":
 		if !r.assigned {
@@ -86,6 +89,30 @@ func (t *tracker) status(id, status string, at time.Time) *customer {
 	end.Add(1)
 	r.final = true
 	return r.customer
+}
+
+// following returns the open requests of c and the last seq seen of each.
+func (t *tracker) following(c *customer) map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for id, r := range t.requests {
+		if r.customer == c && !r.final {
+			out[id] = r.seq
+		}
+	}
+	return out
+}
+
+// ids lists every request created (answered 202).
+func (t *tracker) ids() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.requests))
+	for id := range t.requests {
+		out = append(out, id)
+	}
+	return out
 }
 
 // open is how many requests have not ended.
