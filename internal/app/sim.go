@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -27,11 +30,23 @@ func simCmd(ctx context.Context, args []string, env Env) error {
 	options, asJSON := simFlags(fs)
 	setup := fs.Bool("setup", false, "create the simulated accounts in the store first (those that exist are kept)")
 	setupOnly := fs.Bool("setup-only", false, "create the simulated accounts and stop")
+	caFile := fs.String("ca-file", "", "PEM certificates to trust for an https:// --url (deploy/local's Nginx: DIR/nginx/tls/cert.pem)")
 	cfg, err := loadConfig(fs, args, env, storeFlags)
 	if err != nil {
 		return err
 	}
 	o := options()
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("%w: ca-file: %w", ErrUsage, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: ca-file %s holds no certificate", ErrUsage, *caFile)
+		}
+		o.TLS = &tls.Config{RootCAs: pool}
+	}
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}

@@ -38,7 +38,7 @@ func newClients(o Options, errs *errorCounts) *clients {
 	base := strings.TrimRight(o.BaseURL, "/")
 	c := &clients{base: base, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/v1/ws", errs: errs}
 	c.rest = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute,
+		MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute, TLSClientConfig: o.TLS,
 	}}
 	addrs := o.LocalAddrs
 	if len(addrs) == 0 {
@@ -49,7 +49,7 @@ func newClients(o Options, errs *errorCounts) *clients {
 		if a != "" {
 			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(a)}
 		}
-		c.dialer = append(c.dialer, &http.Client{Transport: &http.Transport{DialContext: d.DialContext}})
+		c.dialer = append(c.dialer, &http.Client{Transport: &http.Transport{DialContext: d.DialContext, TLSClientConfig: o.TLS}})
 	}
 	return c
 }

@@ -17,6 +17,7 @@
 package sim
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -87,6 +88,9 @@ type Options struct {
 	// LocalAddrs spreads the client sockets over these local addresses
 	// (127.0.0.2, ...), to get past one address's ephemeral ports.
 	LocalAddrs []string
+	// TLS, if set, is the client's TLS configuration (an edge with a
+	// certificate of its own: Nginx in deploy/local).
+	TLS *tls.Config
 	// ConnectRate caps new WebSocket connections per second (default 500).
 	ConnectRate float64
 	// Seed makes a run's randomness repeatable (0: random).
