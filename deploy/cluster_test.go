@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -236,3 +237,7 @@ func (c *cluster) metric(t *testing.T, role, series string) float64 {
 	}
 	return sum
 }
+
+type netDialer struct{}
+
+func (netDialer) dial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }

@@ -64,7 +64,7 @@ taken_ports=" "
 free_port() {
 	local p
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % 22000)) # below the ephemeral range (32768-): outbound sockets take those
 		[[ $taken_ports == *" $p "* ]] && continue
 		port_in_use "$p" && continue
 		taken_ports+="$p "
