@@ -6,6 +6,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -44,6 +45,8 @@ type Options struct {
 	Rate     float64
 	Insurers []string // insurer codes to draw from; empty means DefaultInsurers
 	Seed     int64
+	// TLS, if set, configures https:// (an edge with its own certificate).
+	TLS *tls.Config
 }
 
 // Result of one run. Only requests sent in the measured phase count; the
@@ -86,6 +89,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	base := strings.TrimRight(o.BaseURL, "/")
 
 	tr := &http.Transport{
+		TLSClientConfig: o.TLS,
 		// A benchmark of this server must not wander through a proxy that
 		// happens to be set in the environment.
 		Proxy:               nil,

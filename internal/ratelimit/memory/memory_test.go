@@ -30,3 +30,6 @@ func TestForgetsWholeBudgets(t *testing.T) {
 		t.Errorf("%d keys remembered after every budget refilled, want 1", l.Len())
 	}
 }
+
+// go test -run '^$' -bench Allow ./internal/ratelimit/...
+func BenchmarkAllow(b *testing.B) { ratelimittest.Bench(b, memory.New(nil)) }

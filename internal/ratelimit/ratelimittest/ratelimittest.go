@@ -5,6 +5,7 @@ package ratelimittest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,4 +204,20 @@ func idleBudgetIsWhole(t *testing.T, l Limiter, clk *Clock) {
 	want(t, "almost whole", allow(t, l, c), true, 0, ratelimit.State{Remaining: 2, Reset: 101 * ms})
 	clk.Advance(2 * time.Minute)
 	want(t, "whole", allow(t, l, c), true, 0, ratelimit.State{Remaining: 3, Reset: 100 * ms})
+}
+
+// Bench measures one request's decision as the edge makes it: an identity
+// budget and an address budget, over 10 000 clients.
+func Bench(b *testing.B, l Limiter) {
+	lim := ratelimit.Limit{Rate: 1e6, Burst: 1 << 20}
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			k := fmt.Sprint(i % 10000)
+			if _, err := l.Allow(context.Background(), ratelimit.Check{Key: "id:bench:" + k, Limit: lim}, ratelimit.Check{Key: "ip:bench:" + k, Limit: lim}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -119,3 +119,10 @@ func TestUnavailable(t *testing.T) {
 		t.Errorf("%d more dials during the cooldown", dials.Load()-before)
 	}
 }
+
+// go test -run '^$' -bench Allow ./internal/ratelimit/... (one round trip
+// to the Redis of YOLDA_TEST_REDIS_URL per decision)
+func BenchmarkAllow(b *testing.B) {
+	rdb := redistest.Client(b)
+	ratelimittest.Bench(b, redis.New(rdb, redis.Options{Prefix: redistest.Prefix(b, rdb)}))
+}
