@@ -19,10 +19,11 @@ vet:
 # Fast feedback, under a minute: vet, then the unit and conformance tests on
 # SQLite, without the race detector, leaving out the two packages that run
 # whole processes (internal/app starts the binary, kills it and restarts it;
-# internal/relay runs brokers and kills them). make test runs everything.
-CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/app$$' -e '/internal/relay$$')
+# internal/relay runs brokers and kills them; deploy brings the whole
+# topology up behind Nginx). make test runs everything.
+CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/app$$' -e '/internal/relay$$' -e '/deploy$$')
 check: vet
-	@echo "go test -count=1 (every package but internal/app and internal/relay, on SQLite)"
+	@echo "go test -count=1 (every package but internal/app, internal/relay and deploy, on SQLite)"
 	@YOLDA_TEST_POSTGRES_URL= YOLDA_REQUIRE_SERVICES= $(GO) test -count=1 $(CHECK_PKGS)
 
 # Every test, with the race detector. PostgreSQL tests run when
