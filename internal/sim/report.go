@@ -35,12 +35,12 @@ type Report struct {
 	Fanout          Summary `json:"position_fanout"`
 	FanoutOperators Summary `json:"position_fanout_operators"`
 
-	PositionsSent    int64            `json:"positions_sent"`
-	PositionsPerSec  float64          `json:"positions_per_second"`
-	StatusesReceived int64            `json:"statuses_received"`
-	OffersReceived   int64            `json:"offers_received"`
-	ConnectionsPeak  int64            `json:"connections_peak"`
-	ConnectionsAtEnd int64            `json:"connections_at_end"`
+	PositionsSent    int64   `json:"positions_sent"`
+	PositionsPerSec  float64 `json:"positions_per_second"`
+	StatusesReceived int64   `json:"statuses_received"`
+	OffersReceived   int64   `json:"offers_received"`
+	ConnectionsPeak  int64   `json:"connections_peak"`
+	ConnectionsAtEnd int64   `json:"connections_at_end"`
 	// Reconnects are WebSockets dialled again after the server dropped
 	// them (a realtime process died), ReconnectTime from the loss to the
 	// new connection (after which the client resumed).
@@ -48,9 +48,9 @@ type Report struct {
 	ReconnectTime Summary `json:"reconnect_time"`
 	// Accepted are the ids of the requests answered 202, for checks
 	// against the database.
-	Accepted []string `json:"-"`
-	Errors           int64            `json:"errors"`
-	ErrorsByKind     map[string]int64 `json:"errors_by_kind"`
+	Accepted     []string         `json:"-"`
+	Errors       int64            `json:"errors"`
+	ErrorsByKind map[string]int64 `json:"errors_by_kind"`
 }
 
 func (r *run) report() Report {
