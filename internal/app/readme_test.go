@@ -91,6 +91,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 			`\{"code":"anadolu","breaker":"closed","calls":[1-9]\d*,"errors":[1-9]\d*\}`},
 		{`created provider acme-tow \(Acme Çekici\) in /\S+/yolda.db`, `created driver ali \(id usr_\w+\) in `, `(?m)^online$`, `(?m)^204$`,
 			`\{"username":"ali","vehicle_plate":"34TOW01","availability":"online","provider":"acme-tow"\}`},
+		{`\{"service_type":"tow","distance_m":\d+,"eta_seconds":\d+\}`, `\{"status":"assigned","driver":"34TOW01"\}`,
+			`(?m)^en_route\narrived\nin_service\ncompleted$`},
+		{`\{"status":"completed","timeline":\["received","awaiting_insurance","dispatching","assigned","en_route","arrived","in_service","completed"\]\}`},
 		{},
 	}
 	if len(want) != len(blocks) {

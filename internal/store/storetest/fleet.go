@@ -218,7 +218,22 @@ func testListDrivers(t *testing.T, s FleetStore) {
 		ids = append(ids, u.ID)
 	}
 	addUser(t, s, "ayse", identity.Customer) // not a driver: never listed
+	// Drivers are listed by id; ids made within one millisecond need not
+	// follow the order of creation, so the expected lists are put in id
+	// order too.
+	nameOf := map[string]string{}
+	for i, id := range ids {
+		nameOf[id] = fmt.Sprintf("driver%d", i)
+	}
 	slices.Sort(ids)
+	rank := map[string]int{}
+	for i, id := range ids {
+		rank[nameOf[id]] = i
+	}
+	inIDOrder := func(names ...string) []string {
+		slices.SortFunc(names, func(a, b string) int { return rank[a] - rank[b] })
+		return names
+	}
 	list := func(f fleet.DriverFilter) []string {
 		t.Helper()
 		if f.Limit == 0 {
@@ -239,16 +254,16 @@ func testListDrivers(t *testing.T, s FleetStore) {
 		f    fleet.DriverFilter
 		want []string
 	}{
-		{"all", fleet.DriverFilter{}, []string{"driver0", "driver1", "driver2", "driver3", "driver4"}},
-		{"online", fleet.DriverFilter{Availability: fleet.Online}, []string{"driver0", "driver2", "driver3"}},
-		{"offline", fleet.DriverFilter{Availability: fleet.Offline}, []string{"driver1", "driver4"}},
-		{"tow", fleet.DriverFilter{Capability: intake.Tow}, []string{"driver0", "driver2", "driver4"}},
-		{"acme", fleet.DriverFilter{Provider: "acme"}, []string{"driver0", "driver1"}},
+		{"all", fleet.DriverFilter{}, inIDOrder("driver0", "driver1", "driver2", "driver3", "driver4")},
+		{"online", fleet.DriverFilter{Availability: fleet.Online}, inIDOrder("driver0", "driver2", "driver3")},
+		{"offline", fleet.DriverFilter{Availability: fleet.Offline}, inIDOrder("driver1", "driver4")},
+		{"tow", fleet.DriverFilter{Capability: intake.Tow}, inIDOrder("driver0", "driver2", "driver4")},
+		{"acme", fleet.DriverFilter{Provider: "acme"}, inIDOrder("driver0", "driver1")},
 		{"online acme jump", fleet.DriverFilter{Availability: fleet.Online, Provider: "acme", Capability: intake.JumpStart}, []string{"driver0"}},
 		{"unknown provider", fleet.DriverFilter{Provider: "nope"}, []string{}},
-		{"page 1", fleet.DriverFilter{Limit: 2}, []string{"driver0", "driver1"}},
-		{"page 2", fleet.DriverFilter{Limit: 2, After: ids[1]}, []string{"driver2", "driver3"}},
-		{"page 3", fleet.DriverFilter{Limit: 2, After: ids[3]}, []string{"driver4"}},
+		{"page 1", fleet.DriverFilter{Limit: 2}, []string{nameOf[ids[0]], nameOf[ids[1]]}},
+		{"page 2", fleet.DriverFilter{Limit: 2, After: ids[1]}, []string{nameOf[ids[2]], nameOf[ids[3]]}},
+		{"page 3", fleet.DriverFilter{Limit: 2, After: ids[3]}, []string{nameOf[ids[4]]}},
 	}
 	for _, c := range cases {
 		if got := list(c.f); !slices.Equal(got, c.want) {
