@@ -47,6 +47,8 @@ type fixture struct {
 	users  map[string]account.User
 	tokens map[string]string
 	issuer *auth.Tokens
+	// links issues the fixture's tracking links.
+	links *auth.TrackingLinks
 	intake *intake.Service
 	api    *httpapi.Server
 	// registry holds the server's metrics.
@@ -88,7 +90,11 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	}
 	svc := intake.NewService(store, intake.Options{Batch: intake.BatchOptions{MaxBatch: 32, Writers: 2}})
 	t.Cleanup(svc.Close)
-	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc}
+	links, err := auth.NewTrackingLinks([]byte(testSecret), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, links: links, intake: svc}
 	for _, u := range []account.NewUser{
 		{Username: "ayse", Password: "ayse-password", Role: identity.Customer, Name: "Ayşe Yılmaz"},
 		{Username: "mehmet", Password: "mehmet-password", Role: identity.Customer},
@@ -112,7 +118,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	// served and the matrices generated from it cover them all.
 	fl := fleet.NewService(store.(fleet.Store), memory.New(memory.Options{}), fleet.Options{})
 	f.api = httpapi.New(httpapi.Deps{
-		Intake: svc, Accounts: accounts, Tokens: tokens, Fleet: fl,
+		Intake: svc, Accounts: accounts, Tokens: tokens, Fleet: fl, Tracking: links, Approaches: fl,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
 	})

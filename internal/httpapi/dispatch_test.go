@@ -118,7 +118,7 @@ func setupDispatch(t *testing.T, engine string) *dispatchFixture {
 			}
 		}
 	}
-	api := httpapi.New(httpapi.Deps{Intake: requests, Accounts: accounts, Tokens: tokens, Dispatch: svc,
+	api := httpapi.New(httpapi.Deps{Intake: requests, Accounts: accounts, Tokens: tokens, Dispatch: svc, Candidates: fl, OfferHistory: store,
 		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry()})
 	f.srv = httptest.NewServer(api)
 	t.Cleanup(f.srv.Close)

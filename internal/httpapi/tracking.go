@@ -72,9 +72,9 @@ func (s *Server) trackingRoutes() []route {
 			roles: requester, object: objectRequest, handler: s.handleTrackingLink, success: 201, result: trackingLinkAnswer{},
 			errors: []int{401, 403, 404, 429}},
 		{method: "GET", pattern: "/v1/track/{id}", summary: "The request as its tracking page shows it (tracking token as the bearer)", tag: "tracking",
-			tracking: true, handler: s.handleTrack, success: 200, result: trackedRequest{}, errors: []int{401, 404, 429}},
+			tracking: true, object: objectRequest, handler: s.handleTrack, success: 200, result: trackedRequest{}, errors: []int{401, 404, 429}},
 		{method: "POST", pattern: "/v1/track/{id}/cancel", summary: "Cancel the request from its tracking page (tracking token as the bearer)", tag: "tracking",
-			tracking: true, handler: s.handleTrackCancel, body: cancelBody{}, maxBody: smallBody, example: cancelBody{Reason: "found help"},
+			tracking: true, object: objectRequest, handler: s.handleTrackCancel, body: cancelBody{}, maxBody: smallBody, example: cancelBody{Reason: "found help"},
 			success: 200, result: trackedRequest{}, errors: []int{400, 401, 404, 409, 413, 415, 422, 429}},
 	}
 }
