@@ -7,7 +7,10 @@ export function loginScreen(root, client, { title, subtitle, allowed, onIn }) {
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, placeholder: 'Username' });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, placeholder: 'Password' });
   const button = h('button.primary', { type: 'submit' }, 'Sign in');
+  // method post: should the script ever not run, the browser posts the
+  // form (refused) instead of putting the password in a URL.
   const form = h('form.login-card', {
+    method: 'post',
     onsubmit: async (e) => {
       e.preventDefault();
       button.disabled = true;

@@ -6,12 +6,17 @@ const L = window.L;
 let basemapOnce;
 const basemap = () => (basemapOnce ??= fetch('/assets/basemap/turkey.json').then((r) => r.json()));
 
-export async function createMap(el, { center = [39.0, 35.2], zoom = 6, labels = true } = {}) {
+// Turkey, with a little sea around it.
+const TURKEY = [[35.6, 25.8], [42.3, 44.9]];
+
+export async function createMap(el, { center, zoom = 13, labels = true } = {}) {
   const map = L.map(el, {
-    center, zoom, minZoom: 5, maxZoom: 16,
+    minZoom: 5, maxZoom: 16,
     zoomSnap: 0.25, preferCanvas: false, attributionControl: true,
     maxBounds: [[33.5, 23.5], [44.5, 47.5]],
   });
+  if (center) map.setView(center, zoom);
+  else map.fitBounds(TURKEY);
   map.attributionControl.setPrefix(false);
   map.attributionControl.addAttribution('Provinces: Natural Earth · Leaflet');
   const data = await basemap();

@@ -29,7 +29,11 @@ export function mapView(state, drawer) {
   let requestMarks;
   let lines = null;
 
-  const ready = createMap(mapEl).then((m) => {
+  // The map is made the first time the view is shown: Leaflet needs its
+  // container laid out (a detached one has no size, and maxBounds then
+  // leaves the view nowhere).
+  let ready = null;
+  const make = () => createMap(mapEl).then((m) => {
     map = m;
     driverMarks = markers(map, {
       create: (it) => L.circleMarker(it.latlng, { radius: 7, weight: 2, className: 'drv' })
@@ -42,8 +46,9 @@ export function mapView(state, drawer) {
           path.classList.remove('drv-free', 'drv-busy', 'drv-stale');
           path.classList.add(`drv-${st}`);
           path.dataset.driverId = d.id;
-          path.dataset.lat = it.latlng[0];
-          path.dataset.lng = it.latlng[1];
+          const at = m.getLatLng();
+          path.dataset.lat = at.lat;
+          path.dataset.lng = at.lng;
         }
         m.setTooltipContent(`${d.name || d.username} · ${d.vehicle_plate}${d.current_request_id ? ` · on #${shortId(d.current_request_id)}` : ''}`);
       },
@@ -110,7 +115,7 @@ export function mapView(state, drawer) {
 
   return {
     el,
-    shown: () => ready.then(() => {
+    shown: () => (ready ??= make()).then(() => {
       map.invalidateSize();
       drawDrivers();
       drawRequests();
