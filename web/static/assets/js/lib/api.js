@@ -71,6 +71,9 @@ export function createClient(storageKey) {
       clear();
       dispatchEvent(new CustomEvent('yolda:signed-out'));
     },
+    // forget drops the session without telling the app (a sign-in that
+    // the app refuses stays on the sign-in screen).
+    forget: clear,
   };
 }
 

@@ -32,7 +32,7 @@ export function loginScreen(root, client, { title, subtitle, allowed, onIn }) {
   // refuse signs out a session whose role this app does not serve.
   function refuse(s) {
     if (allowed.includes(s.role)) return false;
-    client.signOut();
+    client.forget();
     error.textContent = `A ${s.role} account cannot use this app.`;
     return true;
   }
