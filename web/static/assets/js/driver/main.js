@@ -126,6 +126,7 @@ async function app(session) {
   }
 
   function renderJob() {
+    if (job) live.subscribe(job.id);
     if (!job) {
       put(jobBox, online && !offer ? h('p.waiting', 'Waiting for a job…') : null);
       target.remove();
@@ -255,7 +256,7 @@ async function app(session) {
 
   const live = connect(session.token, {
     onMessage: (m) => {
-      if (m.type === 'offer' && !job) offers.now();
+      if ((m.type === 'offer' || m.type === 'offer.closed') && !job) offers.now();
       if (m.type === 'request.status' && job && m.request_id === job.id) refreshJob().then(render);
     },
   });

@@ -91,8 +91,11 @@ async function shell(session) {
 
   // Live: the socket when there is one; polls in any case, fast while
   // there is no socket, slow (a safety net) while there is.
+  // Staff follow every request ('*') and get every driver's position.
   const live = connect(session.token, {
+    requests: ['*'],
     onState: (st) => {
+      if (st === 'live') state.refreshRequests().catch(() => {}); // whatever the socket missed
       link.textContent = st === 'live' ? 'live' : st === 'polling' ? 'live (polling)' : 'connecting';
       link.dataset.state = st;
     },
