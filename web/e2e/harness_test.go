@@ -117,6 +117,16 @@ func (h *harness) setUp(m *testing.M) (int, error) {
 	}
 	procs.Add(1)
 	go func() { defer procs.Done(); _ = mock.Wait() }()
+	// A second insurer is down from the start: its breaker opens as soon
+	// as a few checks fail (the panel's alert).
+	downInsurer := freeAddr()
+	down := exec.CommandContext(ctx, h.bin, "mock-insurer", "--addr", downInsurer, "--mode", "down")
+	down.Stderr = io.Discard
+	if err := down.Start(); err != nil {
+		return 1, err
+	}
+	procs.Add(1)
+	go func() { defer procs.Done(); _ = down.Wait() }()
 	insurers := filepath.Join(dir, "insurers.yaml")
 	if err := os.WriteFile(insurers, []byte(fmt.Sprintf(`insurers:
   - code: anadolu
@@ -124,7 +134,14 @@ func (h *harness) setUp(m *testing.M) (int, error) {
     base_url: http://%s
     timeout: 2s
     verify_before_dispatch: false
-`, insurer)), 0o644); err != nil {
+  - code: sompo
+    name: Sompo Sigorta
+    base_url: http://%s
+    timeout: 1s
+    verify_before_dispatch: true
+    retry: {attempts: 1}
+    breaker: {failures: 2, open_for: 1m}
+`, insurer, downInsurer)), 0o644); err != nil {
 		return 1, err
 	}
 
@@ -183,8 +200,10 @@ func (h *harness) setUp(m *testing.M) (int, error) {
 	if err := waitHTTP(h.base+"/readyz", 30*time.Second); err != nil {
 		return 1, err
 	}
-	if err := waitHTTP("http://"+insurer+"/control", 30*time.Second); err != nil {
-		return 1, err
+	for _, a := range []string{insurer, downInsurer} {
+		if err := waitHTTP("http://"+a+"/control", 30*time.Second); err != nil {
+			return 1, err
+		}
 	}
 
 	// One browser for the package. Without the background-networking
@@ -303,14 +322,19 @@ type request struct {
 	} `json:"assignment"`
 }
 
-// newRequest asks for help as a customer at a point.
+// newRequest asks for help as a customer at a point, insured by anadolu.
 func (h *harness) newRequest(t *testing.T, token, service string, lat, lng float64, province, plate string) request {
+	t.Helper()
+	return h.newRequestWith(t, token, "anadolu", service, lat, lng, province, plate)
+}
+
+func (h *harness) newRequestWith(t *testing.T, token, insurer, service string, lat, lng float64, province, plate string) request {
 	t.Helper()
 	body := map[string]any{
 		"service_type": service,
 		"location":     map[string]any{"lat": lat, "lng": lng, "province": province, "district": "Merkez", "address": "E-80 km 12"},
 		"vehicle":      map[string]any{"plate": plate, "make": "Fiat", "model": "Egea", "type": "car"},
-		"policy":       map[string]any{"insurer": "anadolu", "policy_number": "POL-123456"},
+		"policy":       map[string]any{"insurer": insurer, "policy_number": "POL-123456"},
 		"contact":      map[string]any{"name": "Ayşe Yılmaz", "phone": "+905551112233"},
 	}
 	if service == "tow" {

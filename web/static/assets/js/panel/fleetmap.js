@@ -35,6 +35,9 @@ export function mapView(state, drawer) {
   let ready = null;
   const make = () => createMap(mapEl).then((m) => {
     map = m;
+    // Whether the map is moving, for whoever waits for it to settle.
+    map.on('movestart', () => { mapEl.dataset.moving = 'true'; });
+    map.on('moveend', () => { mapEl.dataset.moving = 'false'; });
     driverMarks = markers(map, {
       create: (it) => L.circleMarker(it.latlng, { radius: 7, weight: 2, className: 'drv' })
         .bindTooltip('', { direction: 'top', offset: [0, -6] }),
