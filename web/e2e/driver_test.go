@@ -28,7 +28,7 @@ func TestDriverApp(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), drvPass),
 		chromedp.Click(chromedp.CSS(`form.login-card button[type=submit]`)),
 	)
-	app.until(`!!document.querySelector('[data-action=toggle-online]')`, 10*time.Second)
+	app.until(`!!document.querySelector('.pill') && !!document.querySelector('.driver-map.leaflet-container')`, 10*time.Second)
 	app.click(`[data-action=toggle-online]`)
 	app.until(`document.querySelector('.pill')?.dataset.online === 'true'`, 10*time.Second)
 

@@ -71,6 +71,7 @@ async function app(session) {
   let note = null;
   let gpsWatch = null;
   const sim = simulated(startPoint());
+  let live = { send: () => false, subscribe: () => {}, live: false };
 
   const statusLine = h('div.driver-status');
   const offerBox = h('section.offer-box');
@@ -87,9 +88,10 @@ async function app(session) {
       h('span.spacer'), h('span.who', session.username), h('button.ghost', { type: 'button', onclick: () => { setOnline(false).finally(() => client.signOut()); } }, 'Sign out')),
     h('main.phone-main', statusLine, toggle, h('label.source', 'Position ', sourceSel), noteBox, offerBox, jobBox, mapEl));
 
-  const map = await createMap(mapEl, { center: [41.01, 28.97], zoom: 11, labels: false });
   const me = L.circleMarker([0, 0], { radius: 8, className: 'drv drv-self', weight: 3 });
   const target = L.marker([0, 0], { icon: L.divIcon({ className: 'req-pin pin-active', iconSize: [18, 18], iconAnchor: [9, 18], html: '' }) });
+  render(); // the screen's layout settles before the map loads
+  const map = await createMap(mapEl, { center: [41.01, 28.97], zoom: 11, labels: false });
 
   function say(text) {
     note = text;
@@ -254,7 +256,7 @@ async function app(session) {
     }
   }
 
-  const live = connect(session.token, {
+  live = connect(session.token, {
     onMessage: (m) => {
       if ((m.type === 'offer' || m.type === 'offer.closed') && !job) offers.now();
       if (m.type === 'request.status' && job && m.request_id === job.id) refreshJob().then(render);
