@@ -56,8 +56,9 @@ func call(client *http.Client, c *current, token, method, path, body string, out
 }
 
 // driving is a driver's app: online, reporting where it is, taking every
-// offer and walking each job to completed, until ctx ends. It rides out a
-// server that is down.
+// offer and walking each of its jobs to completed, until ctx ends. It
+// rides out a server that is down, and finds its jobs by listing them, as
+// an app does after a lost answer.
 func driving(ctx context.Context, t *testing.T, c *current, token string, lat, lng float64) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	pause := func() { // between polls, or while the server is down
@@ -87,17 +88,32 @@ func driving(ctx context.Context, t *testing.T, c *current, token string, lat, l
 			continue
 		}
 		for _, o := range offers.Items {
-			code, err := call(client, c, token, "POST", "/v1/offers/"+o.OfferID+"/accept", "", nil)
-			if err != nil || code != 200 {
-				continue // taken, expired, or the server is down
+			// An accept whose answer was lost (the server died after the
+			// commit) is found below, among the driver's jobs.
+			_, _ = call(client, c, token, "POST", "/v1/offers/"+o.OfferID+"/accept", "", nil)
+		}
+		// The driver's jobs, as its app lists them: walk each to completed.
+		var jobs struct {
+			Items []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"items"`
+		}
+		if code, err := call(client, c, token, "GET", "/v1/requests?status=assigned,en_route,arrived,in_service", "", &jobs); err != nil || code != 200 {
+			pause()
+			continue
+		}
+		for _, j := range jobs.Items {
+			steps := []string{"en_route", "arrived", "in_service", "completed"}
+			for i, st := range steps {
+				if st == j.Status {
+					steps = steps[i+1:]
+					break
+				}
 			}
-			for _, step := range []string{"en_route", "arrived", "in_service", "completed"} {
-				for ctx.Err() == nil {
-					code, err := call(client, c, token, "POST", "/v1/requests/"+o.RequestID+"/progress", `{"status":"`+step+`"}`, nil)
-					if err == nil && (code == 200 || code == 409) {
-						break // 409: the step was recorded before the server went down
-					}
-					pause()
+			for _, step := range steps {
+				if code, err := call(client, c, token, "POST", "/v1/requests/"+j.ID+"/progress", `{"status":"`+step+`"}`, nil); err != nil || code != 200 {
+					break // the server is down, or the job moved on: look again
 				}
 			}
 		}

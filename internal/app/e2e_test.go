@@ -186,20 +186,17 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 			<-in.exited
 		}
 	})
-	select {
-	case in.ops = <-opsc:
-	case <-in.exited:
-		t.Fatalf("yolda exited at start:\n%s", in.logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("yolda did not start:\n%s", in.logs.String())
-	}
-	in.addr = in.ops
-	if api {
+	timeout := time.After(30 * time.Second)
+	for in.ops == "" || in.addr == "" {
 		select {
+		case in.ops = <-opsc:
+			if !api {
+				in.addr = in.ops
+			}
 		case in.addr = <-addrc:
 		case <-in.exited:
 			t.Fatalf("yolda exited at start:\n%s", in.logs.String())
-		case <-time.After(30 * time.Second):
+		case <-timeout:
 			t.Fatalf("yolda did not start:\n%s", in.logs.String())
 		}
 	}

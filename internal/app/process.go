@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
@@ -42,6 +42,8 @@ type process struct {
 	insurers    insurers
 	requests    *intake.Service
 	deadLetters *deadletter.Service
+	// audit is the trail of security events; the api role prunes it.
+	audit *audit.Service
 	// positions and fleet serve the drivers' routes and the dispatch role.
 	positions fleet.Index
 	fleet     *fleet.Service
@@ -109,10 +111,12 @@ func (p *process) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewService(store, account.DefaultHasher())
+	accounts, trail, err := accountServices(p.cfg, store, p.registry, p.log)
 	if err != nil {
 		return err
 	}
+	p.audit = trail
+	p.log.Info("password hashing bounded", "slots", accounts.HashSlots())
 	intakeMetrics, err := intake.NewMetrics(p.registry)
 	if err != nil {
 		return fmt.Errorf("intake metrics: %w", err)
@@ -166,7 +170,7 @@ func (p *process) assemble(ctx context.Context) error {
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
-		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
+		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
 		Insurers: p.insurers.clients, Fleet: p.fleet, Dispatch: p.dispatch,
 		Tracking: trackingLinks, Approaches: p.fleet, Candidates: p.fleet, OfferHistory: store, Pending: store, Web: site,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,

@@ -91,9 +91,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 			`\{"code":"anadolu","breaker":"closed","calls":[1-9]\d*,"errors":[1-9]\d*\}`},
 		{`created provider acme-tow \(Acme Çekici\) in /\S+/yolda.db`, `created driver ali \(id usr_\w+\) in `, `(?m)^online$`, `(?m)^204$`,
 			`\{"username":"ali","vehicle_plate":"34TOW01","availability":"online","provider":"acme-tow"\}`},
-		{`\{"service_type":"tow","distance_m":\d+,"eta_seconds":\d+\}`, `\{"status":"assigned","driver":"34TOW01"\}`,
-			`(?m)^en_route\narrived\nin_service\ncompleted$`},
+		{`\{"request_id":"req_\w+","service_type":"tow","distance_m":\d+,"eta_seconds":\d+,"expires_at":"[^"]+"\}`,
+			`\{"status":"assigned","assignment":\{"driver_id":"usr_\w+"`, `(?m)^en_route$`, `(?m)^arrived$`, `(?m)^in_service$`, `(?m)^completed$`},
 		{`\{"status":"completed","timeline":\["received","awaiting_insurance","dispatching","assigned","en_route","arrived","in_service","completed"\]\}`},
+		{`created admin boss \(id usr_\w+\) in `, `(?m)^\{"username":"ayse","disabled":true,"token_version":1\}$`, `(?m)^401$`,
+			`enabled ayse \(id usr_\w+, role customer, token version 1\)`, `password reset: ayse \(id usr_\w+, role customer, token version 2\)`,
+			`(?m)^user.password_reset cli:\S+\nuser.enabled cli:\S+\ntoken.refused disabled\nuser.disabled usr_\w+ phone stolen$`,
+			`(?m)^login.succeeded usr_\w+$`},
 		{},
 	}
 	if len(want) != len(blocks) {

@@ -37,7 +37,7 @@ const (
 var roleTable = []role{
 	{
 		name:     "api",
-		about:    "the HTTP API: requests, accounts, insurers' state, dead letters",
+		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail",
 		needs:    needInsurers,
 		services: (*process).apiServices,
 	},

@@ -40,12 +40,20 @@ func serviceNames(ss []service) []string {
 }
 
 // runServices runs every service under one errgroup: the first to fail
-// cancels the others, and it returns when all have returned.
+// cancels the others, and it returns when all have returned. A service
+// still starting when the process is asked to stop (a consumer declaring
+// itself, say) returns the cancellation as its error; that is a clean stop,
+// not a failure.
 func runServices(ctx context.Context, ss []service) error {
+	stop := ctx
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range ss {
 		g.Go(func() error {
-			if err := s.run(ctx); err != nil {
+			err := s.run(ctx)
+			if err != nil && stop.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil
+			}
+			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			return nil

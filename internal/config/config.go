@@ -148,6 +148,14 @@ type Config struct {
 	// ETASpeedKmh is the average speed of the default arrival estimate.
 	ETASpeedKmh float64
 
+	// PasswordHashConcurrency bounds the password hashes running at once
+	// (each holds the argon2id memory, 19 MiB); 0 derives it from
+	// GOMAXPROCS and a 256 MiB budget. Logins past it wait briefly, then
+	// get 503.
+	PasswordHashConcurrency int
+	// AuditRetention is how long the audit trail of security events is
+	// kept.
+	AuditRetention time.Duration
 	// OfferTimeout is how long a driver has to accept an offer.
 	OfferTimeout time.Duration
 	// DispatchRadiiKm are dispatch's rounds, comma-separated kilometres:
@@ -201,6 +209,7 @@ func Defaults() Config {
 		DriverStaleAfter:  2 * time.Minute,
 		ETARoadFactor:     1.35,
 		ETASpeedKmh:       35,
+		AuditRetention:    400 * 24 * time.Hour,
 
 		OfferTimeout:        30 * time.Second,
 		DispatchRadiiKm:     "5,10,20,40",
@@ -283,6 +292,8 @@ func (c *Config) settings() []setting {
 		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
 		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
 		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
+		{"password-hash-concurrency", "password hashes at once, 19 MiB each (0: one per CPU within 256 MiB)", &c.PasswordHashConcurrency, shown},
+		{"audit-retention", "how long the audit trail of security events is kept", &c.AuditRetention, shown},
 		{"offer-timeout", "how long a driver has to accept an offer", &c.OfferTimeout, shown},
 		{"dispatch-radii-km", "dispatch rounds: comma-separated radii in km, one offer per round", &c.DispatchRadiiKm, shown},
 		{"dispatch-wait", "how long a request with no free driver in reach waits before it is unfulfilled", &c.DispatchWait, shown},
@@ -458,6 +469,12 @@ func (c *Config) Validate() error {
 		if r.burst < 1 {
 			bad("%s-burst must be at least 1", r.name)
 		}
+	}
+	if c.PasswordHashConcurrency < 0 || c.PasswordHashConcurrency > 1024 {
+		bad("password-hash-concurrency must be 0 (derived) to 1024")
+	}
+	if c.AuditRetention < 24*time.Hour {
+		bad("audit-retention must be at least 24h")
 	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)

@@ -533,3 +533,24 @@ func TestLooksFurtherWhenTheNearestAreTaken(t *testing.T) {
 		t.Errorf("charlie got %+v", o)
 	}
 }
+
+// TestBatchDoesNotStarveTheOldest: matching a batch for the least total
+// ETA would give the one driver to the newer request, which is nearer;
+// the older one has waited long enough that it goes first.
+func TestBatchDoesNotStarveTheOldest(t *testing.T) {
+	h := setup(t, "sqlite", func(c *dispatch.Config) { c.BatchThreshold = 1 })
+	x := h.driver("xavier")
+	customer := h.user("ayse", identity.Customer)
+	old := h.request(customer, intake.JumpStart, fatih)
+	h.relay() // its first look found nobody: it waits
+	h.clock.Advance(50 * time.Second)
+	h.online(x, north(1)) // 1 km from the old request, 0.6 km from the new
+	fresh := h.request(customer, intake.JumpStart, north(1.6))
+	res := must(h.worker.Handle(context.Background(), []dispatch.Job{{MessageID: "m-old", RequestID: old.ID}, {MessageID: "m-new", RequestID: fresh.ID}}))
+	if res[0] != nil || !isRetry(res[1]) {
+		t.Fatalf("outcomes %v, %v: want the old request offered, the new one waiting", res[0], res[1])
+	}
+	if o := h.onlyOffer(x); o.RequestID != old.ID {
+		t.Errorf("offer for %s, want the old request %s", o.RequestID, old.ID)
+	}
+}

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"sort"
+	"time"
 
 	"github.com/yolda/yolda/internal/matching"
 )
@@ -11,7 +12,7 @@ import (
 // (the requests waiting in one area); a group larger than the batch
 // threshold is matched for the minimum total ETA, any other nearest-first
 // in the order the requests came in.
-func (w *Worker) match(plans []*plan) {
+func (w *Worker) match(plans []*plan, now time.Time) {
 	var m matching.Matcher
 	var c matching.Costs
 	var pairs []matching.Pair
@@ -34,13 +35,23 @@ func (w *Worker) match(plans []*plan) {
 		for i := range c.V {
 			c.V[i] = matching.Infeasible
 		}
+		batch := w.cfg.BatchThreshold > 0 && len(group) > w.cfg.BatchThreshold
 		for col, p := range group {
+			// The batch serves whom it reaches soonest; left alone it would
+			// pass over a request far from every driver again and again.
+			// Its costs shrink as it waits (halved after a minute), so a
+			// request passed over gains on the newer ones. Nearest-first
+			// serves the oldest first anyway.
+			discount := 1.0
+			if batch {
+				discount = 1 / (1 + max(now.Sub(p.waiting), 0).Minutes())
+			}
 			for _, k := range p.cands {
-				c.V[row[k.DriverID]*c.Cols+col] = k.ETA.Seconds()
+				c.V[row[k.DriverID]*c.Cols+col] = k.ETA.Seconds() * discount
 			}
 		}
 		method := "greedy"
-		if w.cfg.BatchThreshold > 0 && len(group) > w.cfg.BatchThreshold {
+		if batch {
 			method = "batch"
 			pairs = m.Optimal(&c, pairs[:0])
 		} else {

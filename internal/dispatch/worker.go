@@ -216,7 +216,7 @@ func (w *Worker) pass(ctx context.Context, jobs []Job, start time.Time) (map[str
 	if err := w.search(ctx, plans); err != nil {
 		return nil, nil, err
 	}
-	w.match(plans)
+	w.match(plans, now)
 	for _, p := range plans {
 		if p.chosen >= 0 {
 			d, err := w.offer(p, now)

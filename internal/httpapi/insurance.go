@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -72,6 +73,7 @@ func (s *Server) handleDecideInsurance(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.InsuranceDecided, req.ID, map[string]string{"decision": string(body.Decision)})
 	writeJSON(w, http.StatusOK, req)
 }
 

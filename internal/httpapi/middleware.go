@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/identity"
 )
@@ -88,6 +89,7 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 		setSecurityHeaders(w.Header())
 		al := &accessLog{}
 		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, rid), keyAccessLog, al)
+		ctx = audit.WithOrigin(ctx, audit.Origin{Address: clientIP(r, s.opts.TrustedProxies), RequestID: rid})
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 
@@ -161,6 +163,9 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 			return
 		}
 		p, err := s.tokens.Verify(token)
+		if err == nil {
+			p, err = s.resolve(r.Context(), p)
+		}
 		if err != nil {
 			s.writeProblem(w, r, err)
 			return
@@ -179,6 +184,16 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// resolve asks the account service who a verified token speaks for now:
+// a signature alone does not prove the account still exists, is enabled,
+// has the token's role or has not had its tokens revoked.
+func (s *Server) resolve(ctx context.Context, claimed identity.Principal) (identity.Principal, error) {
+	if s.accounts == nil {
+		return identity.Principal{}, auth.ErrInvalidToken
+	}
+	return s.accounts.Resolve(ctx, claimed)
 }
 
 // limitIP applies the per-address rate limit to public endpoints.

@@ -66,6 +66,7 @@ const (
 const (
 	objectRequest    = "request"
 	objectDeadLetter = "dead_letter"
+	objectUser       = "user"
 )
 
 var (
@@ -118,6 +119,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/admin/dead-letters/{id}/retry", summary: "Send a dead letter's message again", tag: "admin", roles: staff,
 			object: objectDeadLetter, handler: s.handleRetryDeadLetter, success: 202, result: deadletter.Letter{}, errors: []int{401, 403, 404, 429}},
 	}
+	rs = append(rs, s.accountRoutes()...)
 	if s.fleet != nil {
 		rs = append(rs, s.driverRoutes()...)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/insurance/resilient"
@@ -50,9 +51,30 @@ type Notifications interface {
 	Notifications(ctx context.Context, requestID string) ([]notify.Notification, error)
 }
 
-// Accounts checks credentials.
+// Accounts checks credentials and says who a token speaks for now.
 type Accounts interface {
-	Authenticate(ctx context.Context, username, password string) (account.User, error)
+	Login(ctx context.Context, a account.LoginAttempt) (account.User, error)
+	// Resolve returns the principal a verified token speaks for as the
+	// account is now, or an error wrapping account.ErrTokenRefused.
+	Resolve(ctx context.Context, claimed identity.Principal) (identity.Principal, error)
+}
+
+// AccountAdmin is account management for admins.
+type AccountAdmin interface {
+	ListUsers(ctx context.Context, who identity.Principal, f account.UserFilter) (account.UserPage, error)
+	Lookup(ctx context.Context, who identity.Principal, idOrUsername string) (account.User, error)
+	CreateUser(ctx context.Context, who identity.Principal, n account.NewUser) (account.User, error)
+	SetRole(ctx context.Context, who identity.Principal, userID string, role identity.Role) (account.User, error)
+	SetDisabled(ctx context.Context, who identity.Principal, userID string, disabled bool, reason string) (account.User, error)
+	ResetPassword(ctx context.Context, who identity.Principal, userID, password string) (account.User, error)
+	RevokeTokens(ctx context.Context, who identity.Principal, userID string) (account.User, error)
+}
+
+// AuditTrail records the security events the edge sees (operator
+// overrides) and lists the trail for admins.
+type AuditTrail interface {
+	audit.Recorder
+	List(ctx context.Context, f audit.Filter) (audit.Page, error)
 }
 
 // Tokens issues and verifies bearer tokens.
@@ -90,9 +112,15 @@ type Options struct {
 
 // Deps are what the server is built from.
 type Deps struct {
-	Intake   Intake
+	Intake Intake
+	// Accounts is required for every authenticated route: without it
+	// every token is refused.
 	Accounts Accounts
 	Tokens   Tokens
+	// Admin and Audit may be nil in tests that do not use them; their
+	// routes then answer 404 (and nothing is recorded).
+	Admin AccountAdmin
+	Audit AuditTrail
 	// DeadLetters and Notifications may be nil in tests that do not use
 	// them; their routes then answer 404.
 	DeadLetters   DeadLetters
@@ -130,6 +158,8 @@ type Server struct {
 	intake       Intake
 	accounts     Accounts
 	tokens       Tokens
+	admin        AccountAdmin
+	audit        AuditTrail
 	dead         DeadLetters
 	notes        Notifications
 	insurers     Insurers
@@ -169,6 +199,8 @@ func New(d Deps) *Server {
 		intake:       d.Intake,
 		accounts:     d.Accounts,
 		tokens:       d.Tokens,
+		admin:        d.Admin,
+		audit:        d.Audit,
 		dead:         d.DeadLetters,
 		notes:        d.Notifications,
 		insurers:     d.Insurers,

@@ -240,13 +240,20 @@ func TestPostgresBackendKilledMidCommit(t *testing.T) {
 		VALUES ($1, 'k1', 'other', 'req_other', now())`, ayse.UserID); err != nil {
 		t.Fatal(err)
 	}
+	// The killer polls from a connection of its own, outside any
+	// transaction: inside one, pg_stat_activity is read once and kept.
+	killer, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(ctx)
 	killed := make(chan error, 1)
 	go func() {
 		// Kill the victim's backend once it waits on the lock.
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
 			var n int
-			err := blocker.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			err := killer.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 				WHERE application_name = 'yolda-victim' AND wait_event_type = 'Lock'`).Scan(&n)
 			if err != nil || n > 0 {
 				killed <- err

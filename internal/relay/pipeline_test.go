@@ -304,7 +304,9 @@ func TestCrashAfterCommitBeforeAckAppliesOnce(t *testing.T) {
 			}
 		})
 		ids := p.create(t, 50)
-		waitFor(t, "every event redelivered", 20*time.Second, func() bool { return redelivered.Load() >= 50 })
+		// Two events per request: request.created and, with no insurer
+		// configured, request.insurance_checked.
+		waitFor(t, "every event redelivered", 20*time.Second, func() bool { return redelivered.Load() >= 100 })
 		total, missing, doubled := p.countNotifications(t, ids)
 		t.Logf("%d events delivered twice; notifications %d, missing %d, doubled %d", redelivered.Load(), total, missing, doubled)
 		if total != 50 || missing != 0 || doubled != 0 {

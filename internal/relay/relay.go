@@ -321,6 +321,9 @@ func (r *Relay) recover(ctx context.Context, why string) {
 	for _, stream := range r.opts.Streams {
 		after, err := r.intactUpTo(ctx, stream, since)
 		if err != nil {
+			if ctx.Err() != nil {
+				return // stopping: the next start checks again
+			}
 			r.log.Warn("republish: compare the broker with the outbox's record", "stream", stream, "err", err)
 			r.BrokerMayHaveLost(why) // try again on the next turn
 			return
@@ -329,7 +332,9 @@ func (r *Relay) recover(ctx context.Context, why string) {
 			continue
 		}
 		if !r.republish(ctx, why, stream, since, uint64(after)) {
-			r.BrokerMayHaveLost(why)
+			if ctx.Err() == nil {
+				r.BrokerMayHaveLost(why)
+			}
 			return
 		}
 	}

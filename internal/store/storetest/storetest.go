@@ -55,7 +55,7 @@ func addUser(t *testing.T, s Store, username string, role identity.Role) account
 	t.Helper()
 	u := account.User{
 		ID: id.New("usr", time.Now()), Username: username, Role: role,
-		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base,
+		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base, UpdatedAt: base,
 	}
 	if role == identity.Driver {
 		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
