@@ -15,6 +15,10 @@ const COLUMNS = [
   { key: 'done', title: 'Recently closed', match: (r) => final(r) },
 ];
 
+// PER_COLUMN caps the cards drawn per column: on a bayram morning a column
+// holds hundreds, and the newest are the ones to see.
+const PER_COLUMN = 60;
+
 const final = (r) => ['completed', 'cancelled', 'rejected'].includes(r.status);
 const plateKey = (p) => (p || '').replace(/[\s-]/g, '').toLocaleUpperCase('tr');
 
@@ -93,7 +97,8 @@ export function boardView(state, drawer) {
       const items = all.filter(c.match);
       return h('section.column', { dataset: { column: c.key }, class: c.key === 'attention' && items.length ? 'column-alert' : '' },
         h('header', h('h2', c.title), h('span.count', items.length)),
-        h('div.cards', items.length ? items.map(card) : h('p.empty', '—')));
+        h('div.cards', items.length ? [items.slice(0, PER_COLUMN).map(card),
+          items.length > PER_COLUMN && h('p.more', `+${items.length - PER_COLUMN} more: filter or search to narrow`)] : h('p.empty', '—')));
     }));
     const open = [...state.requests.values()].filter((r) => !final(r)).length;
     counts.textContent = `${open} open · ${state.drivers.size} drivers online`;
