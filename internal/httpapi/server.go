@@ -81,6 +81,8 @@ type AuditTrail interface {
 type Tokens interface {
 	Issue(p identity.Principal) (string, error)
 	Verify(token string) (identity.Principal, error)
+	// Expiry is when a verified token expires.
+	Expiry(token string) (time.Time, error)
 	TTL() time.Duration
 }
 
@@ -107,7 +109,10 @@ type Options struct {
 	MaxConnsPerIP int
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []*net.IPNet
-	Version        string
+	// OnlyRealtime serves the WebSocket (and the probes) without the rest
+	// of the API: a process of the realtime role without the api role.
+	OnlyRealtime bool
+	Version      string
 }
 
 // Deps are what the server is built from.
@@ -133,6 +138,8 @@ type Deps struct {
 	// Dispatch serves offers, assignment and job progress; without it
 	// those routes do not exist.
 	Dispatch Dispatch
+	// Realtime serves GET /v1/ws; without it the route does not exist.
+	Realtime Realtime
 	// Tracking issues and checks the customer's tracking links; without
 	// it their routes do not exist. Approaches (optional) adds the
 	// driver's live position and arrival estimate to the tracking view.
@@ -166,6 +173,7 @@ type Server struct {
 	pending      PendingChecks
 	fleet        Fleet
 	dispatch     Dispatch
+	realtime     Realtime
 	tracking     TrackingLinks
 	approaches   Approaches
 	candidates   Candidates
@@ -207,6 +215,7 @@ func New(d Deps) *Server {
 		pending:      d.Pending,
 		fleet:        d.Fleet,
 		dispatch:     d.Dispatch,
+		realtime:     d.Realtime,
 		tracking:     d.Tracking,
 		approaches:   d.Approaches,
 		candidates:   d.Candidates,
@@ -267,9 +276,9 @@ func (s *Server) mux(routes []route, web bool) http.Handler {
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
 		case !rt.public:
-			h = s.authenticate(rt.roles, h)
+			h = s.authenticate(rt.roles, rt.tokenInQuery, h)
 		}
-		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
+		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" && !rt.longLived {
 			h = s.shed(h)
 		}
 		limit := rt.maxBody

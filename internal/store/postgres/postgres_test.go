@@ -99,7 +99,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := schemaOf(t, s)
 	s.Close()
-	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 8 up to 8") {
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 9 up to 9") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {

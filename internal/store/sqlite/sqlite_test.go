@@ -65,7 +65,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	s.Close()
 	before := schema(t, path)
-	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 8 up to 8") {
+	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 9 up to 9") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {

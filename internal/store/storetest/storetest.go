@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("UpdateConcurrent", func(t *testing.T) { testUpdateConcurrent(t, open(t)) })
 	t.Run("ReadIsOneSnapshot", func(t *testing.T) { testReadIsOneSnapshot(t, open(t)) })
 	t.Run("DriverNeverOnTwoOpenJobs", func(t *testing.T) { testOneOpenJobPerDriver(t, open(t)) })
+	t.Run("TimelineVersions", func(t *testing.T) { testTimelineVersions(t, open(t)) })
 }
 
 // fixtures
