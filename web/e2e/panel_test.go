@@ -36,7 +36,8 @@ func TestOperatorPanel(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), opsPass),
 		chromedp.Click(chromedp.CSS(`form.login-card button[type=submit]`)),
 	)
-	panel.until(`!!document.querySelector('.board [data-column=dispatching]') && document.querySelector('.link-state').dataset.state !== 'connecting'`, 10*time.Second)
+	// Live over the WebSocket (the contract's /v1/ws), not by polling.
+	panel.until(`!!document.querySelector('.board [data-column=dispatching]') && document.querySelector('.link-state').dataset.state === 'live'`, 10*time.Second)
 	if !eval[bool](panel, `!!sessionStorage.getItem('yolda.panel') && document.cookie === ''`) {
 		t.Error("the session is not in sessionStorage, or a cookie was set")
 	}

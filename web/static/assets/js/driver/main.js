@@ -204,10 +204,12 @@ async function app(session) {
   }
 
   async function refreshJob() {
-    if (job) {
-      const r = await client.call(`/v1/requests/${job.id}`).catch((e) => (e.status === 404 ? null : job));
+    const current = job;
+    if (current) {
+      const r = await client.call(`/v1/requests/${current.id}`).catch((e) => (e.status === 404 ? null : current));
+      if (job !== current) return; // a step or another refresh moved on meanwhile
       if (!r || !OPEN_JOB.includes(r.status)) {
-        say(r ? `Job #${shortId(job.id)} is ${STATUS[r.status].toLowerCase()}.` : 'The job was taken off you.');
+        if (r?.status !== 'completed') say(r ? `Job #${shortId(current.id)} is ${STATUS[r.status].toLowerCase()}.` : 'The job was taken off you.');
         job = null;
       } else {
         job = r;
