@@ -100,12 +100,25 @@ async function shell(session) {
       link.dataset.state = st;
     },
     onMessage: (m) => {
-      if (m.type === 'request.status') state.refreshRequest(m.request_id);
-      else if (m.type === 'driver.location') state.moveDriver(m.driver_id, m.lat, m.lng, m.at);
+      if (m.type === 'request.status') {
+        state.refreshRequest(m.request_id).catch((e) => console.warn('refresh', m.request_id, e.message));
+        driversChanged(); // a driver became busy or free
+      } else if (m.type === 'driver.location' && !state.moveDriver(m.driver_id, m.lat, m.lng, m.at)) driversChanged();
     },
   });
   every(() => (live.live ? 10000 : 500), () => state.refreshRequests());
-  every(() => (live.live ? 10000 : 1000), () => state.refreshDrivers());
+  const drivers = every(() => (live.live ? 10000 : 1000), () => state.refreshDrivers());
+  // A position from a driver the panel does not know yet (just online),
+  // or a job that began or ended: read the list again, once a second at
+  // most, a burst of changes coalesced into one read.
+  let pending = null;
+  function driversChanged() {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      drivers.now();
+    }, 1000);
+  }
   every(2000, () => state.refreshInsurers());
   al.start();
 }

@@ -73,11 +73,14 @@ export function createState(client) {
       emit('drivers');
     },
 
+    // moveDriver moves a known driver and reports whether it knew it.
     moveDriver(id, lat, lng, at) {
       const d = drivers.get(id);
-      if (!d) return;
+      if (!d) return false;
       d.position = { lat, lng, at };
+      d.fresh = true;
       emit('drivers');
+      return true;
     },
 
     async refreshInsurers() {
