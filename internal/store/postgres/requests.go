@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/yolda/yolda/internal/fold"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 )
@@ -72,7 +73,7 @@ func (s *Store) Requests(ctx context.Context, f intake.Filter) ([]intake.Request
 		add("r.status = ANY(?::text[])", st)
 	}
 	if f.Province != "" {
-		add("r.province = ?", f.Province)
+		add("r.province_key = ?", fold.Key(f.Province))
 	}
 	if f.Insurer != "" {
 		add("r.insurer = ?", f.Insurer)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/yolda/yolda/internal/fold"
 	"github.com/yolda/yolda/internal/intake"
 )
 
@@ -95,7 +96,7 @@ func (s *Store) Requests(ctx context.Context, f intake.Filter) ([]intake.Request
 		}
 	}
 	if f.Province != "" {
-		add("province = ?", f.Province)
+		add("province_key = ?", fold.Key(f.Province))
 	}
 	if f.Insurer != "" {
 		add("insurer = ?", f.Insurer)
