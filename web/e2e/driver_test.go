@@ -10,8 +10,10 @@ import (
 )
 
 // TestDriverApp: a driver signs in on the driver app, goes online with a
-// simulated route, receives an offer with its countdown, accepts, and walks
-// the job to completed; the operator's board follows each step. İzmir.
+// simulated route, declines an offer (the request, with no other driver,
+// needs the operators), receives another with its countdown, accepts, and
+// walks the job to completed; the operator's board follows each step.
+// İzmir.
 func TestDriverApp(t *testing.T) {
 	h.need(t)
 	drvUser, drvPass := h.user(t, "driver", "mehmet", "--name", "Mehmet Demir", "--vehicle-plate", "35TOW07", "--capabilities", "jump_start,flat_tire")
@@ -36,6 +38,14 @@ func TestDriverApp(t *testing.T) {
 	board.run(chromedp.Navigate(h.base + "/#board&access_token=" + ops))
 	board.until(`!!document.querySelector('.board [data-column=dispatching]')`, 10*time.Second)
 
+	// A first offer, declined: the request goes on without this driver.
+	declined := h.newRequest(t, customer, "flat_tire", 38.4190, 27.1390, "İzmir", "35DEC001")
+	first := fmt.Sprintf(`.offer-card[data-request-id=%s]`, jsString(declined.ID))
+	app.until(fmt.Sprintf(`!!document.querySelector(%s)`, jsString(first)), 20*time.Second)
+	app.click(first + ` [data-action=decline]`)
+	app.until(`!document.querySelector('.offer-card') && document.querySelector('.driver-note').textContent === 'Offer declined.'`, 10*time.Second)
+	board.until(fmt.Sprintf(`!!document.querySelector('[data-column=attention] [data-request-id=%s]')`, jsString(declined.ID)), 20*time.Second)
+
 	// A request 300 m from the driver: the driver's offer.
 	req := h.newRequest(t, customer, "jump_start", 38.4225, 27.1420, "İzmir", "35XYZ987")
 	offer := fmt.Sprintf(`.offer-card[data-request-id=%s]`, jsString(req.ID))
@@ -47,11 +57,11 @@ func TestDriverApp(t *testing.T) {
 		}
 		return n
 	}
-	first := left()
-	if first < 5 || first > 30 {
-		t.Errorf("offer countdown starts at %d s, want up to the 30 s offer timeout", first)
+	start := left()
+	if start < 5 || start > 30 {
+		t.Errorf("offer countdown starts at %d s, want up to the 30 s offer timeout", start)
 	}
-	app.until(fmt.Sprintf(`+document.querySelector('.countdown').dataset.left < %d`, first), 5*time.Second)
+	app.until(fmt.Sprintf(`+document.querySelector('.countdown').dataset.left < %d`, start), 5*time.Second)
 	app.shot("driver-offer")
 	app.click(offer + ` [data-action=accept]`)
 	job := fmt.Sprintf(`document.querySelector('.job-card[data-request-id=%s]')?.dataset.status`, jsString(req.ID))
