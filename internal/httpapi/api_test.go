@@ -51,9 +51,9 @@ type fixture struct {
 	tokens   map[string]string
 	issuer   *auth.Tokens
 	// links issues the fixture's tracking links.
-	links    *auth.TrackingLinks
-	intake   *intake.Service
-	api      *httpapi.Server
+	links  *auth.TrackingLinks
+	intake *intake.Service
+	api    *httpapi.Server
 	// registry holds the server's metrics.
 	registry *prometheus.Registry
 }
