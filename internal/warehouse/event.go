@@ -103,14 +103,14 @@ type Call struct {
 
 // envelope is the part of the producer's envelope the warehouse reads.
 type envelope struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Version    int             `json:"version"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	RequestID  string          `json:"request_id"`
-	Seq        int64           `json:"seq"`
+	ID         string                `json:"id"`
+	Type       string                `json:"type"`
+	Version    int                   `json:"version"`
+	OccurredAt time.Time             `json:"occurred_at"`
+	RequestID  string                `json:"request_id"`
+	Seq        int64                 `json:"seq"`
 	Actor      struct{ Role string } `json:"actor"`
-	Data       json.RawMessage `json:"data"`
+	Data       json.RawMessage       `json:"data"`
 }
 
 // Decode reads an event envelope (docs/events.md) and keeps what the

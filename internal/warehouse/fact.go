@@ -40,16 +40,16 @@ type RequestFact struct {
 	ETASeconds                 *float64
 	TowDistanceKm              *float64
 
-	InsuranceStatus    string
-	InsuranceAt        *time.Time
-	InsuranceLatency   *float64 // seconds from creation to the settled answer
-	InsuranceFlags     string   // comma-separated
-	CancelReason       string
-	CancelledBy        string // actor role
-	UnfulfilledReason  string
-	Events             int
-	LastEventAt        time.Time
-	Seq                int64
+	InsuranceStatus   string
+	InsuranceAt       *time.Time
+	InsuranceLatency  *float64 // seconds from creation to the settled answer
+	InsuranceFlags    string   // comma-separated
+	CancelReason      string
+	CancelledBy       string // actor role
+	UnfulfilledReason string
+	Events            int
+	LastEventAt       time.Time
+	Seq               int64
 }
 
 // Order sorts one request's events into the order they happened: by

@@ -14,15 +14,15 @@ import (
 // Truth is what one fixture request really went through: the oracle the
 // suite computes expected reports from, independently of the engines.
 type Truth struct {
-	ID                       string
-	Created                  time.Time
-	Province, District       string
+	ID                        string
+	Created                   time.Time
+	Province, District        string
 	Insurer, Service, Vehicle string
-	Status                   string
-	AssignS, ArriveS         *float64
-	Insurance                string
-	InsuranceS               *float64
-	Calls                    []CallTruth
+	Status                    string
+	AssignS, ArriveS          *float64
+	Insurance                 string
+	InsuranceS                *float64
+	Calls                     []CallTruth
 }
 
 // CallTruth is one insurer call of a fixture request.
@@ -74,7 +74,9 @@ func NewFixture(seed uint64, n int, start time.Time) Fixture {
 		}
 		all = append(all, stamped{at, m.Payload})
 	}
-	ms := func(d float64) time.Duration { return time.Duration(d * float64(time.Second)).Truncate(time.Millisecond) }
+	ms := func(d float64) time.Duration {
+		return time.Duration(d * float64(time.Second)).Truncate(time.Millisecond)
+	}
 	customer := outbox.Actor{ID: "usr_customer", Role: identity.Customer}
 	for i := range n {
 		created := start.Add(time.Duration(i) * 7 * time.Minute).Add(time.Duration(rng.IntN(300)) * time.Second).Truncate(time.Microsecond)

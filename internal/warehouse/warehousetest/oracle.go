@@ -185,7 +185,7 @@ func ExpectBreaches(f Fixture, q warehouse.Query) []warehouse.Row {
 		out = append(out, warehouse.Row{
 			"request_id": t.ID, "created_at": t.Created.Truncate(time.Millisecond).UTC().Format(time.RFC3339Nano),
 			"insurer": t.Insurer, "province": t.Province, "district": t.District, "service_type": t.Service,
-			"arrived_at":       t.Created.Add(time.Duration(math.Round(*t.ArriveS*1000))*time.Millisecond).UTC().Format(time.RFC3339Nano),
+			"arrived_at":       t.Created.Add(time.Duration(math.Round(*t.ArriveS*1000)) * time.Millisecond).UTC().Format(time.RFC3339Nano),
 			"time_to_arrive_s": *t.ArriveS, "sla_minutes": int64(math.Round(q.SLA.Seconds(t.Insurer) / 60)),
 		})
 	}

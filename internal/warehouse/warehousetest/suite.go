@@ -247,4 +247,3 @@ func requestOf(t *testing.T, payload []byte) string {
 	}
 	return env.RequestID
 }
-
