@@ -222,6 +222,12 @@ func checkReports(t *testing.T, svc *warehouse.Service, f Fixture) {
 	if d := cmp.Diff(ExpectRequests(f, cut), reportRows(t, svc.Requests, cut)); d != "" {
 		t.Errorf("requests report over a cut range (-want +got):\n%s", d)
 	}
+	// Not whole hours: an engine with an hourly rollup must read the facts.
+	odd := query(t, "insurer,status")
+	odd.From, odd.To = Start.Add(90*time.Minute), Start.Add(30*time.Hour+17*time.Minute)
+	if d := cmp.Diff(ExpectRequests(f, odd), reportRows(t, svc.Requests, odd)); d != "" {
+		t.Errorf("requests report over a range of broken hours (-want +got):\n%s", d)
+	}
 	all := query(t, "")
 	breaches := ExpectBreaches(f, all)
 	if len(breaches) == 0 {
