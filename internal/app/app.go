@@ -5,6 +5,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -40,7 +41,16 @@ through its environment variable (YOLDA_HTTP_ADDR for --http-addr, ...).
 `
 
 // Run executes one command line and returns when it is done or ctx ends.
+// A command asked for --help prints it on Stdout and returns nil.
 func Run(ctx context.Context, args []string, env Env) error {
+	err := run(ctx, args, env)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, usage)
 		return ErrUsage
@@ -106,18 +116,32 @@ func Version() string {
 	return "devel-" + rev
 }
 
-func newFlagSet(name string, env Env) *flag.FlagSet {
+// newFlagSet is a command's flag set. about, printed above the flags by
+// --help, says what the command does.
+func newFlagSet(name, about string, env Env) *flag.FlagSet {
 	fs := flag.NewFlagSet("yolda "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: yolda %s [flags]\n\n%s\nFlags:\n", name, about)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
-// parse parses fs and turns --help and bad flags into ErrUsage.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ErrUsage
-		}
+// parse parses fs. --help prints the usage on Stdout and returns
+// flag.ErrHelp (Run then returns nil); a bad flag prints it on Stderr and
+// returns ErrUsage.
+func parse(fs *flag.FlagSet, args []string, env Env) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(env.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = out.WriteTo(env.Stdout)
+		return flag.ErrHelp
+	case err != nil:
+		_, _ = out.WriteTo(env.Stderr)
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {

@@ -13,7 +13,7 @@ import (
 )
 
 func migrateCmd(ctx context.Context, args []string, env Env) error {
-	cfg, err := loadConfig("migrate", args, env)
+	cfg, err := loadConfigWith(newFlagSet("migrate", "Brings the database schema up to date (every start does it too).\n", env), args, env)
 	if err != nil {
 		return err
 	}
@@ -27,7 +27,7 @@ func migrateCmd(ctx context.Context, args []string, env Env) error {
 }
 
 func usersAdd(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("users add", env)
+	fs := newFlagSet("users add", "Creates an account in the operational store.\n", env)
 	var n account.NewUser
 	var role, caps string
 	fs.StringVar(&role, "role", "", "customer, driver, operator or admin")
@@ -66,9 +66,9 @@ func usersAdd(ctx context.Context, args []string, env Env) error {
 }
 
 func benchIntake(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("bench intake", env)
+	fs := newFlagSet("bench intake", "Load-tests POST /v1/requests on a running server and prints throughput and latency.\n", env)
 	opts := loadgen.Flags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, env); err != nil {
 		return err
 	}
 	res, err := loadgen.Run(ctx, *opts)
@@ -80,9 +80,9 @@ func benchIntake(ctx context.Context, args []string, env Env) error {
 }
 
 func mockInsurer(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("mock-insurer", env)
+	fs := newFlagSet("mock-insurer", "Serves a fake insurer API for demos and tests; POST /control changes its behaviour.\n", env)
 	addr, behaviour := mockinsurer.Flags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, env); err != nil {
 		return err
 	}
 	return mockinsurer.Run(ctx, *addr, *behaviour, newLogger("info", "json", env.Stderr))

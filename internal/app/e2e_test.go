@@ -225,8 +225,8 @@ func engines(t *testing.T) map[string]func(t *testing.T) environment {
 func TestCommands(t *testing.T) {
 	e := environment{dataDir: t.TempDir()}
 	out, err := e.run(t, "serve", "--help")
-	if err == nil || !strings.Contains(out, "YOLDA_DATABASE_URL") || !strings.Contains(out, "YOLDA_NATS_URL") || !strings.Contains(out, "-http-addr") {
-		t.Errorf("serve --help should list flags with their variables and exit 2:\n%s", out)
+	if err != nil || !strings.Contains(out, "YOLDA_DATABASE_URL") || !strings.Contains(out, "YOLDA_NATS_URL") || !strings.Contains(out, "-http-addr") {
+		t.Errorf("serve --help should list flags with their variables and exit 0: %v\n%s", err, out)
 	}
 	if cmd := exec.Command(binary, "frobnicate"); cmd.Run() == nil || cmd.ProcessState.ExitCode() != 2 {
 		t.Error("unknown command did not exit 2")

@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
@@ -20,13 +19,14 @@ type insurers struct {
 	early func(code string) bool
 }
 
-// loadInsurers reads YOLDA_INSURERS_FILE and builds a client per insurer.
-// Each adapter name maps to its factory here, and only here.
-func loadInsurers(cfg config.Config, env Env, reg prometheus.Registerer, log *slog.Logger) (insurers, error) {
+// loadInsurers reads the insurers file (YOLDA_INSURERS_FILE; empty: no
+// insurers) and builds a client per insurer. Each adapter name maps to its
+// factory here, and only here.
+func loadInsurers(file string, env Env, reg prometheus.Registerer, log *slog.Logger) (insurers, error) {
 	var cfgs []insurance.Config
-	if cfg.InsurersFile != "" {
+	if file != "" {
 		var err error
-		cfgs, err = insurance.LoadFile(cfg.InsurersFile, env.Getenv)
+		cfgs, err = insurance.LoadFile(file, env.Getenv)
 		if err != nil {
 			return insurers{}, fmt.Errorf("%w: %w", ErrUsage, err)
 		}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/yolda/yolda/internal/account"
@@ -35,7 +36,10 @@ type operationalStore interface {
 type openedStore struct {
 	operationalStore
 	engine string
-	close  func()
+	// where is the SQLite file's absolute path, or the PostgreSQL URL
+	// without its password: what to tell someone looking for their data.
+	where string
+	close func()
 	// writers is how many intake transactions pay off at once.
 	writers int
 }
@@ -48,11 +52,17 @@ func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		return &openedStore{operationalStore: s, engine: "postgres", close: func() { _ = s.Close() }, writers: 2}, nil
+		return &openedStore{operationalStore: s, engine: "postgres", where: config.Redact(cfg.DatabaseURL),
+			close: func() { _ = s.Close() }, writers: 2}, nil
 	}
-	s, err := sqlite.Open(ctx, cfg.DatabasePath())
+	path, err := filepath.Abs(cfg.DatabasePath())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite path: %w", err)
+	}
+	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	return &openedStore{operationalStore: s, engine: "sqlite", close: func() { _ = s.Close() }, writers: 1}, nil
+	return &openedStore{operationalStore: s, engine: "sqlite", where: path,
+		close: func() { _ = s.Close() }, writers: 1}, nil
 }

@@ -1,64 +1,123 @@
 // Package config is Yolda's one configuration struct: every setting, its
 // environment variable, its default, and its validation. Flags of the same
 // names override the environment; `yolda serve --help` lists them all.
+// It reads and checks values; it does not connect to anything.
 package config
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Config is every setting of a Yolda process.
+// Config is every setting of a Yolda process. Each field is one setting of
+// settings(), with a flag and an environment variable.
 type Config struct {
-	HTTPAddr     string
-	DataDir      string
-	DatabaseURL  string
-	NATSURL      string
-	RedisURL     string
+	// HTTPAddr is host:port of the HTTP listener: the API, and the probes
+	// and metrics that every process serves.
+	HTTPAddr string
+	// DataDir holds the embedded stores (SQLite file, JetStream store) and
+	// the generated JWT secret. A relative path is relative to the current
+	// directory of the process.
+	DataDir string
+	// DatabaseURL is the operational database: empty for SQLite in
+	// DataDir, or a postgres:// URL.
+	DatabaseURL string
+	// NATSURL is the broker: empty for JetStream embedded in the process,
+	// or comma-separated nats:// (tls://) URLs of a cluster.
+	NATSURL string
+	// RedisURL is reserved for the cache and driver positions; nothing in
+	// this build uses it yet (a start-up warning says so when it is set).
+	RedisURL string
+	// WarehouseURL is reserved for the reporting warehouse; nothing in
+	// this build uses it yet (a start-up warning says so when it is set).
 	WarehouseURL string
-	JWTSecret    string
+	// JWTSecret signs access tokens (HS256, 32 bytes or more). Empty: a
+	// secret generated once into DataDir, which then must be shared by
+	// every API process.
+	JWTSecret string
+	// InsurersFile is a YAML list of insurers; empty: none configured.
 	InsurersFile string
-	Roles        string
+	// Roles is the comma-separated roles this process runs, or all.
+	Roles string
 
-	// PprofAddr, when set, serves net/http/pprof there (keep it on
-	// loopback: profiles reveal internals).
+	// PprofAddr is where net/http/pprof is served; empty: off. Keep it on
+	// loopback: profiles reveal internals (Warnings says when it is not).
 	PprofAddr string
 
-	LogLevel  string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is json or text (both on stderr).
 	LogFormat string
 
-	TokenTTL        time.Duration
+	// TokenTTL is the lifetime of an access token.
+	TokenTTL time.Duration
+	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight work.
 	ShutdownTimeout time.Duration
-	MaxBodyBytes    int64
-	MaxInFlight     int
-	UserRate        float64
-	UserBurst       int
-	IPRate          float64
-	IPBurst         int
-	TrustedProxies  string
+	// MaxBodyBytes is the largest request body accepted (413 past it).
+	MaxBodyBytes int64
+	// MaxInFlight caps concurrent HTTP requests before 503 (0: no cap).
+	MaxInFlight int
+	// UserRate is requests per second per authenticated identity (0: off).
+	UserRate float64
+	// UserBurst is the burst allowed per authenticated identity.
+	UserBurst int
+	// IPRate is login attempts per second per client address (0: off).
+	IPRate float64
+	// IPBurst is the login burst allowed per client address.
+	IPBurst int
+	// TrustedProxies is comma-separated CIDRs whose X-Forwarded-For is
+	// believed.
+	TrustedProxies string
 
-	NATSCredsFile     string
-	NATSTLSCAFile     string
-	NATSTLSCertFile   string
-	NATSTLSKeyFile    string
-	NATSReplicas      int
-	EventsMaxAge      time.Duration
-	DuplicateWindow   time.Duration
-	RepublishWindow   time.Duration
-	OutboxRetention   time.Duration
-	SweepInterval     time.Duration
+	// NATSCredsFile is a credentials file for an external NATS.
+	NATSCredsFile string
+	// NATSTLSCAFile is the CA bundle that signs the NATS servers'
+	// certificates.
+	NATSTLSCAFile string
+	// NATSTLSCertFile is the client certificate for NATS (mutual TLS).
+	NATSTLSCertFile string
+	// NATSTLSKeyFile is the client key for NATS (mutual TLS).
+	NATSTLSKeyFile string
+	// NATSReplicas is the replicas of every stream (0: 1 embedded, 3 in a
+	// cluster).
+	NATSReplicas int
+	// EventsMaxAge is how long the EVENTS stream keeps events.
+	EventsMaxAge time.Duration
+	// DuplicateWindow is how long the streams remember a message id to
+	// drop a second copy; it must cover RepublishWindow.
+	DuplicateWindow time.Duration
+	// RepublishWindow is how far back the relay publishes again when the
+	// broker may have lost its unflushed tail.
+	RepublishWindow time.Duration
+	// OutboxRetention is how long published outbox rows are kept; it must
+	// exceed RepublishWindow.
+	OutboxRetention time.Duration
+	// SweepInterval is how often the sweeper looks for stuck requests.
+	SweepInterval time.Duration
+	// WorkerConcurrency is the handlers in flight per consumer in this
+	// process.
 	WorkerConcurrency int
 
-	IntakeBatchMax   int
-	IntakeWriters    int
-	IntakeBatchWait  time.Duration
+	// IntakeBatchMax caps the requests committed in one transaction (1:
+	// one transaction each).
+	IntakeBatchMax int
+	// IntakeWriters is the intake transactions in flight at once (0: per
+	// engine, 1 for SQLite and 2 for PostgreSQL).
+	IntakeWriters int
+	// IntakeBatchWait is how long intake waits to fill a batch (0: commit
+	// what has queued).
+	IntakeBatchWait time.Duration
+	// IntakeQueueLimit is the requests waiting for a commit before intake
+	// answers 503.
 	IntakeQueueLimit int
 }
 
@@ -97,147 +156,344 @@ func EnvName(flagName string) string {
 	return "YOLDA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Register declares every setting on fs, with defaults taken from the
-// environment (getenv) over the built-in defaults. Parsing fs then applies
-// flags over both.
+// mask says how Masked shows a setting.
+type mask uint8
+
+const (
+	shown  mask = iota
+	secret      // only whether it is set
+	urls        // comma-separated URLs, passwords hidden
+)
+
+// setting is one field of Config: its flag name (the variable is
+// EnvName(name)), its help, a pointer to the field, how Masked shows it.
+type setting struct {
+	name  string
+	usage string
+	ptr   any // *string, *int, *int64, *float64 or *time.Duration
+	mask  mask
+}
+
+// settings is every field of c, once. TestEverySettingIsDeclared checks
+// that none is missing.
+func (c *Config) settings() []setting {
+	return []setting{
+		{"http-addr", "host:port of the HTTP API, probes and metrics", &c.HTTPAddr, shown},
+		{"data-dir", "files of the embedded stores and the generated JWT secret (relative to the current directory)", &c.DataDir, shown},
+		{"database-url", "operational database: empty for SQLite in the data dir, or postgres://...", &c.DatabaseURL, urls},
+		{"nats-url", "broker: empty for embedded JetStream, or nats://host:4222[,nats://...]", &c.NATSURL, urls},
+		{"nats-creds-file", "credentials file for an external NATS", &c.NATSCredsFile, shown},
+		{"nats-tls-ca-file", "CA bundle that signs the NATS servers' certificates", &c.NATSTLSCAFile, shown},
+		{"nats-tls-cert-file", "client certificate for NATS (mutual TLS)", &c.NATSTLSCertFile, shown},
+		{"nats-tls-key-file", "client key for NATS (mutual TLS)", &c.NATSTLSKeyFile, shown},
+		{"nats-replicas", "stream replicas (0: 1 embedded, 3 in a cluster)", &c.NATSReplicas, shown},
+		{"events-max-age", "how long the EVENTS stream keeps events", &c.EventsMaxAge, shown},
+		{"nats-duplicate-window", "how long the streams remember a message id to drop a second copy", &c.DuplicateWindow, shown},
+		{"relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail", &c.RepublishWindow, shown},
+		{"outbox-retention", "how long sent outbox rows are kept", &c.OutboxRetention, shown},
+		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
+		{"worker-concurrency", "handlers in flight per consumer in this process", &c.WorkerConcurrency, shown},
+		{"redis-url", "not used yet: reserved for the cache and driver positions (redis://...)", &c.RedisURL, urls},
+		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
+		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
+		{"insurers-file", "YAML list of insurers", &c.InsurersFile, shown},
+		{"roles", "comma-separated roles this process runs, or all", &c.Roles, shown},
+		{"pprof-addr", "serve Go profiles (net/http/pprof) on this address, loopback only; empty: off", &c.PprofAddr, shown},
+		{"log-level", "debug, info, warn or error", &c.LogLevel, shown},
+		{"log-format", "json or text", &c.LogFormat, shown},
+		{"token-ttl", "lifetime of an access token", &c.TokenTTL, shown},
+		{"shutdown-timeout", "how long shutdown waits for in-flight work", &c.ShutdownTimeout, shown},
+		{"max-body-bytes", "largest request body accepted", &c.MaxBodyBytes, shown},
+		{"max-in-flight", "concurrent HTTP requests before answering 503 (0: no cap)", &c.MaxInFlight, shown},
+		{"rate-limit-user", "requests per second per authenticated identity (0: off)", &c.UserRate, shown},
+		{"rate-limit-user-burst", "burst per authenticated identity", &c.UserBurst, shown},
+		{"rate-limit-ip", "login attempts per second per client address (0: off)", &c.IPRate, shown},
+		{"rate-limit-ip-burst", "login burst per client address", &c.IPBurst, shown},
+		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For", &c.TrustedProxies, shown},
+		{"intake-batch-max", "requests committed together at most (1: one transaction each)", &c.IntakeBatchMax, shown},
+		{"intake-writers", "intake transactions in flight at once (0: per engine)", &c.IntakeWriters, shown},
+		{"intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)", &c.IntakeBatchWait, shown},
+		{"intake-queue", "requests waiting for a commit before answering 503", &c.IntakeQueueLimit, shown},
+	}
+}
+
+// Register declares every setting as a flag on fs, with defaults taken
+// from the environment (getenv) over the built-in defaults. Parsing fs
+// then applies flags over both.
 func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
+	return c.register(fs, getenv, func(string) bool { return true })
+}
+
+// RegisterOnly is Register for a command that takes only some settings as
+// flags (`users add`: where the store is). Every setting is still read
+// from the environment.
+func (c *Config) RegisterOnly(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
+	for _, n := range names {
+		if !slices.ContainsFunc(c.settings(), func(s setting) bool { return s.name == n }) {
+			return fmt.Errorf("config: no setting %q", n)
+		}
+	}
+	return c.register(fs, getenv, func(name string) bool { return slices.Contains(names, name) })
+}
+
+func (c *Config) register(fs *flag.FlagSet, getenv func(string) string, asFlag func(string) bool) error {
 	var errs []error
-	str := func(p *string, name, usage string) {
-		if v := getenv(EnvName(name)); v != "" {
-			*p = v
-		}
-		fs.StringVar(p, name, *p, usage+" ($"+EnvName(name)+")")
-	}
-	dur := func(p *time.Duration, name, usage string) {
-		if v := getenv(EnvName(name)); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvName(name), err))
+	for _, s := range c.settings() {
+		env := EnvName(s.name)
+		if v := getenv(env); v != "" {
+			if err := s.set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
 			}
-			*p = d
 		}
-		fs.DurationVar(p, name, *p, usage+" ($"+EnvName(name)+")")
-	}
-	integer := func(p *int, name, usage string) {
-		if v := getenv(EnvName(name)); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvName(name), err))
-			}
-			*p = n
+		if asFlag(s.name) {
+			s.declare(fs, s.usage+" ($"+env+")")
 		}
-		fs.IntVar(p, name, *p, usage+" ($"+EnvName(name)+")")
 	}
-	float := func(p *float64, name, usage string) {
-		if v := getenv(EnvName(name)); v != "" {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvName(name), err))
-			}
-			*p = n
-		}
-		fs.Float64Var(p, name, *p, usage+" ($"+EnvName(name)+")")
-	}
-	str(&c.HTTPAddr, "http-addr", "where the API, the WebSocket and the panel listen")
-	str(&c.DataDir, "data-dir", "files of the embedded stores")
-	str(&c.DatabaseURL, "database-url", "operational database: empty for SQLite in the data dir, or postgres://...")
-	str(&c.NATSURL, "nats-url", "broker: empty for embedded JetStream, or nats://host:4222[,nats://...]")
-	str(&c.NATSCredsFile, "nats-creds-file", "credentials file for an external NATS")
-	str(&c.NATSTLSCAFile, "nats-tls-ca-file", "CA bundle that signs the NATS servers' certificates")
-	str(&c.NATSTLSCertFile, "nats-tls-cert-file", "client certificate for NATS (mutual TLS)")
-	str(&c.NATSTLSKeyFile, "nats-tls-key-file", "client key for NATS (mutual TLS)")
-	integer(&c.NATSReplicas, "nats-replicas", "stream replicas (0: 1 embedded, 3 in a cluster)")
-	dur(&c.EventsMaxAge, "events-max-age", "how long the EVENTS stream keeps events")
-	dur(&c.DuplicateWindow, "nats-duplicate-window", "how long the streams remember a message id to drop a second copy")
-	dur(&c.RepublishWindow, "relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail")
-	dur(&c.OutboxRetention, "outbox-retention", "how long sent outbox rows are kept")
-	dur(&c.SweepInterval, "sweep-interval", "how often the sweeper looks for stuck requests")
-	integer(&c.WorkerConcurrency, "worker-concurrency", "handlers in flight per consumer in this process")
-	str(&c.RedisURL, "redis-url", "cache and positions: empty for in-process, or redis://...")
-	str(&c.WarehouseURL, "warehouse-url", "reporting warehouse: empty for DuckDB in the data dir")
-	str(&c.JWTSecret, "jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)")
-	str(&c.InsurersFile, "insurers-file", "YAML list of insurers")
-	str(&c.Roles, "roles", "comma-separated roles this process runs, or all")
-	str(&c.PprofAddr, "pprof-addr", "serve Go profiles (net/http/pprof) on this address; empty: off")
-	str(&c.LogLevel, "log-level", "debug, info, warn or error")
-	str(&c.LogFormat, "log-format", "json or text")
-	dur(&c.TokenTTL, "token-ttl", "lifetime of an access token")
-	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for in-flight work")
-	if v := getenv(EnvName("max-body-bytes")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvName("max-body-bytes"), err))
-		}
-		c.MaxBodyBytes = n
-	}
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted ($YOLDA_MAX_BODY_BYTES)")
-	integer(&c.MaxInFlight, "max-in-flight", "concurrent HTTP requests before answering 503 (0: no cap)")
-	float(&c.UserRate, "rate-limit-user", "requests per second per authenticated identity (0: off)")
-	integer(&c.UserBurst, "rate-limit-user-burst", "burst per authenticated identity")
-	float(&c.IPRate, "rate-limit-ip", "login attempts per second per client address (0: off)")
-	integer(&c.IPBurst, "rate-limit-ip-burst", "login burst per client address")
-	str(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For")
-	integer(&c.IntakeBatchMax, "intake-batch-max", "requests committed together at most (1: one transaction each)")
-	integer(&c.IntakeWriters, "intake-writers", "intake transactions in flight at once (0: per engine)")
-	dur(&c.IntakeBatchWait, "intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)")
-	integer(&c.IntakeQueueLimit, "intake-queue", "requests waiting for a commit before answering 503")
 	return errors.Join(errs...)
 }
 
-// Validate checks the settings that can be checked without connecting.
+// set parses v into the setting's field.
+func (s setting) set(v string) error {
+	switch p := s.ptr.(type) {
+	case *string:
+		*p = v
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *float64:
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+	default:
+		panic(fmt.Sprintf("config: setting %s has unsupported type %T", s.name, s.ptr))
+	}
+	return nil
+}
+
+func (s setting) declare(fs *flag.FlagSet, usage string) {
+	switch p := s.ptr.(type) {
+	case *string:
+		fs.StringVar(p, s.name, *p, usage)
+	case *int:
+		fs.IntVar(p, s.name, *p, usage)
+	case *int64:
+		fs.Int64Var(p, s.name, *p, usage)
+	case *float64:
+		fs.Float64Var(p, s.name, *p, usage)
+	case *time.Duration:
+		fs.DurationVar(p, s.name, *p, usage)
+	default:
+		panic(fmt.Sprintf("config: setting %s has unsupported type %T", s.name, s.ptr))
+	}
+}
+
+// Validate checks every value that can be checked without connecting, so
+// that a bad setting stops a process before it opens anything.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err))
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if err := checkAddr(c.HTTPAddr); err != nil {
+		bad("http-addr %q: %w", c.HTTPAddr, err)
+	}
+	if c.PprofAddr != "" {
+		if err := checkAddr(c.PprofAddr); err != nil {
+			bad("pprof-addr %q: %w", c.PprofAddr, err)
+		}
 	}
 	if c.DataDir == "" {
-		errs = append(errs, errors.New("data-dir must not be empty"))
+		bad("data-dir must not be empty")
 	}
-	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, fmt.Errorf("database-url: want postgres://..., got scheme of %q", redact(c.DatabaseURL)))
+	if err := checkURLs(c.DatabaseURL, "postgres", "postgresql"); err != nil {
+		bad("database-url: %w", err)
+	}
+	if err := checkURLs(withDefaultScheme(c.NATSURL, "nats"), "nats", "tls", "ws", "wss"); err != nil {
+		bad("nats-url: %w", err)
+	}
+	if err := checkURLs(c.RedisURL, "redis", "rediss", "unix"); err != nil {
+		bad("redis-url: %w", err)
+	}
+	if err := checkURLs(c.WarehouseURL, "postgres", "postgresql"); err != nil {
+		bad("warehouse-url: %w", err)
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		errs = append(errs, errors.New("jwt-secret must be at least 32 bytes"))
+		bad("jwt-secret must be at least 32 bytes")
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	if c.Roles == "" {
+		bad("roles must not be empty (all runs every role)")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("log-format %q: want json or text", c.LogFormat))
+		bad("log-format %q: want json or text", c.LogFormat)
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 24*time.Hour {
-		errs = append(errs, errors.New("token-ttl must be between 1m and 24h"))
+		bad("token-ttl must be between 1m and 24h")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout must be positive")
 	}
 	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, errors.New("max-body-bytes must be at least 1024"))
+		bad("max-body-bytes must be at least 1024")
 	}
-	if c.IntakeBatchMax < 1 || c.IntakeBatchMax > 1000 {
-		errs = append(errs, errors.New("intake-batch-max must be 1-1000"))
+	if c.MaxInFlight < 0 {
+		bad("max-in-flight must be 0 (no cap) or more")
 	}
-	if c.IntakeWriters < 0 || c.IntakeWriters > 64 {
-		errs = append(errs, errors.New("intake-writers must be 0-64"))
-	}
-	if c.RepublishWindow <= 0 || c.RepublishWindow > c.DuplicateWindow {
-		errs = append(errs, errors.New("relay-republish-window must be positive and at most nats-duplicate-window, so the broker drops what it still has"))
-	}
-	if c.OutboxRetention <= c.RepublishWindow {
-		errs = append(errs, errors.New("outbox-retention must exceed relay-republish-window"))
-	}
-	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
-		errs = append(errs, errors.New("worker-concurrency must be 1-1024"))
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"rate-limit-user", c.UserRate, c.UserBurst}, {"rate-limit-ip", c.IPRate, c.IPBurst}} {
+		if r.rate < 0 || math.IsNaN(r.rate) || math.IsInf(r.rate, 0) {
+			bad("%s must be 0 (off) or a positive number, got %v", r.name, r.rate)
+		}
+		if r.burst < 1 {
+			bad("%s-burst must be at least 1", r.name)
+		}
 	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
+	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
+		bad("nats-tls-cert-file and nats-tls-key-file go together")
+	}
+	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
+		bad("nats-replicas must be 0-5 (JetStream allows at most 5)")
+	}
+	if c.EventsMaxAge <= 0 {
+		bad("events-max-age must be positive")
+	}
+	if c.DuplicateWindow <= 0 || c.DuplicateWindow > c.EventsMaxAge {
+		bad("nats-duplicate-window must be positive and at most events-max-age")
+	}
+	if c.RepublishWindow <= 0 || c.RepublishWindow > c.DuplicateWindow {
+		bad("relay-republish-window must be positive and at most nats-duplicate-window, so the broker drops what it still has")
+	}
+	if c.OutboxRetention <= c.RepublishWindow {
+		bad("outbox-retention must exceed relay-republish-window")
+	}
+	if c.SweepInterval <= 0 {
+		bad("sweep-interval must be positive")
+	}
+	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
+		bad("worker-concurrency must be 1-1024")
+	}
+	if c.IntakeBatchMax < 1 || c.IntakeBatchMax > 1000 {
+		bad("intake-batch-max must be 1-1000")
+	}
+	if c.IntakeWriters < 0 || c.IntakeWriters > 64 {
+		bad("intake-writers must be 0-64")
+	}
+	if c.IntakeBatchWait < 0 || c.IntakeBatchWait > time.Second {
+		bad("intake-batch-wait must be 0-1s (every request in a batch waits that long)")
+	}
+	if c.IntakeQueueLimit < 1 {
+		bad("intake-queue must be at least 1")
+	}
 	return errors.Join(errs...)
+}
+
+// Warnings are settings that are valid but probably not what was meant;
+// a process logs them at start.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
+		w = append(w, fmt.Sprintf("pprof-addr %s is not a loopback address: profiles reveal internals to whoever reaches it", c.PprofAddr))
+	}
+	if c.RedisURL != "" {
+		w = append(w, "redis-url is set but nothing in this build uses Redis yet")
+	}
+	if c.WarehouseURL != "" {
+		w = append(w, "warehouse-url is set but nothing in this build uses a warehouse yet")
+	}
+	return w
+}
+
+// checkAddr accepts host:port with a numeric port 0-65535 (0: any free
+// port); an empty host means every interface.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q: want a number 0-65535", port)
+	}
+	return nil
+}
+
+// loopback reports whether addr's host is a loopback address or
+// localhost (an empty host is every interface, so not).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkURLs accepts an empty string or comma-separated URLs with one of
+// schemes and a host (unix: a path).
+func checkURLs(raw string, schemes ...string) error {
+	if raw == "" {
+		return nil
+	}
+	for part := range strings.SplitSeq(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("%q does not parse", Redact(part))
+		}
+		if !slices.Contains(schemes, u.Scheme) {
+			return fmt.Errorf("want %s://..., got %q", strings.Join(schemes, ":// or "), Redact(part))
+		}
+		if u.Host == "" && u.Path == "" {
+			return fmt.Errorf("%q names no host", Redact(part))
+		}
+	}
+	return nil
+}
+
+// withDefaultScheme prefixes scheme:// to every comma-separated part that
+// has none, as the NATS client does with host:port.
+func withDefaultScheme(raw, scheme string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if p = strings.TrimSpace(p); !strings.Contains(p, "://") {
+			parts[i] = scheme + "://" + p
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // ProxyNets parses TrustedProxies.
 func (c *Config) ProxyNets() ([]*net.IPNet, error) {
 	var out []*net.IPNet
-	for _, part := range strings.Split(c.TrustedProxies, ",") {
+	for part := range strings.SplitSeq(c.TrustedProxies, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
@@ -254,26 +510,39 @@ func (c *Config) ProxyNets() ([]*net.IPNet, error) {
 // DatabasePath is the SQLite file used when no database URL is set.
 func (c *Config) DatabasePath() string { return filepath.Join(c.DataDir, "yolda.db") }
 
-// Masked returns the settings as key/value pairs for the start-up log,
-// with secrets and URL passwords hidden.
+// Masked returns every setting as key/value pairs for the start-up log
+// (keys are the flag names with underscores), with secrets and URL
+// passwords hidden.
 func (c *Config) Masked() []any {
-	secret := ""
-	if c.JWTSecret != "" {
-		secret = "***"
+	var kv []any
+	for _, s := range c.settings() {
+		key := strings.ReplaceAll(s.name, "-", "_")
+		var v any
+		switch p := s.ptr.(type) {
+		case *string:
+			v = *p
+			switch {
+			case s.mask == secret && *p != "":
+				v = "***"
+			case s.mask == urls:
+				v = Redact(*p)
+			}
+		case *time.Duration:
+			v = p.String()
+		case *int:
+			v = *p
+		case *int64:
+			v = *p
+		case *float64:
+			v = *p
+		}
+		kv = append(kv, key, v)
 	}
-	return []any{
-		"http_addr", c.HTTPAddr, "data_dir", c.DataDir,
-		"database_url", redact(c.DatabaseURL), "nats_url", redact(c.NATSURL),
-		"redis_url", redact(c.RedisURL), "warehouse_url", redact(c.WarehouseURL),
-		"jwt_secret", secret, "insurers_file", c.InsurersFile, "roles", c.Roles,
-		"intake_batch_max", c.IntakeBatchMax, "intake_writers", c.IntakeWriters,
-		"intake_batch_wait", c.IntakeBatchWait.String(),
-		"rate_limit_user", c.UserRate, "rate_limit_ip", c.IPRate, "max_in_flight", c.MaxInFlight,
-	}
+	return kv
 }
 
-// redact hides the password of every URL in a comma-separated list.
-func redact(raw string) string {
+// Redact hides the password of every URL in a comma-separated list.
+func Redact(raw string) string {
 	if raw == "" {
 		return ""
 	}

@@ -1,0 +1,198 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/auth"
+	"github.com/yolda/yolda/internal/bus"
+	"github.com/yolda/yolda/internal/config"
+	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/intake"
+)
+
+// process is what the roles of one `yolda serve` share: the adapters it
+// opened and the services built on them. assemble opens only what its
+// roles need; close undoes whatever was opened, in reverse order, once,
+// also after a partial assembly.
+type process struct {
+	cfg      config.Config
+	env      Env
+	log      *slog.Logger
+	roles    []role
+	registry *prometheus.Registry
+
+	store *openedStore
+	// broker is nil unless a role needs it.
+	broker      *bus.Bus
+	insurers    insurers
+	requests    *intake.Service
+	deadLetters *deadletter.Service
+	api         *httpapi.Server
+
+	// committed is called after every intake transaction with outbox rows;
+	// roles add to it (the relay wakes) while the process is assembled,
+	// before any service runs, so it needs no lock.
+	committed []func()
+
+	closeOnce sync.Once
+	closers   []func()
+}
+
+// onClose registers f to run at close, before what was opened earlier.
+func (p *process) onClose(f func()) { p.closers = append(p.closers, f) }
+
+// close releases everything opened so far, newest first. It is safe to
+// call more than once and after a failed assemble.
+func (p *process) close() {
+	p.closeOnce.Do(func() {
+		for _, f := range slices.Backward(p.closers) {
+			f()
+		}
+	})
+}
+
+// assemble opens the adapters the roles need and builds the shared
+// services. On error, what it opened stays registered for close.
+func (p *process) assemble(ctx context.Context) error {
+	need := needed(p.roles)
+	p.registry = prometheus.NewRegistry()
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := openStore(ctx, p.cfg)
+	if err != nil {
+		return err
+	}
+	// Closes last, after the HTTP server, intake and the broker.
+	p.onClose(store.close)
+	p.store = store
+	p.log.Info("operational store ready", "engine", store.engine, "where", store.where)
+
+	secret, err := jwtSecret(p.cfg)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(secret, p.cfg.TokenTTL, nil)
+	if err != nil {
+		return err
+	}
+	accounts, err := account.NewService(store, account.DefaultHasher())
+	if err != nil {
+		return err
+	}
+	intakeMetrics, err := intake.NewMetrics(p.registry)
+	if err != nil {
+		return fmt.Errorf("intake metrics: %w", err)
+	}
+
+	file := ""
+	if need&needInsurers != 0 {
+		file = p.cfg.InsurersFile
+	}
+	p.insurers, err = loadInsurers(file, p.env, p.registry, p.log)
+	if err != nil {
+		return err
+	}
+	p.onClose(func() { _ = p.insurers.clients.Close() })
+
+	if need&needBroker != 0 {
+		if err := p.connectBroker(ctx); err != nil {
+			return err
+		}
+	}
+
+	writers := p.cfg.IntakeWriters
+	if writers == 0 {
+		writers = store.writers
+	}
+	p.requests = intake.NewService(store, intake.Options{
+		Batch: intake.BatchOptions{
+			MaxBatch: p.cfg.IntakeBatchMax, Writers: writers, Linger: p.cfg.IntakeBatchWait, Queue: p.cfg.IntakeQueueLimit,
+			Observe: intakeMetrics.Observe,
+		},
+		Committed:           p.wake,
+		KnownInsurer:        p.insurers.known,
+		DispatchBeforeCover: p.insurers.early,
+		Logger:              p.log,
+	})
+	// Closes first (intake commits what is queued); the HTTP service
+	// closes it earlier still, as soon as its requests have drained.
+	p.onClose(p.requests.Close)
+	p.deadLetters = deadletter.NewService(store, nil)
+
+	proxies, _ := p.cfg.ProxyNets() // validated with the config
+	p.api = httpapi.New(httpapi.Deps{
+		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
+		Insurers: p.insurers.clients,
+		Ready:    store.Ping, Registry: p.registry, Logger: p.log,
+		Options: httpapi.Options{
+			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
+			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
+			TrustedProxies: proxies, Version: Version(),
+		},
+	})
+	return nil
+}
+
+func (p *process) connectBroker(ctx context.Context) error {
+	b, err := bus.Connect(ctx, bus.Config{
+		URL: p.cfg.NATSURL, DataDir: p.cfg.DataDir, CredsFile: p.cfg.NATSCredsFile,
+		TLSCAFile: p.cfg.NATSTLSCAFile, TLSCertFile: p.cfg.NATSTLSCertFile, TLSKeyFile: p.cfg.NATSTLSKeyFile,
+		Replicas: p.cfg.NATSReplicas, EventsMaxAge: p.cfg.EventsMaxAge, DuplicateWindow: p.cfg.DuplicateWindow,
+		Name: "yolda-" + strings.Join(roleNamesOf(p.roles), "-"), Registerer: p.registry,
+	}, p.log)
+	if err != nil {
+		return fmt.Errorf("connect broker: %w", err)
+	}
+	// Closes after every service has stopped, before the store.
+	p.onClose(func() { _ = b.Close() })
+	p.broker = b
+	if err := b.EnsureStreams(ctx); err != nil {
+		return fmt.Errorf("declare streams: %w", err)
+	}
+	p.log.Info("broker ready", "embedded", p.cfg.NATSURL == "", "replicas", b.Replicas())
+	return nil
+}
+
+// wake tells the in-process listeners that intake committed outbox rows.
+func (p *process) wake() {
+	for _, f := range p.committed {
+		f()
+	}
+}
+
+// services builds every service of the process: each role's, then what
+// every process runs (the HTTP listener for probes and scrapes, pprof).
+func (p *process) services() ([]service, error) {
+	var all []service
+	for _, r := range p.roles {
+		ss, err := r.services(p)
+		if err != nil {
+			return nil, fmt.Errorf("role %s: %w", r.name, err)
+		}
+		all = append(all, ss...)
+	}
+	if !hasService(all, httpServiceName) {
+		// Worker processes still answer probes and scrapes.
+		all = append(all, httpService(p.cfg, p.api.OpsHandler(), p.requests, p.log))
+	}
+	if p.cfg.PprofAddr != "" {
+		all = append(all, pprofService(p.cfg.PprofAddr, p.log))
+	}
+	return all, nil
+}
+
+// receiptRetention is how long a consumer's receipt is kept: it must
+// outlive every way its message can come back, and the EVENTS stream
+// replays that far to a new consumer.
+func receiptRetention(cfg config.Config) time.Duration { return cfg.EventsMaxAge + 24*time.Hour }

@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/yolda/yolda/internal/bus"
+	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/notify"
+	"github.com/yolda/yolda/internal/relay"
+	"github.com/yolda/yolda/internal/sweeper"
+	"github.com/yolda/yolda/internal/telemetry"
+)
+
+// The services of each role of roleTable.
+
+// apiServices: the HTTP listener with the whole API on it.
+func (p *process) apiServices() ([]service, error) {
+	return []service{httpService(p.cfg, p.api, p.requests, p.log)}, nil
+}
+
+// relayServices: the relay; on PostgreSQL, the listener through which
+// other processes' commits wake it; and the sweeper, which re-commits the
+// jobs of requests stuck in a status (the queue is for speed, the database
+// is the truth). The sweeper runs here because its output is outbox rows,
+// which only a relay moves.
+func (p *process) relayServices() ([]service, error) {
+	rel := relay.New(p.store, p.broker, relay.Options{
+		RepublishWindow: p.cfg.RepublishWindow, Retention: p.cfg.OutboxRetention,
+		ReceiptRetention: receiptRetention(p.cfg),
+	}, p.log, p.registry)
+	p.broker.OnReconnect(func() { rel.BrokerMayHaveLost("reconnect") })
+	p.committed = append(p.committed, rel.Wake)
+	ss := []service{{name: "relay", run: rel.Run}}
+	if l, ok := p.store.operationalStore.(outboxListener); ok {
+		ss = append(ss, service{name: "outbox-listener", run: func(ctx context.Context) error {
+			return l.ListenOutbox(ctx, rel.Wake)
+		}})
+	}
+	sw := sweeper.New(p.store, p.requests.Jobs, sweeper.DefaultRules, p.cfg.SweepInterval, p.log, p.registry)
+	return append(ss, service{name: "sweeper", run: sw.Run}), nil
+}
+
+// outboxListener is a store that can wake the relay when another process
+// commits outbox rows (PostgreSQL LISTEN/NOTIFY).
+type outboxListener interface {
+	ListenOutbox(ctx context.Context, wake func()) error
+}
+
+// notifyServices: the consumer of request events that writes customer
+// notifications.
+func (p *process) notifyServices() ([]service, error) {
+	worker := notify.NewWorker(p.store, nil)
+	lag, err := consumerLag(p.registry)
+	if err != nil {
+		return nil, err
+	}
+	cfg := bus.ConsumerConfig{
+		Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
+		Concurrency: p.cfg.WorkerConcurrency, DeadLetter: deadLetterHook(p.deadLetters),
+	}
+	return []service{{name: "notify-consumer", run: func(ctx context.Context) error {
+		return bus.Consume(ctx, p.broker, cfg, func(ctx context.Context, d bus.Delivery) error {
+			err := worker.Handle(ctx, d.Data)
+			if err == nil && d.NumDelivered == 1 {
+				lag(notify.Consumer, d.Data)
+			}
+			return err
+		})
+	}}}, nil
+}
+
+// insuranceServices: the pending-check gauges and one consumer per
+// configured insurer (each with its own concurrency and retry rules).
+func (p *process) insuranceServices() ([]service, error) {
+	gauges := insurance.NewPendingGauges(p.store, p.insurers.clients, p.registry, p.log)
+	ss := []service{{name: "insurer-gauges", run: func(ctx context.Context) error {
+		return gauges.Run(ctx, 15*time.Second)
+	}}}
+	worker := insurance.NewWorker(p.insurers.clients, p.requests, nil, p.log)
+	for _, c := range p.insurers.clients.All() {
+		cc := insurance.ConsumerConfig(c.Config())
+		cc.DeadLetter = deadLetterHook(p.deadLetters)
+		ss = append(ss, service{name: "insurance-consumer-" + c.Code(), run: func(ctx context.Context) error {
+			return bus.Consume(ctx, p.broker, cc, worker.Handle)
+		}})
+	}
+	return ss, nil
+}
+
+// consumerLag returns a function that records, for a handled message, the
+// time from the commit of the change it announces to the end of its
+// handling: the end-to-end latency of the backbone.
+func consumerLag(reg prometheus.Registerer) (func(consumer string, payload []byte), error) {
+	r := telemetry.NewRegistrar(reg)
+	h := telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "yolda_consumer_lag_seconds",
+		Help:    "Time from a change's commit to its first successful handling by a consumer.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"consumer"}))
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("consumer lag metric: %w", err)
+	}
+	return func(consumer string, payload []byte) {
+		var env struct {
+			OccurredAt time.Time `json:"occurred_at"`
+		}
+		if json.Unmarshal(payload, &env) == nil && !env.OccurredAt.IsZero() {
+			h.WithLabelValues(consumer).Observe(time.Since(env.OccurredAt).Seconds())
+		}
+	}, nil
+}
+
+// deadLetterHook stores what a consumer gave up on.
+func deadLetterHook(s *deadletter.Service) func(ctx context.Context, d bus.Delivery, err error) error {
+	return func(ctx context.Context, d bus.Delivery, cause error) error {
+		return s.Record(ctx, d.Consumer, d.Stream, d.Subject, d.ID, d.Data, cause, int(d.NumDelivered))
+	}
+}
