@@ -31,11 +31,14 @@ const (
 	pullHeartbeat = 2 * time.Second
 )
 
-// Consume runs the durable consumer cfg describes until ctx ends, with at
-// most cfg.Concurrency handlers at a time; see [ConsumerConfig] for what
-// happens to a message after its handler returns. It declares the consumer
-// (create or update, so every process may call it at start) and needs the
-// streams from [Bus.EnsureStreams].
+// Consume runs the durable consumer cfg describes until ctx ends, handing
+// one delivery at a time to handler, with at most cfg.Concurrency handlers
+// at a time; see [ConsumerConfig] for what happens to a message after its
+// handler returns. It is for handlers that call out (an insurer, a
+// provider) and cannot share a transaction; [ConsumeBatch] is for those
+// whose effects are database writes. cfg.BatchMax and cfg.BatchWait do not
+// apply. Consume declares the consumer (create or update, so every process
+// may call it at start) and needs the streams from [Bus.EnsureStreams].
 //
 // When ctx ends it drains: it stops pulling, hands the few messages it has
 // already pulled to handlers, and waits up to cfg.DrainTimeout for handlers
@@ -44,6 +47,34 @@ const (
 // the consumer could not be declared, the bus was closed under it, or the
 // drain timed out.
 func Consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler Handler) error {
+	cfg.BatchMax, cfg.BatchWait = 1, 0
+	return consume(ctx, b, cfg, func(ctx context.Context, ds []Delivery) ([]error, error) {
+		return []error{handler(ctx, ds[0])}, nil
+	})
+}
+
+// ConsumeBatch runs the durable consumer cfg describes until ctx ends, as
+// [Consume] does, but hands the handler batches: whatever deliveries are
+// already buffered when a batch starts, up to cfg.BatchMax, and with a
+// positive cfg.BatchWait whatever arrives within it. A lone message never
+// waits for company unless BatchWait says so. Up to cfg.Concurrency
+// batches are handled at once.
+//
+// The handler applies the effects of the whole batch in one transaction,
+// each with its receipt, and returns one result per delivery; every
+// delivery whose result is nil is acknowledged once the handler has
+// returned, the acks sent together and each confirmed by the broker. The
+// others are settled one by one as [ConsumerConfig] describes. If the
+// handler reports that the shared transaction failed (or panics), each
+// delivery of the batch is handed to it again alone, so that a message that
+// cannot be applied fails, and is eventually dead-lettered, alone, and its
+// neighbours are applied. Retry counts, MaxDeliver and dead letters are per
+// delivery, exactly as with Consume.
+func ConsumeBatch(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandler) error {
+	return consume(ctx, b, cfg, handler)
+}
+
+func consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandler) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
@@ -60,20 +91,27 @@ func Consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler Handler) e
 	return err
 }
 
-// consumer is one running Consume call.
+// consumer is one running Consume or ConsumeBatch call: one goroutine
+// pulls messages into in, and Concurrency workers each take a batch from
+// in, hand it to the handler and settle it.
 type consumer struct {
 	b       *Bus
 	cfg     ConsumerConfig
-	handler Handler
+	handler BatchHandler
 	log     *slog.Logger
 	ledger  *retryLedger
 
 	consumed        *prometheus.CounterVec // curried: outcome only
 	redeliveries    prometheus.Counter
 	handlerDuration prometheus.Observer
+	batchSize       prometheus.Observer
 
-	slots    chan struct{} // one per running handler
-	inflight sync.WaitGroup
+	// in carries pulled messages to the workers. It holds a batch's worth
+	// (less the one the puller holds), so that a worker finishing a batch
+	// finds the next one ready; a message pulled early waits while its
+	// AckWait runs, so it holds no more.
+	in      chan jetstream.Msg
+	workers sync.WaitGroup
 	// handlerCtx carries ctx's values but not its cancellation: a handler
 	// in flight at shutdown finishes its transaction. It is cancelled only
 	// when the drain times out.
@@ -81,7 +119,7 @@ type consumer struct {
 	cancelHandlers context.CancelFunc
 }
 
-func newConsumer(ctx context.Context, b *Bus, cfg ConsumerConfig, handler Handler) (*consumer, error) {
+func newConsumer(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandler) (*consumer, error) {
 	ledger, err := openRetryLedger(ctx, b.js, cfg.Stream, cfg.Durable)
 	if err != nil {
 		return nil, err
@@ -97,7 +135,8 @@ func newConsumer(ctx context.Context, b *Bus, cfg ConsumerConfig, handler Handle
 		consumed:        b.metrics.consumed.MustCurryWith(labels),
 		redeliveries:    b.metrics.redeliveries.With(labels),
 		handlerDuration: b.metrics.handlerDuration.With(labels),
-		slots:           make(chan struct{}, cfg.Concurrency),
+		batchSize:       b.metrics.batchSize.With(labels),
+		in:              make(chan jetstream.Msg, cfg.BatchMax-1),
 		handlerCtx:      hctx,
 		cancelHandlers:  cancel,
 	}, nil
@@ -115,14 +154,17 @@ func (c *consumer) run(ctx context.Context) error {
 		defer close(statsDone)
 		c.sampleStats(statsCtx, cons)
 	}()
+	for range c.cfg.Concurrency {
+		c.workers.Add(1)
+		go c.work()
+	}
 
-	it, pullErr := c.pull(ctx, cons)
+	it, held, pullErr := c.pull(ctx, cons)
 	stopStats()
 	deadline := time.Now().Add(c.cfg.DrainTimeout)
-	if it != nil {
-		c.handOffBuffered(it, deadline)
-	}
-	drainErr := c.waitInflight(deadline)
+	c.handOffBuffered(it, held, deadline)
+	close(c.in) // the workers finish what is in it, then return
+	drainErr := c.waitWorkers(deadline)
 	<-statsDone
 	c.forgetStats()
 	c.log.Info("consumer stopped")
@@ -147,31 +189,37 @@ func (c *consumer) declare(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// pull hands messages to handlers until ctx ends, resuming after the broker
-// interrupts it. It returns the iterator still holding pulled messages when
-// ctx ended, or an error when it cannot go on.
-func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer) (jetstream.MessagesContext, error) {
+// pullBuffer is how many messages the pull iterator asks the broker for at
+// a time: enough to fill a batch for every worker.
+func (c *consumer) pullBuffer() int {
+	return min(c.cfg.BatchMax*c.cfg.Concurrency, c.cfg.MaxAckPending)
+}
+
+// pull moves messages to the workers until ctx ends, resuming after the
+// broker interrupts it. When ctx ends it returns the iterator, still
+// holding what it pulled, and the message it had taken but not yet handed
+// over (or nil); it returns an error when it cannot go on.
+func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer) (jetstream.MessagesContext, jetstream.Msg, error) {
 	for {
-		// The buffer holds one batch for the handlers: a message pulled
-		// early waits for a slot while its AckWait runs.
-		it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency),
+		it, err := cons.Messages(jetstream.PullMaxMessages(c.pullBuffer()),
 			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err == nil {
-			err = c.pump(ctx, it)
+			var held jetstream.Msg
+			held, err = c.pump(ctx, it)
 			if err == nil {
-				return it, nil
+				return it, held, nil
 			}
 		}
 		if ctx.Err() != nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if c.b.nc.IsClosed() || c.b.nc.IsDraining() {
-			return nil, fmt.Errorf("consumer %s: %w", c.cfg.Durable, ErrClosed)
+			return nil, nil, fmt.Errorf("consumer %s: %w", c.cfg.Durable, ErrClosed)
 		}
 		c.log.Warn("consumer interrupted, resuming", "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil, nil, nil
 		case <-time.After(resumeDelay):
 		}
 		// The consumer may have been deleted; declaring it again is
@@ -184,32 +232,32 @@ func (c *consumer) pull(ctx context.Context, cons jetstream.Consumer) (jetstream
 	}
 }
 
-// pump takes a free handler slot, then a message, until ctx ends (nil) or
-// the iterator fails (its error). Taking the slot first means no message
-// is taken off the iterator without a handler ready for it.
-func (c *consumer) pump(ctx context.Context, it jetstream.MessagesContext) error {
+// pump takes messages off the iterator and hands them to the workers until
+// ctx ends (nil, and the message taken but not handed over, if any) or the
+// iterator fails (its error). While every worker is busy and in is full,
+// pump waits with one message in hand and takes no more, so the iterator
+// pulls no more than its buffer.
+func (c *consumer) pump(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
 	for {
-		select {
-		case c.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
 		msg, err := c.next(ctx, it)
 		if err != nil {
-			<-c.slots
 			switch {
 			case ctx.Err() != nil:
-				return nil
+				return nil, nil
 			case errors.Is(err, jetstream.ErrNoHeartbeat):
 				// The iterator re-issues its pull by itself.
 				c.log.Debug("consumer missed heartbeats", "err", err)
 				continue
 			default:
 				it.Stop()
-				return err
+				return nil, err
 			}
 		}
-		c.dispatch(msg)
+		select {
+		case c.in <- msg:
+		case <-ctx.Done():
+			return msg, nil
+		}
 	}
 }
 
@@ -247,45 +295,85 @@ func (c *consumer) next(ctx context.Context, it jetstream.MessagesContext) (jets
 	}
 }
 
-// handOffBuffered stops pulling and gives the messages already pulled to
-// handlers, so they are not left to wait out their AckWait.
-func (c *consumer) handOffBuffered(it jetstream.MessagesContext, deadline time.Time) {
+// handOffBuffered stops pulling and gives the workers the message pump
+// held and those the iterator had already pulled, so they are not left to
+// wait out their AckWait. It gives up at deadline (the workers are stuck);
+// what is left is redelivered after its AckWait.
+func (c *consumer) handOffBuffered(it jetstream.MessagesContext, held jetstream.Msg, deadline time.Time) {
+	if it == nil {
+		return
+	}
 	it.Drain()
+	defer it.Stop()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	for {
-		select {
-		case c.slots <- struct{}{}:
-		case <-ctx.Done():
-			it.Stop()
-			return
+	for msg := held; ; {
+		if msg != nil {
+			select {
+			case c.in <- msg:
+			case <-ctx.Done():
+				return
+			}
 		}
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			<-c.slots
-			it.Stop()
+		var err error
+		if msg, err = it.Next(jetstream.NextContext(ctx)); err != nil {
 			return // ErrMsgIteratorClosed: the buffer is empty
 		}
-		c.dispatch(msg)
 	}
 }
 
-func (c *consumer) dispatch(msg jetstream.Msg) {
-	c.inflight.Add(1)
-	go func() {
-		defer c.inflight.Done()
-		defer func() { <-c.slots }()
-		c.handle(msg)
-	}()
+// work handles batches from in until it is closed and empty.
+func (c *consumer) work() {
+	defer c.workers.Done()
+	batch := make([]jetstream.Msg, 0, c.cfg.BatchMax)
+	for first := range c.in {
+		batch = c.fill(append(batch[:0], first))
+		c.handleBatch(batch)
+		clear(batch) // let the messages go
+	}
 }
 
-// waitInflight waits for running handlers until deadline, then makes sure
-// the naks and terms they sent (acks are confirmed already) reached the
-// broker.
-func (c *consumer) waitInflight(deadline time.Time) error {
+// fill adds to batch what is already in in and, with a BatchWait, what
+// arrives within it, up to BatchMax.
+func (c *consumer) fill(batch []jetstream.Msg) []jetstream.Msg {
+	var linger <-chan time.Time
+	if c.cfg.BatchWait > 0 && len(batch) < c.cfg.BatchMax {
+		t := time.NewTimer(c.cfg.BatchWait)
+		defer t.Stop()
+		linger = t.C
+	}
+	for len(batch) < c.cfg.BatchMax {
+		if linger == nil {
+			select {
+			case msg, ok := <-c.in:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, msg)
+				continue
+			default:
+				return batch
+			}
+		}
+		select {
+		case msg, ok := <-c.in:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, msg)
+		case <-linger:
+			return batch
+		}
+	}
+	return batch
+}
+
+// waitWorkers waits for the workers until deadline, then makes sure the
+// naks and terms they sent (acks are confirmed already) reached the broker.
+func (c *consumer) waitWorkers(deadline time.Time) error {
 	done := make(chan struct{})
 	go func() {
-		c.inflight.Wait()
+		c.workers.Wait()
 		close(done)
 	}()
 	select {

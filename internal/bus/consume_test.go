@@ -57,6 +57,13 @@ func (r *recorder) counts() (delivered, dead int) {
 	return len(r.deliveries), len(r.dead)
 }
 
+// snapshot copies the deliveries so far: handlers may still be appending.
+func (r *recorder) snapshot() []Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.deliveries)
+}
+
 // attempts lists NumDelivered of every delivery of the message id, in order.
 func (r *recorder) attempts(id string) []uint64 {
 	r.mu.Lock()
@@ -101,7 +108,7 @@ func TestConsumeDeliversEveryMessage(t *testing.T) {
 		}
 
 		var got []string
-		for _, d := range rec.deliveries {
+		for _, d := range rec.snapshot() {
 			got = append(got, d.ID)
 			if d.NumDelivered != 1 || d.Stream != StreamJobs || d.Consumer != "all" || string(d.Data) != d.ID {
 				t.Errorf("delivery %+v", d)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,11 +17,15 @@ const (
 	DefaultMaxAckPending = 10_000
 	DefaultDrainTimeout  = 30 * time.Second
 	DefaultStatsInterval = 15 * time.Second
+	DefaultBatchMax      = 256
 )
 
-// DefaultBackoff is the delay before redelivering a message after its first,
-// second, ... failure; the last entry repeats.
-var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+// DefaultBackoff returns the delays before redelivering a message after its
+// first, second, ... failure; the last entry repeats. It is a function so
+// that no caller can change the default under everyone else.
+func DefaultBackoff() []time.Duration {
+	return []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+}
 
 // ConsumerConfig describes one durable consumer and how [Consume] runs it.
 //
@@ -68,10 +73,20 @@ type ConsumerConfig struct {
 	// dead-lettered; retries do not count. Default 5.
 	MaxDeliver int
 	// Backoff is the delay before the redelivery that follows the 1st,
-	// 2nd, ... failure; the last entry repeats. Default DefaultBackoff.
+	// 2nd, ... failure; the last entry repeats. Default DefaultBackoff().
+	// The consumer keeps its own copy.
 	Backoff []time.Duration
-	// Concurrency is how many handlers run at once in this process. Default 1.
+	// Concurrency is how many handlers (with ConsumeBatch: batches) run at
+	// once in this process. Default 1.
 	Concurrency int
+	// BatchMax caps the deliveries ConsumeBatch hands to one call of its
+	// handler. Default 256. Consume ignores it: one delivery per call.
+	BatchMax int
+	// BatchWait is how long ConsumeBatch waits, after a batch's first
+	// delivery, for more to arrive. Zero (the default) takes only what is
+	// already buffered, so a lone message never waits and batches form
+	// only under load, while earlier batches commit. Consume ignores it.
+	BatchWait time.Duration
 	// MaxAckPending caps the messages delivered and not yet acknowledged,
 	// across every process of the consumer. Messages waiting for a delayed
 	// redelivery count, so it must hold a whole pile-up of retries (an
@@ -102,10 +117,15 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 		c.MaxDeliver = DefaultMaxDeliver
 	}
 	if len(c.Backoff) == 0 {
-		c.Backoff = DefaultBackoff
+		c.Backoff = DefaultBackoff()
+	} else {
+		c.Backoff = slices.Clone(c.Backoff)
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = DefaultBatchMax
 	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = DefaultMaxAckPending
@@ -144,6 +164,12 @@ func (c ConsumerConfig) validate() error {
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("concurrency must be at least 1"))
+	}
+	if c.BatchMax < 1 || c.BatchMax > 10_000 {
+		errs = append(errs, errors.New("batch max must be in [1, 10000]"))
+	}
+	if c.BatchWait < 0 || c.BatchWait > c.AckWait/2 {
+		errs = append(errs, errors.New("batch wait must be in [0, ack wait / 2]"))
 	}
 	if c.MaxAckPending < c.Concurrency {
 		errs = append(errs, errors.New("max ack pending must be at least the concurrency"))

@@ -41,6 +41,21 @@ type Delivery struct {
 // a handler in flight gets to finish.
 type Handler func(ctx context.Context, d Delivery) error
 
+// BatchHandler applies the effects of several deliveries together.
+// A non-nil error means the shared transaction did not commit: the
+// framework retries each delivery alone (a batch of one) so that a
+// poison message is retried and dead-lettered alone. With a nil error,
+// results[i] is the outcome of ds[i] exactly as a Handler's return
+// value: nil (applied or already applied: ack), an error wrapping
+// Retry(d) (not a failure), or a failure.
+//
+// Like a Handler, it returns only once its transaction has committed, and
+// it must be idempotent per delivery (keyed by Delivery.ID): a batch may
+// hold a message already applied by an earlier delivery, or the same
+// message twice. For a batch of one, a non-nil error is that delivery's
+// outcome. Its context ends when AckWait is nearly spent.
+type BatchHandler func(ctx context.Context, ds []Delivery) (results []error, err error)
+
 // retryError asks for a delayed redelivery that is not a failure.
 type retryError struct{ after time.Duration }
 

@@ -5,19 +5,94 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// handle runs the handler on one message and settles it: ack, retry,
-// back-off or dead letter, as ConsumerConfig describes.
-func (c *consumer) handle(msg jetstream.Msg) {
+// handleBatch runs the handler on a batch of messages and settles each:
+// ack, retry, back-off or dead letter, as ConsumerConfig describes.
+func (c *consumer) handleBatch(msgs []jetstream.Msg) {
+	live := make([]jetstream.Msg, 0, len(msgs))
+	ds := make([]Delivery, 0, len(msgs))
+	for _, msg := range msgs {
+		d, ok := c.delivery(msg)
+		if !ok || c.spent(msg, d) {
+			continue
+		}
+		live = append(live, msg)
+		ds = append(ds, d)
+	}
+	if len(ds) == 0 {
+		return
+	}
+
+	// One budget for the batch and, if it fails, for handling its
+	// deliveries alone: every one of them must be settled before the
+	// broker would redeliver it.
+	ctx, cancel := context.WithTimeout(c.handlerCtx, c.handlerBudget())
+	defer cancel()
+	start := time.Now()
+	results, err := c.call(ctx, ds)
+	c.handlerDuration.Observe(time.Since(start).Seconds())
+	c.batchSize.Observe(float64(len(ds)))
+	if err == nil && len(results) != len(ds) {
+		err = fmt.Errorf("batch handler returned %d results for %d deliveries", len(results), len(ds))
+	}
+	switch {
+	case err == nil:
+	case len(ds) == 1:
+		results = []error{err}
+	default:
+		c.log.Warn("batch not applied; handling its deliveries one by one", "size", len(ds), "err", err)
+		results = c.alone(ctx, ds, err)
+	}
+
+	var acks []int
+	for i, r := range results {
+		if r == nil {
+			acks = append(acks, i)
+			continue
+		}
+		c.settle(live[i], ds[i], r, c.deliveryLog(ds[i]))
+	}
+	c.ack(live, ds, acks)
+}
+
+// alone hands each delivery of a failed batch to the handler on its own.
+// Once ctx has ended, the rest fail with the batch's error without another
+// call: a database that timed out the batch would time them out too.
+func (c *consumer) alone(ctx context.Context, ds []Delivery, batchErr error) []error {
+	results := make([]error, len(ds))
+	for i := range ds {
+		if ctx.Err() != nil {
+			results[i] = fmt.Errorf("batch failed and no time was left to handle this delivery alone: %w", batchErr)
+			continue
+		}
+		start := time.Now()
+		r, err := c.call(ctx, ds[i:i+1])
+		c.handlerDuration.Observe(time.Since(start).Seconds())
+		c.batchSize.Observe(1)
+		switch {
+		case err != nil:
+			results[i] = err
+		case len(r) != 1:
+			results[i] = fmt.Errorf("batch handler returned %d results for 1 delivery", len(r))
+		default:
+			results[i] = r[0]
+		}
+	}
+	return results
+}
+
+// delivery reads a message's metadata. Only a JetStream delivery has any;
+// anything else is logged and dropped (there is nothing to ack).
+func (c *consumer) delivery(msg jetstream.Msg) (Delivery, bool) {
 	md, err := msg.Metadata()
 	if err != nil {
-		// Only a JetStream delivery has metadata; there is nothing to ack.
 		c.log.Error("consumer got a message that is not a delivery", "subject", msg.Subject(), "err", err)
-		return
+		return Delivery{}, false
 	}
 	d := Delivery{
 		ID:           msg.Headers().Get(jetstream.MsgIDHeader),
@@ -32,34 +107,39 @@ func (c *consumer) handle(msg jetstream.Msg) {
 	if d.ID == "" {
 		d.ID = fmt.Sprintf("%s:%d", d.Stream, d.StreamSeq)
 	}
-	log := c.log.With("msg_id", d.ID, "subject", d.Subject, "delivery", d.NumDelivered)
 	if d.NumDelivered > 1 {
 		c.redeliveries.Inc()
 	}
-
-	// A delivery past MaxDeliver means earlier ones were retries, or
-	// failures left unsettled: no answer at all (handler past AckWait,
-	// process gone), or a dead letter that could not be stored. Settle
-	// those now, before the handler gets another go.
-	if d.NumDelivered > uint64(c.cfg.MaxDeliver) {
-		prior, err := c.failures(d.StreamSeq, d.NumDelivered-1)
-		if err != nil {
-			log.Warn("retry count unknown, running the handler", "err", err)
-		} else if prior >= uint64(c.cfg.MaxDeliver) {
-			c.deadLetter(msg, d, ErrDeliveryLimit, log)
-			return
-		}
-	}
-
-	start := time.Now()
-	hctx, cancel := context.WithTimeout(c.handlerCtx, c.handlerBudget())
-	err = c.call(hctx, d, log)
-	cancel()
-	c.handlerDuration.Observe(time.Since(start).Seconds())
-	c.settle(msg, d, err, log)
+	return d, true
 }
 
-// handlerBudget leaves a tenth of AckWait for the ack to reach the broker
+func (c *consumer) deliveryLog(d Delivery) *slog.Logger {
+	return c.log.With("msg_id", d.ID, "subject", d.Subject, "delivery", d.NumDelivered)
+}
+
+// spent settles a delivery past MaxDeliver whose earlier deliveries used up
+// the failure budget, and reports whether it did. Those earlier deliveries
+// were retries, or failures left unsettled: no answer at all (handler past
+// AckWait, process gone), or a dead letter that could not be stored. Such a
+// delivery is dead-lettered without another go at the handler.
+func (c *consumer) spent(msg jetstream.Msg, d Delivery) bool {
+	if d.NumDelivered <= uint64(c.cfg.MaxDeliver) {
+		return false
+	}
+	log := c.deliveryLog(d)
+	prior, err := c.failures(d.StreamSeq, d.NumDelivered-1)
+	if err != nil {
+		log.Warn("retry count unknown, running the handler", "err", err)
+		return false
+	}
+	if prior < uint64(c.cfg.MaxDeliver) {
+		return false
+	}
+	c.deadLetter(msg, d, ErrDeliveryLimit, log)
+	return true
+}
+
+// handlerBudget leaves a tenth of AckWait for the acks to reach the broker
 // before it would redeliver.
 func (c *consumer) handlerBudget() time.Duration {
 	return c.cfg.AckWait - c.cfg.AckWait/10
@@ -67,29 +147,39 @@ func (c *consumer) handlerBudget() time.Duration {
 
 // call runs the handler, turning a panic into an error so one bad message
 // cannot take the worker (and the process) down.
-func (c *consumer) call(ctx context.Context, d Delivery, log *slog.Logger) (err error) {
+func (c *consumer) call(ctx context.Context, ds []Delivery) (results []error, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("handler panic: %v", r)
+			c.log.Error("handler panicked", "panic", r, "size", len(ds), "first_msg_id", ds[0].ID, "stack", string(debug.Stack()))
+			results, err = nil, fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return c.handler(ctx, d)
+	return c.handler(ctx, ds)
 }
 
-func (c *consumer) settle(msg jetstream.Msg, d Delivery, herr error, log *slog.Logger) {
-	if herr == nil {
-		actx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-		defer cancel()
-		// Confirmed ack: when the worker moves on (or Consume returns),
-		// the broker knows. A lost ack means one more, harmless, delivery.
-		if err := msg.DoubleAck(actx); err != nil {
-			log.Warn("ack not confirmed; the message may come again", "err", err)
-		}
-		c.consumed.WithLabelValues(outcomeAck).Inc()
+// ack acknowledges the deliveries at idx, all at once, each confirmed by
+// the broker: when the worker moves on (or Consume returns), the broker
+// knows. A lost ack means one more, harmless, delivery.
+func (c *consumer) ack(msgs []jetstream.Msg, ds []Delivery, idx []int) {
+	if len(idx) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Go(func() {
+			if err := msgs[i].DoubleAck(ctx); err != nil {
+				c.deliveryLog(ds[i]).Warn("ack not confirmed; the message may come again", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	c.consumed.WithLabelValues(outcomeAck).Add(float64(len(idx)))
+}
 
+// settle handles a delivery whose result is not nil: a retry or a failure.
+func (c *consumer) settle(msg jetstream.Msg, d Delivery, herr error, log *slog.Logger) {
 	if after, ok := retryAfter(herr); ok {
 		lctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
 		defer cancel()

@@ -23,6 +23,7 @@ type metrics struct {
 	consumed        *prometheus.CounterVec
 	redeliveries    *prometheus.CounterVec
 	handlerDuration *prometheus.HistogramVec
+	batchSize       *prometheus.HistogramVec
 	pending         *prometheus.GaugeVec
 	redelivered     *prometheus.GaugeVec
 }
@@ -50,8 +51,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, consumerLabels)),
 		handlerDuration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "handler_duration_seconds",
-			Help:    "Time a handler took, whatever its outcome.",
+			Help:    "Time a handler call took (one delivery, or one batch), whatever its outcome.",
 			Buckets: prometheus.DefBuckets,
+		}, consumerLabels)),
+		batchSize: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "yolda", Subsystem: "bus", Name: "batch_size",
+			Help:    "Deliveries handed to one handler call (1 for Consume; up to BatchMax for ConsumeBatch).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}, consumerLabels)),
 		pending: telemetry.Reuse(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "consumer_pending",

@@ -32,6 +32,16 @@ type Store interface {
 	// if another writer got there first; its error aborts the update and is
 	// returned as is. A missing request is ErrNotFound.
 	UpdateRequest(ctx context.Context, id string, fn func(*Request) (Change, error)) (Request, error)
+
+	// UpdateRequests applies a batch of updates in one transaction, in
+	// order; updates of one request apply one after the other, each on
+	// the state the one before left. An update that fails alone (its Err:
+	// not found, already processed, Apply's error) leaves nothing behind
+	// and does not stop the others. A non-nil error means nothing of the
+	// batch was committed (a database error); the caller may then try the
+	// updates one by one to find the one that cannot be applied. Rows are
+	// locked in id order, so concurrent batches cannot deadlock.
+	UpdateRequests(ctx context.Context, batch []*Update) error
 }
 
 // Creation is one request to insert, with what the store reports back.

@@ -37,8 +37,22 @@ type Store interface {
 	// receipt exists it returns outbox.ErrAlreadyProcessed and stores
 	// nothing.
 	RecordNotifications(ctx context.Context, r outbox.Receipt, ns []Notification) error
+	// RecordNotificationBatch commits, in one transaction, every record
+	// whose receipt is not yet recorded: its receipt and its
+	// notifications. A record whose receipt was recorded before, or by an
+	// earlier record of the batch, stores nothing. stored[i] tells whether
+	// rs[i] was stored now. A non-nil error means nothing was committed.
+	RecordNotificationBatch(ctx context.Context, rs []Record) (stored []bool, err error)
 	// Notifications lists a request's notifications, oldest first.
 	Notifications(ctx context.Context, requestID string) ([]Notification, error)
+}
+
+// Record is what one event leaves behind: its receipt and the
+// notifications it caused (possibly none: the receipt alone says the event
+// was handled).
+type Record struct {
+	Receipt       outbox.Receipt
+	Notifications []Notification
 }
 
 // Worker handles request events.
@@ -61,45 +75,95 @@ var ErrMalformed = errors.New("malformed event")
 // Handle processes one event envelope. It is idempotent: the envelope id
 // is the receipt.
 func (w *Worker) Handle(ctx context.Context, payload []byte) error {
-	var env outbox.Envelope
-	if err := json.Unmarshal(payload, &env); err != nil || env.ID == "" || env.RequestID == "" {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	results, err := w.HandleBatch(ctx, [][]byte{payload})
+	if err != nil {
+		return err
+	}
+	return results[0]
+}
+
+// HandleBatch processes event envelopes together: the notifications of all
+// of them are committed in one transaction, each event's with its receipt,
+// so a batch costs one commit however many events it holds, and an event
+// delivered again (in this batch or a later one) notifies nobody twice.
+// results[i] is the outcome of payloads[i]: nil (stored, already stored,
+// or nothing to tell anyone) or why the event cannot be read, which
+// delivering it again will not change. A non-nil error means nothing was
+// committed.
+func (w *Worker) HandleBatch(ctx context.Context, payloads [][]byte) (results []error, err error) {
+	results = make([]error, len(payloads))
+	records := make([]Record, 0, len(payloads))
+	for i, p := range payloads {
+		n, ok, err := w.notification(p)
+		switch {
+		case err != nil:
+			results[i] = err
+		case ok:
+			records = append(records, Record{Receipt: outbox.Receipt{Consumer: Consumer, MessageID: n.envelopeID},
+				Notifications: []Notification{n.Notification}})
+		}
+	}
+	if len(records) == 0 {
+		return results, nil
+	}
+	if _, err := w.store.RecordNotificationBatch(ctx, records); err != nil {
+		return nil, fmt.Errorf("record notifications: %w", err)
+	}
+	return results, nil
+}
+
+// pendingNotification is a notification with the event that caused it.
+type pendingNotification struct {
+	Notification
+	envelopeID string
+}
+
+// notification reads one event and returns the notification it causes, if
+// any (ok false: the customer need not hear about it).
+func (w *Worker) notification(payload []byte) (n pendingNotification, ok bool, err error) {
+	env, err := outbox.Decode(payload)
+	if errors.Is(err, outbox.ErrMalformed) {
+		return n, false, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err != nil {
+		return n, false, err
+	}
+	if env.RequestID == "" {
+		return n, false, fmt.Errorf("%w: %s has no request id", ErrMalformed, env.ID)
 	}
 	var owner, template, body string
 	switch env.Type {
 	case outbox.EventRequestCreated:
 		var data intake.CreatedEvent
 		if err := json.Unmarshal(env.Data, &data); err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
+			return n, false, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		owner, template = data.OwnerID, "request.received"
 		body = "We received your request for " + serviceName(data.Request.ServiceType) + ". We are finding the nearest help."
 	case outbox.EventRequestStatusChanged:
 		var data intake.StatusChange
 		if err := json.Unmarshal(env.Data, &data); err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
+			return n, false, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		text, ok := statusText[data.To]
 		if !ok {
-			return nil // nothing to tell the customer
+			return n, false, nil // nothing to tell the customer
 		}
 		owner, template, body = data.OwnerID, "request."+string(data.To), text
 	default:
-		return nil
+		return n, false, nil
 	}
 	if owner == "" {
-		return fmt.Errorf("%w: no owner in %s", ErrMalformed, env.Type)
+		return n, false, fmt.Errorf("%w: no owner in %s", ErrMalformed, env.Type)
 	}
 	now := w.now().UTC().Truncate(time.Microsecond)
-	n := Notification{
-		ID: id.New("ntf", now), RequestID: env.RequestID, RecipientID: owner,
-		Channel: "push", Template: template, Body: body, CreatedAt: now,
-	}
-	err := w.store.RecordNotifications(ctx, outbox.Receipt{Consumer: Consumer, MessageID: env.ID}, []Notification{n})
-	if errors.Is(err, outbox.ErrAlreadyProcessed) {
-		return nil
-	}
-	return err
+	return pendingNotification{
+		Notification: Notification{
+			ID: id.New("ntf", now), RequestID: env.RequestID, RecipientID: owner,
+			Channel: "push", Template: template, Body: body, CreatedAt: now,
+		},
+		envelopeID: env.ID,
+	}, true, nil
 }
 
 var statusText = map[intake.Status]string{

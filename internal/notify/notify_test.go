@@ -24,6 +24,18 @@ func (m *memStore) RecordNotifications(_ context.Context, r outbox.Receipt, ns [
 	return nil
 }
 
+func (m *memStore) RecordNotificationBatch(_ context.Context, rs []Record) ([]bool, error) {
+	stored := make([]bool, len(rs))
+	for i, r := range rs {
+		if !m.receipts[r.Receipt] {
+			m.receipts[r.Receipt] = true
+			m.notes = append(m.notes, r.Notifications...)
+			stored[i] = true
+		}
+	}
+	return stored, nil
+}
+
 func (m *memStore) Notifications(context.Context, string) ([]Notification, error) {
 	return m.notes, nil
 }
