@@ -88,6 +88,11 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
+	// Reports is the warehouse, when this process has one. Without it,
+	// ReportsForward (if set) serves the report routes: the warehouse
+	// role's process, reached over HTTP. Neither: the routes answer 503.
+	Reports        Reports
+	ReportsForward http.Handler
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -97,24 +102,29 @@ type Deps struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	intake    Intake
-	accounts  Accounts
-	tokens    Tokens
-	dead      DeadLetters
-	notes     Notifications
-	insurers  Insurers
-	ready     func(ctx context.Context) error
-	registry  *prometheus.Registry
-	log       *slog.Logger
-	opts      Options
-	metrics   *metrics
-	userLimit Limiter
-	ipLimit   Limiter
-	routes    []route
+	intake   Intake
+	accounts Accounts
+	tokens   Tokens
+	dead     DeadLetters
+	notes    Notifications
+	insurers Insurers
+	reports  Reports
+	// reportsForward serves the report routes when reports is nil.
+	reportsForward http.Handler
+	ready          func(ctx context.Context) error
+	registry       *prometheus.Registry
+	log            *slog.Logger
+	opts           Options
+	metrics        *metrics
+	userLimit      Limiter
+	ipLimit        Limiter
+	routes         []route
 	// openAPIDoc is generated from routes once.
 	openAPIDoc map[string]any
 	handler    http.Handler
 	ops        http.Handler
+	// reportsOnly is ops plus the report routes.
+	reportsOnly http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
 	inFlight chan struct{}
 }
@@ -125,19 +135,21 @@ func New(d Deps) *Server {
 		d.Options.MaxBodyBytes = 64 << 10
 	}
 	s := &Server{
-		intake:    d.Intake,
-		accounts:  d.Accounts,
-		tokens:    d.Tokens,
-		dead:      d.DeadLetters,
-		notes:     d.Notifications,
-		insurers:  d.Insurers,
-		ready:     d.Ready,
-		registry:  d.Registry,
-		log:       d.Logger,
-		opts:      d.Options,
-		metrics:   newMetrics(d.Registry),
-		userLimit: NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
-		ipLimit:   NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+		intake:         d.Intake,
+		accounts:       d.Accounts,
+		tokens:         d.Tokens,
+		dead:           d.DeadLetters,
+		notes:          d.Notifications,
+		insurers:       d.Insurers,
+		reports:        d.Reports,
+		reportsForward: d.ReportsForward,
+		ready:          d.Ready,
+		registry:       d.Registry,
+		log:            d.Logger,
+		opts:           d.Options,
+		metrics:        newMetrics(d.Registry),
+		userLimit:      NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
+		ipLimit:        NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -155,6 +167,13 @@ func New(d Deps) *Server {
 		}
 	}
 	s.ops = s.mux(ops)
+	var reports []route
+	for _, rt := range s.routes {
+		if rt.tag == "operations" || rt.tag == "reports" {
+			reports = append(reports, rt)
+		}
+	}
+	s.reportsOnly = s.mux(reports)
 	return s
 }
 
@@ -162,6 +181,10 @@ func New(d Deps) *Server {
 // document: what a process without the api role still answers, so that it
 // can be probed and scraped like any other.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
+
+// ReportsHandler serves the report routes and the operations routes: what
+// a warehouse process without the api role answers.
+func (s *Server) ReportsHandler() http.Handler { return s.reportsOnly }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

@@ -30,6 +30,9 @@ const (
 	DefaultHalfOpenProbes = 1
 	DefaultBulkhead       = 16
 	DefaultPatience       = 10 * time.Minute
+	// DefaultArrivalSLAMinutes is the arrival time an insurer contracts
+	// for when the file says nothing; the SLA report measures against it.
+	DefaultArrivalSLAMinutes = 45
 )
 
 // Config is one insurer, as configured in the insurers file
@@ -60,6 +63,10 @@ type Config struct {
 	// VerifyBeforeDispatch: dispatch waits for cover (true) or starts at
 	// once while the check runs (false). Used by intake and the worker.
 	VerifyBeforeDispatch bool
+	// ArrivalSLAMinutes is the time from request to the driver's arrival
+	// the insurer contracted for; the SLA report counts arrivals within
+	// it. Used by the warehouse only.
+	ArrivalSLAMinutes int
 }
 
 // Auth is how a call proves who Yolda is: Header: "Scheme Value", or
@@ -135,6 +142,7 @@ func (c Config) Default() Config {
 	defInt(&c.Breaker.HalfOpenProbes, DefaultHalfOpenProbes)
 	defInt(&c.Bulkhead, DefaultBulkhead)
 	def(&c.Patience, DefaultPatience)
+	defInt(&c.ArrivalSLAMinutes, DefaultArrivalSLAMinutes)
 	return c
 }
 
@@ -243,6 +251,9 @@ func (c Config) problems() []error {
 		bad("bulkhead", "must be in [1, 10000], got %d", c.Bulkhead)
 	}
 	positive("patience", c.Patience, 7*24*time.Hour)
+	if c.ArrivalSLAMinutes < 1 || c.ArrivalSLAMinutes > 24*60 {
+		bad("arrival_sla_minutes", "must be in [1, 1440], got %d", c.ArrivalSLAMinutes)
+	}
 
 	return errs
 }
@@ -259,11 +270,11 @@ func (c Config) String() string {
 	}
 	return fmt.Sprintf("insurer %s (%q) adapter=%s base_url=%s timeout=%s auth=[%s] "+
 		"retry=[attempts=%d base_delay=%s max_delay=%s budget=%v] "+
-		"breaker=[failures=%d open_for=%s half_open_probes=%d] bulkhead=%d patience=%s verify_before_dispatch=%t",
+		"breaker=[failures=%d open_for=%s half_open_probes=%d] bulkhead=%d patience=%s verify_before_dispatch=%t arrival_sla_minutes=%d",
 		c.Code, c.Name, c.Adapter, c.BaseURL, c.Timeout, auth,
 		c.Retry.Attempts, c.Retry.BaseDelay, c.Retry.MaxDelay, c.Retry.Budget,
 		c.Breaker.Failures, c.Breaker.OpenFor, c.Breaker.HalfOpenProbes,
-		c.Bulkhead, c.Patience, c.VerifyBeforeDispatch)
+		c.Bulkhead, c.Patience, c.VerifyBeforeDispatch, c.ArrivalSLAMinutes)
 }
 
 // LogValue logs c as its masked one-line dump.
@@ -311,6 +322,7 @@ type (
 		Bulkhead             *int        `yaml:"bulkhead"`
 		Patience             *string     `yaml:"patience"`
 		VerifyBeforeDispatch bool        `yaml:"verify_before_dispatch"`
+		ArrivalSLAMinutes    *int        `yaml:"arrival_sla_minutes"`
 	}
 	rawAuth struct {
 		Header   string `yaml:"header"`
@@ -456,5 +468,6 @@ func (r rawInsurer) config(getenv func(string) string) (Config, []error) {
 	}
 	set(r.Bulkhead, &c.Bulkhead)
 	dur("patience", r.Patience, &c.Patience)
+	set(r.ArrivalSLAMinutes, &c.ArrivalSLAMinutes)
 	return c, errs
 }
