@@ -33,6 +33,7 @@ Usage:
   yolda migrate [flags]         bring the database schema up to date
   yolda users add [flags]       create an account
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda warehouse rebuild       replay events into an empty warehouse, or re-derive its facts
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
   yolda version                 print the version
 
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return benchIntake(ctx, rest[1:], env)
 	case "mock-insurer":
 		return mockInsurer(ctx, rest, env)
+	case "warehouse":
+		return warehouseCmd(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintln(env.Stdout, "yolda", Version())
 		return nil

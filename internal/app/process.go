@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/warehouse"
 )
 
 // process is what the roles of one `yolda serve` share: the adapters it
@@ -39,6 +41,10 @@ type process struct {
 	requests    *intake.Service
 	deadLetters *deadletter.Service
 	api         *httpapi.Server
+	// warehouse answers reports when this process has one; otherwise
+	// reportsForward is the warehouse process an api forwards them to.
+	warehouse      *warehouse.Service
+	reportsForward *url.URL
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -69,6 +75,11 @@ func (p *process) assemble(ctx context.Context) error {
 	p.registry = prometheus.NewRegistry()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if need&needStore == 0 {
+		// A warehouse-only process never opens the operational database:
+		// reports answer while it is down.
+		return p.assembleWithoutStore(ctx, need)
+	}
 	store, err := openStore(ctx, p.cfg)
 	if err != nil {
 		return err
@@ -129,18 +140,25 @@ func (p *process) assemble(ctx context.Context) error {
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
+	if err := p.openReports(ctx); err != nil {
+		return err
+	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
-	p.api = httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients,
-		Ready:    store.Ping, Registry: p.registry, Logger: p.log,
+		Insurers: p.insurers.clients, ReportsForward: p.reportsForward,
+		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(),
 		},
-	})
+	}
+	if p.warehouse != nil {
+		deps.Reports = p.warehouse
+	}
+	p.api = httpapi.New(deps)
 	return nil
 }
 

@@ -30,34 +30,44 @@ const (
 	// needInsurers: the insurers file read and a client per insurer. Intake
 	// takes its rules from it (which codes exist, dispatch before cover).
 	needInsurers
+	// needStore: the operational database. Every role but the warehouse
+	// needs it; a process without it builds no intake.
+	needStore
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. DESIGN.md's dispatch, realtime and warehouse are still to come.
+// them. DESIGN.md's dispatch and realtime are still to come.
 var roleTable = []role{
 	{
 		name:     "api",
 		about:    "the HTTP API: requests, accounts, insurers' state, dead letters",
-		needs:    needInsurers,
+		needs:    needStore | needInsurers,
 		services: (*process).apiServices,
 	},
 	{
 		name:     "relay",
 		about:    "outbox rows -> broker; runs the sweeper (re-commits jobs of stuck requests)",
-		needs:    needBroker | needInsurers,
+		needs:    needStore | needBroker | needInsurers,
 		services: (*process).relayServices,
 	},
 	{
 		name:     "notify",
 		about:    "turns request events into customer notifications",
-		needs:    needBroker,
+		needs:    needStore | needBroker,
 		services: (*process).notifyServices,
 	},
 	{
 		name:     "insurance",
 		about:    "checks policies with the insurers (the only role that calls them)",
-		needs:    needBroker | needInsurers,
+		needs:    needStore | needBroker | needInsurers,
 		services: (*process).insuranceServices,
+	},
+	{
+		name:  "warehouse",
+		about: "loads events into the reporting warehouse and serves /v1/reports (never reads the operational database)",
+		// The insurers file holds each insurer's arrival SLA.
+		needs:    needBroker | needInsurers,
+		services: (*process).warehouseServices,
 	},
 }
 

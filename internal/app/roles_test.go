@@ -67,7 +67,8 @@ func TestRoleServices(t *testing.T) {
 		{"relay", []string{"relay", "sweeper", "http"}, true},
 		{"notify", []string{"notify-consumer", "http"}, true},
 		{"insurance", []string{"insurer-gauges", "http"}, true},
-		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "insurer-gauges"}, true},
+		{"warehouse", []string{"warehouse-loader", "warehouse-lag", "http"}, true},
+		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "insurer-gauges", "warehouse-loader", "warehouse-lag"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {
 			p := testProcess(t, tc.roles, nil)

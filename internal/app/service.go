@@ -85,7 +85,9 @@ func httpService(cfg config.Config, h http.Handler, requests *intake.Service, lo
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		err = srv.Shutdown(shutdownCtx)
-		requests.Close()
+		if requests != nil {
+			requests.Close()
+		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http shutdown: %w", err)
 		}

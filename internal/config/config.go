@@ -37,9 +37,17 @@ type Config struct {
 	// RedisURL is reserved for the cache and driver positions; nothing in
 	// this build uses it yet (a start-up warning says so when it is set).
 	RedisURL string
-	// WarehouseURL is reserved for the reporting warehouse; nothing in
-	// this build uses it yet (a start-up warning says so when it is set).
+	// WarehouseURL is the reporting warehouse: empty for a DuckDB file in
+	// DataDir (served by the one process that runs the warehouse role), or
+	// a postgres:// URL of a database apart from the operational one.
 	WarehouseURL string
+	// ReportsURL is where an api process without the warehouse role
+	// forwards /v1/reports/... (the warehouse role's http-addr, e.g.
+	// http://10.0.0.5:8081) when the warehouse is DuckDB; empty: such a
+	// process answers reports with 503 (or put the route in the proxy,
+	// docs/reports.md). With a PostgreSQL warehouse the api reads it
+	// itself.
+	ReportsURL string
 	// JWTSecret signs access tokens (HS256, 32 bytes or more). Empty: a
 	// secret generated once into DataDir, which then must be shared by
 	// every API process.
@@ -121,6 +129,9 @@ type Config struct {
 	IntakeQueueLimit int
 }
 
+// WarehousePath is the DuckDB warehouse file in DataDir.
+func (c *Config) WarehousePath() string { return filepath.Join(c.DataDir, "warehouse.duckdb") }
+
 // Defaults returns the embedded-laptop defaults.
 func Defaults() Config {
 	return Config{
@@ -194,7 +205,8 @@ func (c *Config) settings() []setting {
 		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
 		{"worker-concurrency", "handlers in flight per consumer in this process", &c.WorkerConcurrency, shown},
 		{"redis-url", "not used yet: reserved for the cache and driver positions (redis://...)", &c.RedisURL, urls},
-		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
+		{"warehouse-url", "reporting warehouse: empty for DuckDB in the data dir, or postgres://... (not the operational database)", &c.WarehouseURL, urls},
+		{"reports-url", "where an api without the warehouse role forwards /v1/reports (http://host:port of the warehouse process)", &c.ReportsURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
 		{"insurers-file", "YAML list of insurers", &c.InsurersFile, shown},
 		{"roles", "comma-separated roles this process runs, or all", &c.Roles, shown},
@@ -333,6 +345,14 @@ func (c *Config) Validate() error {
 	if err := checkURLs(c.WarehouseURL, "postgres", "postgresql"); err != nil {
 		bad("warehouse-url: %w", err)
 	}
+	if c.WarehouseURL != "" && c.WarehouseURL == c.DatabaseURL {
+		bad("warehouse-url must not be the operational database (database-url): reports must never load it")
+	}
+	if strings.Contains(c.ReportsURL, ",") {
+		bad("reports-url: one URL")
+	} else if err := checkURLs(c.ReportsURL, "http", "https"); err != nil {
+		bad("reports-url: %w", err)
+	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("jwt-secret must be at least 32 bytes")
 	}
@@ -420,9 +440,6 @@ func (c *Config) Warnings() []string {
 	}
 	if c.RedisURL != "" {
 		w = append(w, "redis-url is set but nothing in this build uses Redis yet")
-	}
-	if c.WarehouseURL != "" {
-		w = append(w, "warehouse-url is set but nothing in this build uses a warehouse yet")
 	}
 	return w
 }

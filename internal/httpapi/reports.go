@@ -3,9 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +25,38 @@ type Reports interface {
 	SLAReport(ctx context.Context, q warehouse.Query) (warehouse.Report, error)
 	Breaches(ctx context.Context, q warehouse.Query) (warehouse.Report, error)
 	Insurers(ctx context.Context, q warehouse.Query) (warehouse.Report, error)
+}
+
+// forwarder is a reverse proxy to the warehouse process at target (nil:
+// none). It passes the request as it came, Authorization included: the
+// warehouse process authenticates and authorises it again.
+func forwarder(target *url.URL, log *slog.Logger) http.Handler {
+	if target == nil {
+		return nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			ResponseHeaderTimeout: reportTimeout + 5*time.Second,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			log.WarnContext(r.Context(), "report not forwarded", "err", err, "path", r.URL.Path)
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(newProblem(http.StatusServiceUnavailable, "warehouse-unavailable",
+				"Warehouse unavailable", "The warehouse process does not answer; retry shortly."))
+		},
+	}
 }
 
 // reportAnswer is the JSON of a report.

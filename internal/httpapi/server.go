@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"time"
 
@@ -92,7 +93,7 @@ type Deps struct {
 	// ReportsForward (if set) serves the report routes: the warehouse
 	// role's process, reached over HTTP. Neither: the routes answer 503.
 	Reports        Reports
-	ReportsForward http.Handler
+	ReportsForward *url.URL
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -142,7 +143,7 @@ func New(d Deps) *Server {
 		notes:          d.Notifications,
 		insurers:       d.Insurers,
 		reports:        d.Reports,
-		reportsForward: d.ReportsForward,
+		reportsForward: forwarder(d.ReportsForward, d.Logger),
 		ready:          d.Ready,
 		registry:       d.Registry,
 		log:            d.Logger,
