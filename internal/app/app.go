@@ -33,6 +33,7 @@ Usage:
   yolda migrate [flags]         bring the database schema up to date
   yolda users add [flags]       create an account
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda bench warehouse [flags] time warehouse loads and reports on synthetic data
   yolda warehouse rebuild       replay events into an empty warehouse, or re-derive its facts
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
   yolda version                 print the version
@@ -69,8 +70,11 @@ func run(ctx context.Context, args []string, env Env) error {
 		}
 		return usersAdd(ctx, rest[1:], env)
 	case "bench":
+		if len(rest) > 0 && rest[0] == "warehouse" {
+			return benchWarehouse(ctx, rest[1:], env)
+		}
 		if len(rest) == 0 || rest[0] != "intake" {
-			fmt.Fprintln(env.Stderr, "usage: yolda bench intake [flags]")
+			fmt.Fprintln(env.Stderr, "usage: yolda bench intake|warehouse [flags]")
 			return ErrUsage
 		}
 		return benchIntake(ctx, rest[1:], env)

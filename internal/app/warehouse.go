@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +17,9 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/httpapi"
+	pgstore "github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/warehouse"
+	"github.com/yolda/yolda/internal/warehouse/benchmark"
 	"github.com/yolda/yolda/internal/warehouse/duckdb"
 	"github.com/yolda/yolda/internal/warehouse/postgres"
 )
@@ -348,4 +352,49 @@ func (p *process) assembleWithoutStore(ctx context.Context, need needs) error {
 	}
 	p.api = httpapi.New(deps)
 	return nil
+}
+
+// benchWarehouse runs `yolda bench warehouse`.
+func benchWarehouse(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("bench warehouse", "Loads synthetic request facts into each warehouse engine and times every report, cold and warm;\nwith --operational-url, the same reports as plain SQL on the operational schema.\n", env)
+	rows := fs.Int("rows", 1_000_000, "synthetic request facts")
+	engines := fs.String("engines", "duckdb", "comma-separated: duckdb, postgres")
+	file := fs.String("duckdb-file", "", "DuckDB file (default: a new file in a temporary directory)")
+	pgURL := fs.String("postgres-url", "", "an empty PostgreSQL warehouse database or schema (search_path) for the postgres engine")
+	opURL := fs.String("operational-url", "", "an empty PostgreSQL database or schema for the operational comparison (migrated here)")
+	warm := fs.Int("warm", 5, "warm runs per report")
+	if err := parse(fs, args, env); err != nil {
+		return err
+	}
+	var list []benchmark.Engine
+	for e := range strings.SplitSeq(*engines, ",") {
+		switch strings.TrimSpace(e) {
+		case "duckdb":
+			path := *file
+			if path == "" {
+				dir, err := os.MkdirTemp("", "yolda-bench-warehouse-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				path = filepath.Join(dir, "warehouse.duckdb")
+			}
+			list = append(list, benchmark.Engine{Name: "DuckDB", Open: func(ctx context.Context) (warehouse.Store, error) { return duckdb.Open(ctx, path) }})
+		case "postgres":
+			if *pgURL == "" {
+				return fmt.Errorf("%w: --engines postgres needs --postgres-url", ErrUsage)
+			}
+			list = append(list, benchmark.Engine{Name: "PostgreSQL", Open: func(ctx context.Context) (warehouse.Store, error) { return postgres.Open(ctx, *pgURL) }})
+		default:
+			return fmt.Errorf("%w: unknown engine %q", ErrUsage, e)
+		}
+	}
+	if *opURL != "" {
+		s, err := pgstore.Open(ctx, *opURL)
+		if err != nil {
+			return fmt.Errorf("operational schema: %w", err)
+		}
+		_ = s.Close()
+	}
+	return benchmark.Run(ctx, benchmark.Options{Rows: *rows, Engines: list, OperationalURL: *opURL, Warm: *warm, Out: env.Stdout})
 }

@@ -36,3 +36,11 @@ type Store interface {
 
 // DeriveFunc turns one request's events into its fact (Derive).
 type DeriveFunc func(requestID string, evs []Event) RequestFact
+
+// BulkLoader is an engine's fast path for facts that come from outside
+// the event stream (the benchmark's synthetic facts). Finish brings what
+// the facts feed (rollups, statistics) up to date.
+type BulkLoader interface {
+	AppendFacts(ctx context.Context, facts []RequestFact) error
+	FinishBulk(ctx context.Context) error
+}

@@ -65,14 +65,14 @@ CREATE TABLE IF NOT EXISTS request_facts (
     arrived_at          TIMESTAMP,
     completed_at        TIMESTAMP,
     cancelled_at        TIMESTAMP,
-    time_to_assign_s    DOUBLE,
-    time_to_arrive_s    DOUBLE,
+    time_to_assign_ms   BIGINT,
+    time_to_arrive_ms   BIGINT,
     distance_km         DOUBLE,
     eta_s               DOUBLE,
     tow_distance_km     DOUBLE,
     insurance_status    VARCHAR NOT NULL,
     insurance_at        TIMESTAMP,
-    insurance_latency_s DOUBLE,
+    insurance_latency_ms BIGINT,
     insurance_flags     VARCHAR NOT NULL,
     cancel_reason       VARCHAR NOT NULL,
     cancelled_by        VARCHAR NOT NULL,
@@ -499,4 +499,33 @@ func (s *Store) Dump(ctx context.Context) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+var _ warehouse.BulkLoader = (*Store)(nil)
+
+// AppendFacts appends facts through the appender, in one transaction.
+func (s *Store) AppendFacts(ctx context.Context, facts []warehouse.RequestFact) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := make([][]any, len(facts))
+	for i, f := range facts {
+		rows[i] = warehouse.FactValues(f)
+	}
+	if err := begin(ctx, s.writer); err != nil {
+		return err
+	}
+	defer rollback(s.writer)
+	if err := appendRows(ctx, s.writer, "request_facts", warehouse.FactColumns, rows); err != nil {
+		return err
+	}
+	return commit(ctx, s.writer)
+}
+
+// FinishBulk checkpoints, so that the facts are in the file and reads
+// start from a compact table.
+func (s *Store) FinishBulk(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.writer.ExecContext(ctx, "CHECKPOINT")
+	return err
 }

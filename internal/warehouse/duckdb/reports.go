@@ -10,77 +10,112 @@ import (
 	"github.com/yolda/yolda/internal/warehouse"
 )
 
-// dimSQL is each dimension's expression over request_facts. Only these
-// strings ever reach a query's text; values are bound parameters.
-var dimSQL = map[warehouse.Dimension]string{
-	warehouse.DimMonth:       `strftime(created_at, '%Y-%m')`,
-	warehouse.DimDay:         `strftime(created_at, '%Y-%m-%d')`,
-	warehouse.DimHour:        `strftime(created_at, '%Y-%m-%dT%H:00:00Z')`,
-	warehouse.DimHourOfDay:   `CAST(hour(created_at + INTERVAL 3 HOUR) AS BIGINT)`,
-	warehouse.DimProvince:    `province`,
-	warehouse.DimDistrict:    `district`,
-	warehouse.DimInsurer:     `insurer`,
-	warehouse.DimServiceType: `service_type`,
-	warehouse.DimVehicleType: `vehicle_type`,
-	warehouse.DimStatus:      `status`,
-}
-
-// grouping returns the select list, GROUP BY and ORDER BY clauses of q's
-// dimensions.
-func grouping(q warehouse.Query) (sel, group, order string) {
-	if len(q.GroupBy) == 0 {
-		return "", "", ""
+// dimSQL is each dimension's grouping key over request_facts, and
+// dimOut how the key is shown. Time keys group as truncated timestamps and
+// are formatted only once per group, after aggregation. Only these strings
+// ever reach a query's text; values are bound parameters.
+var (
+	dimSQL = map[warehouse.Dimension]string{
+		warehouse.DimMonth:       `date_trunc('month', created_at)`,
+		warehouse.DimDay:         `date_trunc('day', created_at)`,
+		warehouse.DimHour:        `date_trunc('hour', created_at)`,
+		warehouse.DimHourOfDay:   `CAST(hour(created_at + INTERVAL 3 HOUR) AS BIGINT)`,
+		warehouse.DimProvince:    `province`,
+		warehouse.DimDistrict:    `district`,
+		warehouse.DimInsurer:     `insurer`,
+		warehouse.DimServiceType: `service_type`,
+		warehouse.DimVehicleType: `vehicle_type`,
+		warehouse.DimStatus:      `status`,
 	}
-	var cols, pos []string
+	dimOut = map[warehouse.Dimension]string{
+		warehouse.DimMonth: `strftime("month", '%Y-%m')`,
+		warehouse.DimDay:   `strftime("day", '%Y-%m-%d')`,
+		warehouse.DimHour:  `strftime("hour", '%Y-%m-%dT%H:00:00Z')`,
+	}
+)
+
+// grouped wraps an aggregate query over request_facts: inner is
+// "SELECT <keys>, <measures> FROM ... WHERE ..." without its SELECT
+// keyword's keys, which grouped adds with the GROUP BY; the outer query
+// formats the keys and orders by them. measures names the outer columns.
+func grouped(q warehouse.Query, aggregates, from string, measures []string) string {
+	if len(q.GroupBy) == 0 {
+		return `SELECT ` + aggregates + ` ` + from
+	}
+	var keys, outs, pos []string
 	for i, d := range q.GroupBy {
-		cols = append(cols, dimSQL[d]+` AS "`+string(d)+`"`)
+		keys = append(keys, dimSQL[d]+` AS "`+string(d)+`"`)
+		out := `"` + string(d) + `"`
+		if f, ok := dimOut[d]; ok {
+			out = f + ` AS "` + string(d) + `"`
+		}
+		outs = append(outs, out)
 		pos = append(pos, fmt.Sprint(i+1))
 	}
-	return strings.Join(cols, ", ") + ", ", " GROUP BY " + strings.Join(pos, ", "), " ORDER BY " + strings.Join(pos, ", ")
+	for _, m := range measures {
+		outs = append(outs, `"`+m+`"`)
+	}
+	order := make([]string, len(q.GroupBy))
+	for i, d := range q.GroupBy {
+		order[i] = `g."` + string(d) + `"`
+	}
+	return `SELECT ` + strings.Join(outs, ", ") + ` FROM (SELECT ` + strings.Join(keys, ", ") + `, ` + aggregates + ` ` + from +
+		` GROUP BY ` + strings.Join(pos, ", ") + `) g ORDER BY ` + strings.Join(order, ", ")
 }
 
 // Requests implements warehouse.Store.
 func (s *Store) Requests(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
-	sel, group, order := grouping(q)
-	query := `SELECT ` + sel + `count(*) AS count,
+	query := grouped(q, `count(*) AS count,
     count(*) FILTER (WHERE status = 'completed') AS completed,
     count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
     count(*) FILTER (WHERE status = 'unfulfilled') AS unfulfilled,
-    count(*) FILTER (WHERE status = 'rejected') AS rejected
-FROM request_facts WHERE created_at >= ? AND created_at < ?` + group + order + ` LIMIT ?`
+    count(*) FILTER (WHERE status = 'rejected') AS rejected`,
+		`FROM request_facts WHERE created_at >= ? AND created_at < ?`, warehouse.RequestMeasures) + ` LIMIT ?`
 	return s.rows(ctx, query, q.From, q.To, q.Limit+1)
 }
 
-// slaCase is a CASE giving each fact's SLA in seconds, and its arguments.
+// slaCase is a CASE giving each fact's SLA in milliseconds, and its
+// arguments.
 func slaCase(sla warehouse.SLA) (string, []any) {
 	var b strings.Builder
 	var args []any
 	b.WriteString("CASE insurer")
 	for _, code := range sla.Insurers() {
 		b.WriteString(" WHEN ? THEN ?")
-		args = append(args, code, sla.Seconds(code))
+		args = append(args, code, int64(sla.Seconds(code))*1000)
 	}
 	b.WriteString(" ELSE ? END")
-	args = append(args, float64(sla.DefaultMinutes)*60)
+	args = append(args, int64(sla.DefaultMinutes)*60_000)
 	if len(args) == 1 {
-		return "CAST(? AS DOUBLE)", args
+		return "CAST(? AS BIGINT)", args
 	}
 	return b.String(), args
 }
 
-// SLA implements warehouse.Store.
+// SLA implements warehouse.Store. Each metric's two percentiles come
+// from one list quantile: one sort per metric and group, not two.
 func (s *Store) SLA(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
-	sel, group, order := grouping(q)
 	slaExpr, args := slaCase(q.SLA)
-	query := `SELECT ` + sel + `count(*) AS requests,
-    count(time_to_assign_s) AS assigned,
-    count(time_to_arrive_s) AS arrived,
-    quantile_disc(time_to_assign_s, 0.5) AS assign_p50_s,
-    quantile_disc(time_to_assign_s, 0.9) AS assign_p90_s,
-    quantile_disc(time_to_arrive_s, 0.5) AS arrive_p50_s,
-    quantile_disc(time_to_arrive_s, 0.9) AS arrive_p90_s,
-    count(*) FILTER (WHERE time_to_arrive_s <= ` + slaExpr + `) AS within_sla
-FROM request_facts WHERE created_at >= ? AND created_at < ?` + group + order + ` LIMIT ?`
+	measures := []string{"requests", "assigned", "arrived", "assign_p", "arrive_p", "within_sla"}
+	inner := grouped(q, `count(*) AS requests,
+    count(time_to_assign_ms) AS assigned,
+    count(time_to_arrive_ms) AS arrived,
+    quantile_disc(time_to_assign_ms, [0.5, 0.9]) AS assign_p,
+    quantile_disc(time_to_arrive_ms, [0.5, 0.9]) AS arrive_p,
+    count(*) FILTER (WHERE time_to_arrive_ms <= `+slaExpr+`) AS within_sla`,
+		`FROM request_facts WHERE created_at >= ? AND created_at < ?`, measures)
+	var cols []string
+	for _, d := range q.GroupBy {
+		cols = append(cols, `"`+string(d)+`"`)
+	}
+	cols = append(cols, "requests", "assigned", "arrived",
+		seconds("assign_p[1]")+" AS assign_p50_s", seconds("assign_p[2]")+" AS assign_p90_s",
+		seconds("arrive_p[1]")+" AS arrive_p50_s", seconds("arrive_p[2]")+" AS arrive_p90_s", "within_sla")
+	order := ""
+	for i := range q.GroupBy {
+		order += map[bool]string{true: " ORDER BY ", false: ", "}[i == 0] + fmt.Sprint(i+1)
+	}
+	query := `SELECT ` + strings.Join(cols, ", ") + ` FROM (` + inner + `)` + order + ` LIMIT ?`
 	rows, err := s.rows(ctx, query, append(args, q.From, q.To, q.Limit+1)...)
 	for _, r := range rows {
 		r["sla_share"] = warehouse.Share(r["within_sla"], r["arrived"])
@@ -91,10 +126,10 @@ FROM request_facts WHERE created_at >= ? AND created_at < ?` + group + order + `
 // Breaches implements warehouse.Store.
 func (s *Store) Breaches(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
 	slaExpr, args := slaCase(q.SLA)
-	query := `SELECT request_id, created_at, insurer, province, district, service_type, arrived_at, time_to_arrive_s,
-    CAST(round(sla_s / 60) AS BIGINT) AS sla_minutes
-FROM (SELECT *, ` + slaExpr + ` AS sla_s FROM request_facts WHERE created_at >= ? AND created_at < ?)
-WHERE time_to_arrive_s > sla_s
+	query := `SELECT request_id, created_at, insurer, province, district, service_type, arrived_at,
+    ` + seconds("time_to_arrive_ms") + ` AS time_to_arrive_s, CAST(round(sla_ms / 60000) AS BIGINT) AS sla_minutes
+FROM (SELECT *, ` + slaExpr + ` AS sla_ms FROM request_facts WHERE created_at >= ? AND created_at < ?)
+WHERE time_to_arrive_ms > sla_ms
 ORDER BY created_at, request_id LIMIT ?`
 	return s.rows(ctx, query, append(args, q.From, q.To, q.Limit+1)...)
 }
@@ -108,7 +143,7 @@ func (s *Store) Insurers(ctx context.Context, q warehouse.Query) ([]warehouse.Ro
         count(*) FILTER (WHERE insurance_status = 'rejected') AS rejected,
         count(*) FILTER (WHERE insurance_status = 'manual_review') AS manual_review,
         count(*) FILTER (WHERE insurance_status = 'waived') AS waived,
-        quantile_disc(insurance_latency_s, 0.5) AS decision_p50_s
+        ` + seconds("quantile_disc(insurance_latency_ms, 0.5)") + ` AS decision_p50_s
     FROM request_facts WHERE created_at >= ? AND created_at < ? AND insurer <> '' GROUP BY insurer
 ), calls AS (
     SELECT insurer, count(*) AS calls, count(*) FILTER (WHERE outcome = 'error') AS errors,
@@ -161,3 +196,6 @@ func scanRows(rows *sql.Rows) ([]warehouse.Row, error) {
 	}
 	return out, rows.Err()
 }
+
+// seconds turns an expression in integer milliseconds into seconds.
+func seconds(ms string) string { return `CAST(` + ms + ` AS DOUBLE) / 1000` }

@@ -483,3 +483,33 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 		}
 	}
 }
+
+var _ warehouse.BulkLoader = (*Store)(nil)
+
+// AppendFacts copies facts in, creating their months' partitions; the
+// rollup is left to FinishBulk.
+func (s *Store) AppendFacts(ctx context.Context, facts []warehouse.RequestFact) error {
+	rows := make([][]any, len(facts))
+	times := make([]time.Time, len(facts))
+	for i, f := range facts {
+		rows[i] = warehouse.FactValues(f)
+		times[i] = f.CreatedAt
+	}
+	if err := s.ensureMonths(ctx, s.pool, "request_facts", times); err != nil {
+		return err
+	}
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"request_facts"}, warehouse.FactColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("copy facts: %w", err)
+	}
+	return nil
+}
+
+// FinishBulk recomputes the rollup from the facts and refreshes the
+// planner's statistics.
+func (s *Store) FinishBulk(ctx context.Context) error {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return refreshRollup(ctx, tx) }); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `ANALYZE request_facts; ANALYZE request_rollup`)
+	return err
+}

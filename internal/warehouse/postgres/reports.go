@@ -76,18 +76,18 @@ FROM request_rollup WHERE hour >= $1 AND hour < $2`+group+having+order+` LIMIT $
 FROM request_facts WHERE created_at >= $1 AND created_at < $2`+group+order+` LIMIT $3`, q.From, q.To, q.Limit+1)
 }
 
-// slaCase is a CASE giving each fact's SLA in seconds; its parameters
+// slaCase is a CASE giving each fact's SLA in milliseconds; its parameters
 // start at $first.
 func slaCase(sla warehouse.SLA, first int) (string, []any) {
 	var b strings.Builder
 	var args []any
 	b.WriteString("CASE insurer")
 	for _, code := range sla.Insurers() {
-		fmt.Fprintf(&b, " WHEN $%d THEN $%d::float8", first+len(args), first+len(args)+1)
-		args = append(args, code, sla.Seconds(code))
+		fmt.Fprintf(&b, " WHEN $%d THEN $%d::bigint", first+len(args), first+len(args)+1)
+		args = append(args, code, int64(sla.Seconds(code))*1000)
 	}
-	fmt.Fprintf(&b, " ELSE $%d::float8 END", first+len(args))
-	args = append(args, float64(sla.DefaultMinutes)*60)
+	fmt.Fprintf(&b, " ELSE $%d::bigint END", first+len(args))
+	args = append(args, int64(sla.DefaultMinutes)*60_000)
 	return b.String(), args
 }
 
@@ -96,13 +96,13 @@ func (s *Store) SLA(ctx context.Context, q warehouse.Query) ([]warehouse.Row, er
 	sel, group, order := grouping(q, "created_at")
 	slaExpr, args := slaCase(q.SLA, 4)
 	rows, err := s.rows(ctx, `SELECT `+sel+`count(*) AS requests,
-    count(time_to_assign_s) AS assigned,
-    count(time_to_arrive_s) AS arrived,
-    percentile_disc(0.5) WITHIN GROUP (ORDER BY time_to_assign_s) AS assign_p50_s,
-    percentile_disc(0.9) WITHIN GROUP (ORDER BY time_to_assign_s) AS assign_p90_s,
-    percentile_disc(0.5) WITHIN GROUP (ORDER BY time_to_arrive_s) AS arrive_p50_s,
-    percentile_disc(0.9) WITHIN GROUP (ORDER BY time_to_arrive_s) AS arrive_p90_s,
-    count(*) FILTER (WHERE time_to_arrive_s <= `+slaExpr+`) AS within_sla
+    count(time_to_assign_ms) AS assigned,
+    count(time_to_arrive_ms) AS arrived,
+    (percentile_disc(0.5) WITHIN GROUP (ORDER BY time_to_assign_ms))::float8 / 1000 AS assign_p50_s,
+    (percentile_disc(0.9) WITHIN GROUP (ORDER BY time_to_assign_ms))::float8 / 1000 AS assign_p90_s,
+    (percentile_disc(0.5) WITHIN GROUP (ORDER BY time_to_arrive_ms))::float8 / 1000 AS arrive_p50_s,
+    (percentile_disc(0.9) WITHIN GROUP (ORDER BY time_to_arrive_ms))::float8 / 1000 AS arrive_p90_s,
+    count(*) FILTER (WHERE time_to_arrive_ms <= `+slaExpr+`) AS within_sla
 FROM request_facts WHERE created_at >= $1 AND created_at < $2`+group+order+` LIMIT $3`,
 		append([]any{q.From, q.To, q.Limit + 1}, args...)...)
 	for _, r := range rows {
@@ -114,11 +114,11 @@ FROM request_facts WHERE created_at >= $1 AND created_at < $2`+group+order+` LIM
 // Breaches implements warehouse.Store.
 func (s *Store) Breaches(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
 	slaExpr, args := slaCase(q.SLA, 4)
-	return s.rows(ctx, `SELECT request_id, created_at, insurer, province, district, service_type, arrived_at, time_to_arrive_s,
-    round(sla_s / 60)::bigint AS sla_minutes
-FROM (SELECT *, `+slaExpr+` AS sla_s FROM request_facts
-      WHERE created_at >= $1 AND created_at < $2 AND time_to_arrive_s IS NOT NULL) f
-WHERE time_to_arrive_s > sla_s
+	return s.rows(ctx, `SELECT request_id, created_at, insurer, province, district, service_type, arrived_at,
+    time_to_arrive_ms::float8 / 1000 AS time_to_arrive_s, round(sla_ms / 60000.0)::bigint AS sla_minutes
+FROM (SELECT *, `+slaExpr+` AS sla_ms FROM request_facts
+      WHERE created_at >= $1 AND created_at < $2 AND time_to_arrive_ms IS NOT NULL) f
+WHERE time_to_arrive_ms > sla_ms
 ORDER BY created_at, request_id LIMIT $3`, append([]any{q.From, q.To, q.Limit + 1}, args...)...)
 }
 
@@ -131,7 +131,7 @@ func (s *Store) Insurers(ctx context.Context, q warehouse.Query) ([]warehouse.Ro
         count(*) FILTER (WHERE insurance_status = 'rejected') AS rejected,
         count(*) FILTER (WHERE insurance_status = 'manual_review') AS manual_review,
         count(*) FILTER (WHERE insurance_status = 'waived') AS waived,
-        percentile_disc(0.5) WITHIN GROUP (ORDER BY insurance_latency_s) AS decision_p50_s
+        (percentile_disc(0.5) WITHIN GROUP (ORDER BY insurance_latency_ms))::float8 / 1000 AS decision_p50_s
     FROM request_facts WHERE created_at >= $1 AND created_at < $2 AND insurer <> '' GROUP BY insurer
 ), calls AS (
     SELECT insurer, count(*) AS calls, count(*) FILTER (WHERE outcome = 'error') AS errors,

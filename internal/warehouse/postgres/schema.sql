@@ -40,14 +40,14 @@ CREATE TABLE IF NOT EXISTS request_facts (
     arrived_at          timestamptz,
     completed_at        timestamptz,
     cancelled_at        timestamptz,
-    time_to_assign_s    double precision,
-    time_to_arrive_s    double precision,
+    time_to_assign_ms   bigint,
+    time_to_arrive_ms   bigint,
     distance_km         double precision,
     eta_s               double precision,
     tow_distance_km     double precision,
     insurance_status    text COLLATE "C" NOT NULL,
     insurance_at        timestamptz,
-    insurance_latency_s double precision,
+    insurance_latency_ms bigint,
     insurance_flags     text NOT NULL,
     cancel_reason       text NOT NULL,
     cancelled_by        text NOT NULL,
@@ -59,8 +59,8 @@ CREATE TABLE IF NOT EXISTS request_facts (
 ) PARTITION BY RANGE (created_at);
 -- Reports over part of a month, and the SLA report's arrivals.
 CREATE INDEX IF NOT EXISTS request_facts_created ON request_facts (created_at);
-CREATE INDEX IF NOT EXISTS request_facts_arrivals ON request_facts (created_at, insurer) INCLUDE (time_to_arrive_s)
-    WHERE time_to_arrive_s IS NOT NULL;
+CREATE INDEX IF NOT EXISTS request_facts_arrivals ON request_facts (created_at, insurer) INCLUDE (time_to_arrive_ms)
+    WHERE time_to_arrive_ms IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS insurer_calls (
     event_id   text NOT NULL,
