@@ -314,7 +314,7 @@ func truncate(s string, n int) string {
 
 // digitRun is a run of digits, possibly broken by spaces, dots, dashes or
 // brackets, long enough to be a phone, policy or identity number.
-var digitRun = regexp.MustCompile(`\+?\d[\d\s().-]{5,}\d`)
+var digitRun = regexp.MustCompile(`\+?\d[\d\s().-]{4,}\d`)
 
 // platePattern is a Turkish plate: province code, letters, number
 // ("34 ABC 123", "06AB1234").
