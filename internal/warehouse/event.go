@@ -22,6 +22,7 @@ const (
 	TypeStatusChanged     = "request.status_changed"
 	TypeInsuranceChecked  = "request.insurance_checked"
 	TypeInsuranceCall     = "insurance.call"
+	TypeOfferClosed       = "offer.closed"
 	supportedEnvelopeVers = 1
 )
 
@@ -49,6 +50,8 @@ type Event struct {
 	Insurance  *Insurance  `json:"insurance,omitempty"`
 	Assignment *Assignment `json:"assignment,omitempty"`
 	Call       *Call       `json:"call,omitempty"`
+	// OfferAccepted is the offer an offer.closed event accepted.
+	OfferAccepted string `json:"offer_accepted,omitempty"`
 }
 
 // Created is what a request.created event tells the warehouse.
@@ -83,10 +86,12 @@ type Insurance struct {
 }
 
 // Assignment is what any event says about the job's distance and ETA
-// (dispatch's assignment events, or an ETA in a status change).
+// (dispatch's offers, or an ETA in a status change). Values that come
+// with an offer count only once that offer is accepted (OfferAccepted).
 type Assignment struct {
 	ETASeconds *float64 `json:"eta_seconds,omitempty"`
 	DistanceKm *float64 `json:"distance_km,omitempty"`
+	OfferID    string   `json:"offer_id,omitempty"`
 }
 
 // Call is one insurance.call event: one policy check the insurance role
@@ -140,6 +145,14 @@ func Decode(payload []byte) (Event, error) {
 		e.Insurance, err = decodeInsurance(env.Data)
 	case TypeInsuranceCall:
 		e.Call, err = decodeCall(env.Data)
+	case TypeOfferClosed:
+		var d struct {
+			OfferID string `json:"offer_id"`
+			Status  string `json:"status"`
+		}
+		if json.Unmarshal(env.Data, &d) == nil && d.Status == "accepted" {
+			e.OfferAccepted = label(d.OfferID)
+		}
 	}
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %s data: %w", ErrMalformed, env.Type, err)
@@ -239,6 +252,7 @@ func decodeAssignment(data json.RawMessage) *Assignment {
 		ETASeconds *float64 `json:"eta_seconds"`
 		DistanceKm *float64 `json:"distance_km"`
 		DistanceM  *float64 `json:"distance_m"`
+		OfferID    string   `json:"offer_id"`
 	}
 	var d struct {
 		fields
@@ -262,7 +276,7 @@ func decodeAssignment(data json.RawMessage) *Assignment {
 		km := math.Round(*f.DistanceKm*10) / 10
 		f.DistanceKm = &km
 	}
-	return &Assignment{ETASeconds: f.ETASeconds, DistanceKm: f.DistanceKm}
+	return &Assignment{ETASeconds: f.ETASeconds, DistanceKm: f.DistanceKm, OfferID: label(f.OfferID)}
 }
 
 // dataSeq reads a sequence a producer put in data rather than the envelope.

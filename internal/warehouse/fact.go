@@ -87,7 +87,8 @@ func Order(evs []Event) {
 //     arrived (a re-dispatch does not reset the customer's clock);
 //     completed_at and cancelled_at the last to completed and cancelled;
 //   - the insurance outcome is the last request.insurance_checked;
-//   - distance and ETA are the last ones any event carried.
+//   - distance and ETA are the last ones an event carried: an offer's once
+//     it was accepted, any other event's at once.
 func Derive(requestID string, evs []Event) RequestFact {
 	evs = dedupe(evs)
 	Order(evs)
@@ -96,19 +97,29 @@ func Derive(requestID string, evs []Event) RequestFact {
 		f.CreatedAt = t
 	}
 	var createdExact time.Time
+	offers := map[string]*Assignment{} // offered, not (yet) accepted
+	take := func(a *Assignment) {
+		if a.DistanceKm != nil {
+			f.DistanceKm = a.DistanceKm
+		}
+		if a.ETASeconds != nil {
+			f.ETASeconds = a.ETASeconds
+		}
+	}
 	for _, e := range evs {
 		f.Events++
 		if e.OccurredAt.After(f.LastEventAt) {
 			f.LastEventAt = e.OccurredAt
 		}
 		f.Seq = max(f.Seq, e.Seq)
-		if a := e.Assignment; a != nil {
-			if a.DistanceKm != nil {
-				f.DistanceKm = a.DistanceKm
-			}
-			if a.ETASeconds != nil {
-				f.ETASeconds = a.ETASeconds
-			}
+		switch a := e.Assignment; {
+		case a != nil && a.OfferID != "" && e.Type != TypeOfferClosed:
+			offers[a.OfferID] = a
+		case a != nil:
+			take(a)
+		}
+		if a, ok := offers[e.OfferAccepted]; ok {
+			take(a)
 		}
 		switch {
 		case e.Created != nil:

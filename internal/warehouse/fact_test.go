@@ -60,12 +60,23 @@ func TestDeriveReadsDistanceAndETAWhereverDispatchPutsThem(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	req := id.New("req", t0)
 	evs := []warehouse.Event{
-		decode(t, envelope(t, "offer.accepted", req, t0.Add(time.Minute), 2, map[string]any{"assignment": map[string]any{"eta_seconds": 600, "distance_m": 4250}})),
-		decode(t, envelope(t, "request.status_changed", req, t0.Add(2*time.Minute), 3, map[string]any{"from": "assigned", "to": "en_route", "eta_seconds": 480})),
+		// Two offers; the first is declined, the second accepted.
+		decode(t, envelope(t, "offer.created", req, t0.Add(time.Second), 1, map[string]any{"offer_id": "off_1", "eta_seconds": 300, "distance_m": 2000})),
+		decode(t, envelope(t, "offer.closed", req, t0.Add(20*time.Second), 1, map[string]any{"offer_id": "off_1", "status": "declined"})),
+		decode(t, envelope(t, "offer.created", req, t0.Add(21*time.Second), 1, map[string]any{"offer_id": "off_2", "eta_seconds": 600, "distance_m": 4250})),
+		decode(t, envelope(t, "offer.closed", req, t0.Add(30*time.Second), 2, map[string]any{"offer_id": "off_2", "status": "accepted"})),
 	}
 	f := warehouse.Derive(req, evs)
-	if f.DistanceKm == nil || *f.DistanceKm != 4.3 || f.ETASeconds == nil || *f.ETASeconds != 480 {
-		t.Fatalf("distance %v km, eta %v s; want 4.3 and the latest 480", f.DistanceKm, f.ETASeconds)
+	if f.DistanceKm == nil || *f.DistanceKm != 4.3 || f.ETASeconds == nil || *f.ETASeconds != 600 {
+		t.Fatalf("distance %v km, eta %v s; want the accepted offer's 4.3 and 600", f.DistanceKm, f.ETASeconds)
+	}
+	if f := warehouse.Derive(req, evs[:3]); f.DistanceKm != nil {
+		t.Fatalf("distance %v before any offer was accepted", *f.DistanceKm)
+	}
+	evs = append(evs, decode(t, envelope(t, "request.status_changed", req, t0.Add(2*time.Minute), 3, map[string]any{"from": "assigned", "to": "en_route", "eta_seconds": 480})))
+	f = warehouse.Derive(req, evs)
+	if f.ETASeconds == nil || *f.ETASeconds != 480 {
+		t.Fatalf("eta %v s; want the latest, 480", f.ETASeconds)
 	}
 	if f.HasCreated || f.Status != "en_route" || !f.CreatedAt.Equal(t0) {
 		t.Fatalf("fact before its creation event: %+v", f)
