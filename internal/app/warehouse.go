@@ -113,25 +113,13 @@ func (p *process) openReports(ctx context.Context) error {
 // listener with the report routes and the probes.
 func (p *process) warehouseServices() ([]service, error) {
 	svc := p.warehouse
-	cfg := bus.ConsumerConfig{
-		Stream: bus.StreamEvents, Durable: warehouse.Consumer, FilterSubject: "events.>",
-		BatchMax: warehouseBatchMax, BatchWait: warehouseBatchWait,
-		// DuckDB has one writer; PostgreSQL batches in several processes
-		// already run side by side.
-		Concurrency: 1, AckWait: time.Minute, MaxAckPending: 4 * warehouseBatchMax,
-	}
+	var dead func(ctx context.Context, d bus.Delivery, err error) error
 	if p.deadLetters != nil {
-		cfg.DeadLetter = deadLetterHook(p.deadLetters)
+		dead = deadLetterHook(p.deadLetters)
 	}
 	ss := []service{
 		{name: "warehouse-loader", run: func(ctx context.Context) error {
-			return bus.ConsumeBatch(ctx, p.broker, cfg, func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
-				payloads := make([][]byte, len(ds))
-				for i, d := range ds {
-					payloads[i] = d.Data
-				}
-				return svc.LoadBatch(ctx, payloads)
-			})
+			return runLoader(ctx, p.broker, svc, dead, nil)
 		}},
 		{name: "warehouse-lag", run: func(ctx context.Context) error {
 			return svc.RunLag(ctx, backlog(p.broker), time.Second)
@@ -141,6 +129,31 @@ func (p *process) warehouseServices() ([]service, error) {
 		ss = append(ss, httpService(p.cfg, p.api.ReportsHandler(), p.requests, p.log))
 	}
 	return ss, nil
+}
+
+// runLoader consumes every event into svc until ctx ends. loaded, if not
+// nil, sees each batch once it has committed (the lag benchmark).
+func runLoader(ctx context.Context, b *bus.Bus, svc *warehouse.Service, dead func(context.Context, bus.Delivery, error) error,
+	loaded func(payloads [][]byte)) error {
+	cfg := bus.ConsumerConfig{
+		Stream: bus.StreamEvents, Durable: warehouse.Consumer, FilterSubject: "events.>",
+		BatchMax: warehouseBatchMax, BatchWait: warehouseBatchWait,
+		// DuckDB has one writer; PostgreSQL batches in several processes
+		// already run side by side.
+		Concurrency: 1, AckWait: time.Minute, MaxAckPending: 4 * warehouseBatchMax,
+		DeadLetter: dead,
+	}
+	return bus.ConsumeBatch(ctx, b, cfg, func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+		payloads := make([][]byte, len(ds))
+		for i, d := range ds {
+			payloads[i] = d.Data
+		}
+		res, err := svc.LoadBatch(ctx, payloads)
+		if err == nil && loaded != nil {
+			loaded(payloads)
+		}
+		return res, err
+	})
 }
 
 // backlog reads the warehouse consumer's backlog from the broker: events
@@ -363,6 +376,8 @@ func benchWarehouse(ctx context.Context, args []string, env Env) error {
 	pgURL := fs.String("postgres-url", "", "an empty PostgreSQL warehouse database or schema (search_path) for the postgres engine")
 	opURL := fs.String("operational-url", "", "an empty PostgreSQL database or schema for the operational comparison (migrated here)")
 	warm := fs.Int("warm", 5, "warm runs per report")
+	lagRate := fs.Int("lag-rate", 0, "instead: publish live events at this rate per second through an embedded broker into the first engine, and measure the lag")
+	lagFor := fs.Duration("lag-duration", 30*time.Second, "how long --lag-rate publishes")
 	if err := parse(fs, args, env); err != nil {
 		return err
 	}
@@ -388,6 +403,9 @@ func benchWarehouse(ctx context.Context, args []string, env Env) error {
 		default:
 			return fmt.Errorf("%w: unknown engine %q", ErrUsage, e)
 		}
+	}
+	if *lagRate > 0 {
+		return benchLag(ctx, list[0], *lagRate, *lagFor, env.Stdout)
 	}
 	if *opURL != "" {
 		s, err := pgstore.Open(ctx, *opURL)

@@ -204,7 +204,7 @@ func Run(ctx context.Context, opts Options) error {
 			if i == 0 {
 				firstWarm = warm
 			}
-			line += fmt.Sprintf(" %s | %s |", ms(cold), ms(warm))
+			line += fmt.Sprintf(" %s | %s |", Millis(cold), Millis(warm))
 		}
 		if op != nil {
 			cold, warm, err := timeIt(opts.Warm, func() error {
@@ -220,7 +220,7 @@ func Run(ctx context.Context, opts Options) error {
 			if err != nil {
 				return fmt.Errorf("operational %s: %w", rep.Name, err)
 			}
-			line += fmt.Sprintf(" %s | %s | %.0f× |", ms(cold), ms(warm), warm.Seconds()/firstWarm.Seconds())
+			line += fmt.Sprintf(" %s | %s | %.0f× |", Millis(cold), Millis(warm), warm.Seconds()/firstWarm.Seconds())
 		}
 		fmt.Fprintln(out, line)
 	}
@@ -245,7 +245,8 @@ func timeIt(warm int, f func() error) (cold, median time.Duration, err error) {
 	return cold, ds[len(ds)/2], nil
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+// Millis shows a duration in whole milliseconds, as the benchmark tables do.
+func Millis(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 
 // openOperational connects to the operational schema; the caller has
 // migrated it (yolda migrate, or postgres.Open) and it is empty.
