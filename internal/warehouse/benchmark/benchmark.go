@@ -246,7 +246,6 @@ func timeIt(warm int, f func() error) (cold, median time.Duration, err error) {
 }
 
 // Millis shows a duration in whole milliseconds, as the benchmark tables do.
-// Millis shows a duration in milliseconds, as the benchmark tables do.
 func Millis(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 
 // openOperational connects to the operational schema; the caller has
