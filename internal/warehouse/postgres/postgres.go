@@ -6,9 +6,11 @@
 // same results as the DuckDB engine.
 //
 // Several loaders may run at once (the `warehouse` role in several
-// processes shares one durable consumer): each batch is one transaction,
-// facts are locked before they are replaced, and rollup rows are written in
-// key order so that concurrent batches cannot deadlock on them.
+// processes shares one durable consumer): each batch is one transaction
+// that holds a lock per request it re-derives (so two batches with events
+// of one request derive it one after the other, the second from both
+// batches' events), and rollup rows are written in key order so that
+// concurrent batches cannot deadlock on them.
 package postgres
 
 import (
@@ -251,6 +253,14 @@ func keyOf(f warehouse.RequestFact) rollupKey {
 func refreshFacts(ctx context.Context, tx pgx.Tx, ids []string, derive warehouse.DeriveFunc) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	// Another process may be loading events of the same requests: wait for
+	// it, so that the events read below (a new snapshot per statement)
+	// include its, and the old facts are the ones it wrote. Locks are
+	// taken in one order everywhere, so loaders cannot deadlock on them.
+	if _, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k))
+FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY k) locks`, ids); err != nil {
+		return fmt.Errorf("lock requests: %w", err)
 	}
 	since := warehouse.EarliestFor(ids)
 	rows, err := tx.Query(ctx, `SELECT request_id, payload FROM events WHERE request_id = ANY($1) AND occurred_at >= $2`, ids, since)
