@@ -60,6 +60,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	// Report buckets (hour, day) are UTC whatever the server's zone.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// Report queries sort (percentiles) and hash (groups) millions of rows;
+	// in memory that is several times faster than on disk. The pool is
+	// the warehouse's alone, so this costs the operational database
+	// nothing.
+	if _, set := cfg.ConnConfig.RuntimeParams["work_mem"]; !set {
+		cfg.ConnConfig.RuntimeParams["work_mem"] = "128MB"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect warehouse: %w", err)
