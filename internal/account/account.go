@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -41,16 +42,21 @@ type User struct {
 	Driver *DriverProfile
 }
 
-// DriverProfile is what a driver account adds: the vehicle and what it can do.
+// DriverProfile is what a driver account adds: the vehicle, what it can do
+// (consistent with the vehicle: fleet.ValidateProfile), and the provider
+// the driver works for, if any.
 type DriverProfile struct {
 	VehiclePlate string
+	VehicleKind  fleet.VehicleKind
 	Capabilities []intake.ServiceType
+	ProviderCode string
 }
 
 // Store keeps accounts; every SQL store implements it.
 type Store interface {
 	// CreateUser inserts the user (and its driver profile, in the same
-	// transaction). A taken username is ErrUsernameTaken.
+	// transaction). A taken username is ErrUsernameTaken, a provider code
+	// that names no provider fleet.ErrUnknownProvider.
 	CreateUser(ctx context.Context, u User) error
 	// UserByUsername returns the user or ErrNotFound.
 	UserByUsername(ctx context.Context, username string) (User, error)
@@ -65,6 +71,10 @@ type NewUser struct {
 	Phone        string
 	VehiclePlate string
 	Capabilities []string
+	// VehicleKind defaults to fleet.DefaultKind of the capabilities.
+	VehicleKind string
+	// Provider is the code of the provider a driver works for.
+	Provider string
 }
 
 var usernameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{2,63}$`)
@@ -117,9 +127,17 @@ func (s *Service) Add(ctx context.Context, n NewUser) (User, error) {
 		if len(p.Capabilities) == 0 {
 			errs.Add("capabilities", "a driver needs at least one capability")
 		}
+		p.VehicleKind = fleet.VehicleKind(strings.TrimSpace(n.VehicleKind))
+		if p.VehicleKind == "" {
+			p.VehicleKind = fleet.DefaultKind(p.Capabilities)
+		}
+		fleet.ValidateProfile(&errs, p.VehicleKind, p.Capabilities)
+		if p.ProviderCode = strings.TrimSpace(n.Provider); p.ProviderCode != "" && !fleet.ValidProviderCode(p.ProviderCode) {
+			errs.Add("provider", "is not a provider code")
+		}
 		u.Driver = p
-	} else if n.VehiclePlate != "" || len(n.Capabilities) > 0 {
-		errs.Add("role", "only drivers have a vehicle plate and capabilities")
+	} else if n.VehiclePlate != "" || len(n.Capabilities) > 0 || n.VehicleKind != "" || n.Provider != "" {
+		errs.Add("role", "only drivers have a vehicle, capabilities and a provider")
 	}
 	if err := errs.Err(); err != nil {
 		return User{}, err
@@ -133,6 +151,9 @@ func (s *Service) Add(ctx context.Context, n NewUser) (User, error) {
 	u.PasswordHash = hash
 	u.CreatedAt = now
 	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, fleet.ErrUnknownProvider) {
+			return User{}, validate.Errors{{Field: "provider", Message: "no provider has this code"}}
+		}
 		return User{}, fmt.Errorf("add user %s: %w", username, err)
 	}
 	return u, nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -21,6 +22,9 @@ func (m *memStore) CreateUser(_ context.Context, u User) error {
 	defer m.mu.Unlock()
 	if _, ok := m.users[u.Username]; ok {
 		return ErrUsernameTaken
+	}
+	if u.Driver != nil && u.Driver.ProviderCode != "" && u.Driver.ProviderCode != "acme-tow" {
+		return fleet.ErrUnknownProvider
 	}
 	m.users[u.Username] = u
 	return nil
@@ -111,6 +115,26 @@ func TestAddAndAuthenticate(t *testing.T) {
 		"role":          {Username: "norole", Password: "long-enough", Role: "pilot"},
 		"capabilities":  {Username: "driver2", Password: "long-enough", Role: identity.Driver, VehiclePlate: "34X1", Capabilities: []string{"teleport"}},
 		"vehicle_plate": {Username: "driver3", Password: "long-enough", Role: identity.Driver, Capabilities: []string{"tow"}},
+		"vehicle_kind":  {Username: "driver4", Password: "long-enough", Role: identity.Driver, VehiclePlate: "34X4", Capabilities: []string{"tow"}, VehicleKind: "bicycle"},
+		"provider":      {Username: "driver5", Password: "long-enough", Role: identity.Driver, VehiclePlate: "34X5", Capabilities: []string{"tow"}, Provider: "nope"},
+	}
+	// A van cannot tow: the profile must say what the driver can do.
+	_, err = svc.Add(ctx, NewUser{Username: "driver6", Password: "long-enough", Role: identity.Driver, VehiclePlate: "34X6",
+		Capabilities: []string{"tow", "lockout"}, VehicleKind: "service_van"})
+	var verrs validate.Errors
+	if !errors.As(err, &verrs) || !hasField(verrs, "capabilities") {
+		t.Errorf("van with tow: err = %v", err)
+	}
+	if _, err := svc.Add(ctx, NewUser{Username: "cust2", Password: "long-enough", Role: identity.Customer, Provider: "acme-tow"}); !errors.As(err, &verrs) || !hasField(verrs, "role") {
+		t.Errorf("customer with a provider: err = %v", err)
+	}
+	van, err := svc.Add(ctx, NewUser{Username: "driver7", Password: "long-enough", Role: identity.Driver, VehiclePlate: "34x7",
+		Capabilities: []string{"lockout"}, Provider: "acme-tow"})
+	if err != nil || van.Driver.VehicleKind != fleet.ServiceVan || van.Driver.ProviderCode != "acme-tow" {
+		t.Errorf("van: %v %+v", err, van.Driver)
+	}
+	if d.Driver != nil && d.Driver.VehicleKind != fleet.TowTruck {
+		t.Errorf("a driver who tows defaults to a tow truck: %+v", d.Driver)
 	}
 	for field, n := range cases {
 		_, err := svc.Add(ctx, n)

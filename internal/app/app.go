@@ -32,6 +32,7 @@ Usage:
   yolda serve [flags]           run the platform (every role, or --roles)
   yolda migrate [flags]         bring the database schema up to date
   yolda users add [flags]       create an account
+  yolda providers add|list      the companies drivers work for
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
   yolda bench warehouse [flags] time warehouse loads and reports on synthetic data
   yolda warehouse rebuild       replay events into an empty warehouse, or re-derive its facts
@@ -65,10 +66,12 @@ func run(ctx context.Context, args []string, env Env) error {
 		return migrateCmd(ctx, rest, env)
 	case "users":
 		if len(rest) == 0 || rest[0] != "add" {
-			fmt.Fprintln(env.Stderr, "usage: yolda users add --role ROLE --username U --password P [--name N] [--phone P] [--vehicle-plate X --capabilities tow,...]")
+			fmt.Fprintln(env.Stderr, "usage: yolda users add --role ROLE --username U --password P [--name N] [--phone P] [--vehicle-plate X --capabilities tow,... --vehicle-kind tow_truck|service_van --provider CODE]")
 			return ErrUsage
 		}
 		return usersAdd(ctx, rest[1:], env)
+	case "providers":
+		return providersCmd(ctx, rest, env)
 	case "bench":
 		if len(rest) > 0 && rest[0] == "warehouse" {
 			return benchWarehouse(ctx, rest[1:], env)

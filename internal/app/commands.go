@@ -37,6 +37,8 @@ func usersAdd(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&n.Phone, "phone", "", "phone number")
 	fs.StringVar(&n.VehiclePlate, "vehicle-plate", "", "drivers: the service vehicle's plate")
 	fs.StringVar(&caps, "capabilities", "", "drivers: comma-separated services, e.g. tow,jump_start")
+	fs.StringVar(&n.VehicleKind, "vehicle-kind", "", "drivers: tow_truck or service_van (default: tow_truck if they tow)")
+	fs.StringVar(&n.Provider, "provider", "", "drivers: code of the provider they work for (yolda providers add)")
 	cfg, err := loadConfigWith(fs, args, env)
 	if err != nil {
 		return err

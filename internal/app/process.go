@@ -18,6 +18,7 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/warehouse"
@@ -40,7 +41,10 @@ type process struct {
 	insurers    insurers
 	requests    *intake.Service
 	deadLetters *deadletter.Service
-	api         *httpapi.Server
+	// positions and fleet serve the drivers' routes and the dispatch role.
+	positions fleet.Index
+	fleet     *fleet.Service
+	api       *httpapi.Server
 	// warehouse answers reports when this process has one; otherwise
 	// reportsForward is the warehouse process an api forwards them to.
 	warehouse      *warehouse.Service
@@ -140,6 +144,9 @@ func (p *process) assemble(ctx context.Context) error {
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
+	if err := p.openFleet(ctx); err != nil {
+		return err
+	}
 	if err := p.openReports(ctx); err != nil {
 		return err
 	}
@@ -147,7 +154,7 @@ func (p *process) assemble(ctx context.Context) error {
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	deps := httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, ReportsForward: p.reportsForward,
+		Insurers: p.insurers.clients, Fleet: p.fleet, ReportsForward: p.reportsForward,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,

@@ -9,6 +9,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
@@ -22,6 +23,7 @@ import (
 type operationalStore interface {
 	intake.Store
 	account.Store
+	fleet.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store

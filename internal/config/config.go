@@ -34,8 +34,8 @@ type Config struct {
 	// NATSURL is the broker: empty for JetStream embedded in the process,
 	// or comma-separated nats:// (tls://) URLs of a cluster.
 	NATSURL string
-	// RedisURL is reserved for the cache and driver positions; nothing in
-	// this build uses it yet (a start-up warning says so when it is set).
+	// RedisURL is the shared driver position index (and, later, the
+	// cache): empty keeps positions in the process.
 	RedisURL string
 	// WarehouseURL is the reporting warehouse: empty for a DuckDB file in
 	// DataDir (served by the one process that runs the warehouse role), or
@@ -127,6 +127,15 @@ type Config struct {
 	// IntakeQueueLimit is the requests waiting for a commit before intake
 	// answers 503.
 	IntakeQueueLimit int
+
+	// DriverStaleAfter is how old a driver's last position may be for the
+	// driver to be offered jobs.
+	DriverStaleAfter time.Duration
+	// ETARoadFactor multiplies the great-circle distance in the default
+	// arrival estimate (roads are not straight).
+	ETARoadFactor float64
+	// ETASpeedKmh is the average speed of the default arrival estimate.
+	ETASpeedKmh float64
 }
 
 // WarehousePath is the DuckDB warehouse file in DataDir.
@@ -158,6 +167,9 @@ func Defaults() Config {
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
 		IntakeQueueLimit:  8192,
+		DriverStaleAfter:  2 * time.Minute,
+		ETARoadFactor:     1.35,
+		ETASpeedKmh:       35,
 	}
 }
 
@@ -204,7 +216,7 @@ func (c *Config) settings() []setting {
 		{"outbox-retention", "how long sent outbox rows are kept", &c.OutboxRetention, shown},
 		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
 		{"worker-concurrency", "handlers in flight per consumer in this process", &c.WorkerConcurrency, shown},
-		{"redis-url", "not used yet: reserved for the cache and driver positions (redis://...)", &c.RedisURL, urls},
+		{"redis-url", "driver position index: empty for in-process, or redis://...", &c.RedisURL, urls},
 		{"warehouse-url", "reporting warehouse: empty for DuckDB in the data dir, or postgres://... (not the operational database)", &c.WarehouseURL, urls},
 		{"reports-url", "where an api without the warehouse role forwards /v1/reports (http://host:port of the warehouse process)", &c.ReportsURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
@@ -226,6 +238,9 @@ func (c *Config) settings() []setting {
 		{"intake-writers", "intake transactions in flight at once (0: per engine)", &c.IntakeWriters, shown},
 		{"intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)", &c.IntakeBatchWait, shown},
 		{"intake-queue", "requests waiting for a commit before answering 503", &c.IntakeQueueLimit, shown},
+		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
+		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
+		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
 	}
 }
 
@@ -428,6 +443,15 @@ func (c *Config) Validate() error {
 	if c.IntakeQueueLimit < 1 {
 		bad("intake-queue must be at least 1")
 	}
+	if c.DriverStaleAfter < 5*time.Second || c.DriverStaleAfter > time.Hour {
+		bad("driver-stale-after must be between 5s and 1h")
+	}
+	if !(c.ETARoadFactor >= 1 && c.ETARoadFactor <= 5) {
+		bad("eta-road-factor must be between 1 and 5")
+	}
+	if !(c.ETASpeedKmh > 0 && c.ETASpeedKmh <= 200) {
+		bad("eta-speed-kmh must be in (0, 200]")
+	}
 	return errors.Join(errs...)
 }
 
@@ -437,9 +461,6 @@ func (c *Config) Warnings() []string {
 	var w []string
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		w = append(w, fmt.Sprintf("pprof-addr %s is not a loopback address: profiles reveal internals to whoever reaches it", c.PprofAddr))
-	}
-	if c.RedisURL != "" {
-		w = append(w, "redis-url is set but nothing in this build uses Redis yet")
 	}
 	return w
 }

@@ -26,3 +26,27 @@ func TestDistanceKm(t *testing.T) {
 		}
 	}
 }
+
+func TestRoadETAMatrixAgreesWithDistance(t *testing.T) {
+	eta := RoadETA{Factor: 1.4, SpeedKmh: 40}
+	from := []Point{{41.0082, 28.9784}, {40.99, 29.03}, {41.1, 28.7}}
+	to := []Point{{41.05, 29.01}, {39.9208, 32.8541}}
+	dst := make([]float64, len(from)*len(to))
+	if err := eta.Matrix(t.Context(), from, to, dst); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range from {
+		for j, b := range to {
+			want := DistanceKm(a.Lat, a.Lng, b.Lat, b.Lng) * 1.4 / 40 * 3600
+			if got := dst[i*len(to)+j]; math.Abs(got-want) > 1e-6*want {
+				t.Errorf("%v -> %v: %.3f s, want %.3f", a, b, got, want)
+			}
+		}
+	}
+	if err := eta.Matrix(t.Context(), from, to, dst[:5]); err == nil {
+		t.Error("a short dst was accepted")
+	}
+	if (RoadETA{Factor: 0.5, SpeedKmh: 40}).Validate() == nil || (RoadETA{Factor: 1.3}).Validate() == nil {
+		t.Error("Validate accepts a factor below 1 or no speed")
+	}
+}

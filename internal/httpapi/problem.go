@@ -10,6 +10,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -49,7 +50,8 @@ func problemFor(err error) *Problem {
 		p := newProblem(http.StatusUnprocessableEntity, "validation", "Invalid input", "One or more fields are invalid.")
 		p.Errors = fields
 		return p
-	case errors.Is(err, intake.ErrNotFound), errors.Is(err, account.ErrNotFound), errors.Is(err, deadletter.ErrNotFound):
+	case errors.Is(err, intake.ErrNotFound), errors.Is(err, account.ErrNotFound), errors.Is(err, deadletter.ErrNotFound),
+		errors.Is(err, fleet.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource.")
 	case errors.Is(err, intake.ErrConflict):
 		return newProblem(http.StatusConflict, "conflict", "Conflict", err.Error())
@@ -58,7 +60,7 @@ func problemFor(err error) *Problem {
 			"This Idempotency-Key was used before with a different body.")
 		p.Errors = []validate.FieldError{{Field: "Idempotency-Key", Message: "was used with a different body"}}
 		return p
-	case errors.Is(err, intake.ErrForbidden):
+	case errors.Is(err, intake.ErrForbidden), errors.Is(err, fleet.ErrForbidden):
 		return newProblem(http.StatusForbidden, "forbidden", "Forbidden", "Your role may not do this.")
 	case errors.Is(err, intake.ErrOverloaded), errors.Is(err, intake.ErrClosed):
 		p := newProblem(http.StatusServiceUnavailable, "overloaded", "Service busy", "Too many requests in flight; retry shortly.")

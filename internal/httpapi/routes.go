@@ -43,7 +43,7 @@ var (
 )
 
 func (s *Server) routeTable() []route {
-	return []route{
+	rs := []route{
 		{method: "GET", pattern: "/healthz", summary: "Liveness: the process answers", tag: "operations", public: true,
 			handler: s.handleHealth, success: 200, result: map[string]string{}},
 		{method: "GET", pattern: "/readyz", summary: "Readiness: the stores answer", tag: "operations", public: true,
@@ -95,6 +95,10 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/admin/dead-letters/{id}/retry", summary: "Send a dead letter's message again", tag: "admin", roles: staff,
 			handler: s.handleRetryDeadLetter, success: 202, result: deadletter.Letter{}, errors: []int{401, 403, 404, 429}},
 	}
+	if s.fleet != nil {
+		rs = append(rs, s.driverRoutes()...)
+	}
+	return rs
 }
 
 func listParams() []param {

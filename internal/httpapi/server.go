@@ -94,6 +94,8 @@ type Deps struct {
 	// role's process, reached over HTTP. Neither: the routes answer 503.
 	Reports        Reports
 	ReportsForward *url.URL
+	// Fleet serves the drivers' routes; without it they do not exist.
+	Fleet Fleet
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -109,6 +111,7 @@ type Server struct {
 	dead     DeadLetters
 	notes    Notifications
 	insurers Insurers
+	fleet    Fleet
 	reports  Reports
 	// reportsForward serves the report routes when reports is nil.
 	reportsForward http.Handler
@@ -142,6 +145,7 @@ func New(d Deps) *Server {
 		dead:           d.DeadLetters,
 		notes:          d.Notifications,
 		insurers:       d.Insurers,
+		fleet:          d.Fleet,
 		reports:        d.Reports,
 		reportsForward: forwarder(d.ReportsForward, d.Logger),
 		ready:          d.Ready,

@@ -32,6 +32,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 }
 
+func TestFleetConformance(t *testing.T) {
+	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore { return open(t) })
+}
+
 func TestWithSchemaOption(t *testing.T) {
 	_, schema := pgtest.Schema(t)
 	s, err := postgres.Open(context.Background(), pgtest.BaseURL(t), postgres.WithSchema(schema))

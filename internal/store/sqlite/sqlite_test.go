@@ -44,3 +44,14 @@ func TestMessagingConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestFleetConformance(t *testing.T) {
+	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

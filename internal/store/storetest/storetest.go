@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -56,7 +57,7 @@ func addUser(t *testing.T, s Store, username string, role identity.Role) account
 		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base,
 	}
 	if role == identity.Driver {
-		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
+		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
 	}
 	if err := s.CreateUser(context.Background(), u); err != nil {
 		t.Fatalf("CreateUser(%s): %v", username, err)
