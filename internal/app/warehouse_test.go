@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -255,5 +256,48 @@ func TestReportsNeverOpenTheOperationalDatabase(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("GET /v1/requests on a warehouse process: %d, want 404", rec.Code)
+	}
+}
+
+// TestRebuildCommand: `yolda warehouse rebuild --from-warehouse` re-derives
+// the configured warehouse; a replay refuses a warehouse that holds events.
+func TestRebuildCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	st, _, err := openWarehouseStore(t.Context(), cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := warehouse.New(st, warehouse.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := warehousetest.NewFixture(9, 40, warehousetest.Start)
+	if _, err := svc.LoadBatch(t.Context(), f.Events); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs strings.Builder
+	env := Env{Getenv: func(k string) string {
+		if k == "YOLDA_DATA_DIR" {
+			return dir
+		}
+		return ""
+	}, Stdout: &out, Stderr: &errs}
+	if err := Run(t.Context(), []string{"warehouse", "rebuild", "--from-warehouse"}, env); err != nil {
+		t.Fatalf("rebuild --from-warehouse: %v (%s)", err, errs.String())
+	}
+	if want := fmt.Sprintf("re-derived %d request facts", len(f.Requests)); !strings.Contains(out.String(), want) {
+		t.Fatalf("output %q, want %q", out.String(), want)
+	}
+	err = Run(t.Context(), []string{"warehouse", "rebuild"}, env)
+	if !errors.Is(err, warehouse.ErrNotEmpty) {
+		t.Fatalf("replay into a loaded warehouse: %v, want ErrNotEmpty", err)
+	}
+	if err := Run(t.Context(), []string{"warehouse", "rebuild", "--since", "yesterday"}, env); !errors.Is(err, ErrUsage) {
+		t.Fatalf("bad --since: %v, want ErrUsage", err)
 	}
 }

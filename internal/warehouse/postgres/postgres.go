@@ -1,8 +1,8 @@
 // Package postgres is the scale-out warehouse engine: a PostgreSQL
 // database (or schema) of its own, apart from the operational one, for
 // deployments where several processes serve reports. Facts are partitioned
-// by month; the requests report reads an hourly rollup kept exact in the
-// load transaction. It passes internal/warehouse/warehousetest with the
+// by month; the requests report reads a daily rollup (warehouse.RollupKey)
+// kept exact in the load transaction. It passes internal/warehouse/warehousetest with the
 // same results as the DuckDB engine.
 //
 // Several loaders may run at once (the `warehouse` role in several
@@ -236,24 +236,6 @@ func stage(ctx context.Context, tx pgx.Tx, table string, cols []string, rows [][
 	return nil
 }
 
-// rollupKey is one row key of request_rollup.
-type rollupKey struct {
-	hour                                            time.Time
-	province, insurer, serviceType, vehicle, status string
-}
-
-func (k rollupKey) compare(o rollupKey) int {
-	if c := k.hour.Compare(o.hour); c != 0 {
-		return c
-	}
-	return strings.Compare(strings.Join([]string{k.province, k.insurer, k.serviceType, k.vehicle, k.status}, "\x00"),
-		strings.Join([]string{o.province, o.insurer, o.serviceType, o.vehicle, o.status}, "\x00"))
-}
-
-func keyOf(f warehouse.RequestFact) rollupKey {
-	return rollupKey{f.CreatedAt.UTC().Truncate(time.Hour), f.Province, f.Insurer, f.ServiceType, f.VehicleType, f.Status}
-}
-
 // refreshFacts re-derives the facts of ids from all their events, replaces
 // them, and moves their counts in the rollup from their old keys to their
 // new ones.
@@ -285,26 +267,30 @@ FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id
 		return fmt.Errorf("read request events: %w", err)
 	}
 
-	delta := map[rollupKey]int64{}
 	created := since.Add(warehouse.LookBehind)
-	old, err := tx.Query(ctx, `SELECT date_trunc('hour', created_at), province, insurer, service_type, vehicle_type, status
+	old, err := tx.Query(ctx, `SELECT request_id, created_at, province, insurer, service_type, status
 FROM request_facts WHERE request_id = ANY($1) AND created_at >= $2 ORDER BY request_id FOR UPDATE`, ids, created)
 	if err != nil {
 		return fmt.Errorf("lock facts: %w", err)
 	}
-	var k rollupKey
-	_, err = pgx.ForEachRow(old, []any{&k.hour, &k.province, &k.insurer, &k.serviceType, &k.vehicle, &k.status}, func() error {
-		k.hour = k.hour.UTC()
-		delta[k]--
+	was := map[string]warehouse.RollupKey{}
+	var of warehouse.RequestFact
+	_, err = pgx.ForEachRow(old, []any{&of.RequestID, &of.CreatedAt, &of.Province, &of.Insurer, &of.ServiceType, &of.Status}, func() error {
+		was[of.RequestID] = warehouse.RollupKeyOf(of)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("lock facts: %w", err)
 	}
+	delta := warehouse.RollupDelta{}
 	facts := make([][]any, 0, len(ids))
 	for _, id := range ids {
 		f := derive(id, byReq[id])
-		delta[keyOf(f)]++
+		if k, ok := was[id]; ok {
+			delta.Move(&k, warehouse.RollupKeyOf(f))
+		} else {
+			delta.Move(nil, warehouse.RollupKeyOf(f))
+		}
 		facts = append(facts, warehouse.FactValues(f))
 	}
 	if err := stage(ctx, tx, "request_facts", warehouse.FactColumns, facts); err != nil {
@@ -324,32 +310,26 @@ ON CONFLICT (request_id, created_at) DO UPDATE SET `+strings.Join(set, ", ")); e
 
 // applyDelta adds delta to the rollup, in key order, and drops the rows
 // that reach zero.
-func applyDelta(ctx context.Context, tx pgx.Tx, delta map[rollupKey]int64) error {
-	keys := make([]rollupKey, 0, len(delta))
-	for k, n := range delta {
-		if n != 0 {
-			keys = append(keys, k)
-		}
-	}
+func applyDelta(ctx context.Context, tx pgx.Tx, delta warehouse.RollupDelta) error {
+	keys := delta.Changes()
 	if len(keys) == 0 {
 		return nil
 	}
-	slices.SortFunc(keys, rollupKey.compare)
-	var hours []time.Time
-	var prov, ins, svc, veh, st []string
+	var days []time.Time
+	var prov, ins, svc, st []string
 	var ns []int64
 	for _, k := range keys {
-		hours = append(hours, k.hour)
-		prov, ins, svc, veh, st = append(prov, k.province), append(ins, k.insurer), append(svc, k.serviceType), append(veh, k.vehicle), append(st, k.status)
+		days = append(days, k.Day)
+		prov, ins, svc, st = append(prov, k.Province), append(ins, k.Insurer), append(svc, k.ServiceType), append(st, k.Status)
 		ns = append(ns, delta[k])
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO request_rollup AS r (hour, province, insurer, service_type, vehicle_type, status, n)
-SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
-ON CONFLICT (hour, province, insurer, service_type, vehicle_type, status) DO UPDATE SET n = r.n + EXCLUDED.n`,
-		hours, prov, ins, svc, veh, st, ns); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO request_rollup_daily AS r (day, province, insurer, service_type, status, n)
+SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+ON CONFLICT (day, province, insurer, service_type, status) DO UPDATE SET n = r.n + EXCLUDED.n`,
+		days, prov, ins, svc, st, ns); err != nil {
 		return fmt.Errorf("update rollup: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM request_rollup WHERE n = 0 AND hour = ANY($1)`, hours); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM request_rollup_daily WHERE n = 0 AND day = ANY($1::date[])`, days); err != nil {
 		return fmt.Errorf("update rollup: %w", err)
 	}
 	return nil
@@ -371,7 +351,7 @@ func (s *Store) Rederive(ctx context.Context, derive warehouse.DeriveFunc) (int,
 			s.mu.Unlock()
 		}
 	}()
-	if _, err := w.Exec(ctx, `TRUNCATE request_facts, insurer_calls, request_rollup`); err != nil {
+	if _, err := w.Exec(ctx, `TRUNCATE request_facts, insurer_calls, request_rollup_daily`); err != nil {
 		return 0, fmt.Errorf("empty facts: %w", err)
 	}
 	r, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -460,12 +440,12 @@ func (s *Store) Rederive(ctx context.Context, derive warehouse.DeriveFunc) (int,
 }
 
 func refreshRollup(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `TRUNCATE request_rollup`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE request_rollup_daily`); err != nil {
 		return fmt.Errorf("rollup: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO request_rollup
-SELECT date_trunc('hour', created_at), province, insurer, service_type, vehicle_type, status, count(*)
-FROM request_facts GROUP BY 1, 2, 3, 4, 5, 6`); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO request_rollup_daily
+SELECT (created_at AT TIME ZONE 'UTC')::date, province, insurer, service_type, status, count(*)
+FROM request_facts GROUP BY 1, 2, 3, 4, 5`); err != nil {
 		return fmt.Errorf("rollup: %w", err)
 	}
 	return nil
@@ -527,6 +507,6 @@ func (s *Store) FinishBulk(ctx context.Context) error {
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return refreshRollup(ctx, tx) }); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `ANALYZE request_facts; ANALYZE request_rollup`)
+	_, err := s.pool.Exec(ctx, `ANALYZE request_facts; ANALYZE request_rollup_daily`)
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,7 +11,7 @@ import (
 )
 
 // dimSQL is each dimension's expression over a table with created_at (the
-// facts) or hour (the rollup: the same expressions over its hour column).
+// facts) or day (the rollup: the same expressions over its day column).
 // Only these strings ever reach a query's text; values are bound
 // parameters. The session's time zone is UTC (Open).
 func dimSQL(d warehouse.Dimension, at string) string {
@@ -41,21 +40,10 @@ func grouping(q warehouse.Query, at string) (sel, group, order string) {
 	return strings.Join(cols, ", ") + ", ", " GROUP BY " + strings.Join(pos, ", "), " ORDER BY " + strings.Join(pos, ", ")
 }
 
-// rollupServes reports whether the hourly rollup answers q: every
-// dimension is in it and the range is whole hours.
-func rollupServes(q warehouse.Query) bool {
-	for _, d := range q.GroupBy {
-		if d == warehouse.DimDistrict {
-			return false
-		}
-	}
-	return q.From.Equal(q.From.Truncate(time.Hour)) && q.To.Equal(q.To.Truncate(time.Hour))
-}
-
 // Requests implements warehouse.Store.
 func (s *Store) Requests(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
-	if rollupServes(q) {
-		sel, group, order := grouping(q, "hour")
+	if warehouse.RollupServes(q) {
+		sel, group, order := grouping(q, "day")
 		having := ""
 		if group != "" {
 			having = " HAVING sum(n) > 0"
@@ -65,7 +53,7 @@ func (s *Store) Requests(ctx context.Context, q warehouse.Query) ([]warehouse.Ro
     coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled,
     coalesce(sum(n) FILTER (WHERE status = 'unfulfilled'), 0)::bigint AS unfulfilled,
     coalesce(sum(n) FILTER (WHERE status = 'rejected'), 0)::bigint AS rejected
-FROM request_rollup WHERE hour >= $1 AND hour < $2`+group+having+order+` LIMIT $3`, q.From, q.To, q.Limit+1)
+FROM request_rollup_daily WHERE day >= $1::date AND day < $2::date`+group+having+order+` LIMIT $3`, q.From, q.To, q.Limit+1)
 	}
 	sel, group, order := grouping(q, "created_at")
 	return s.rows(ctx, `SELECT `+sel+`count(*) AS count,
@@ -79,6 +67,9 @@ FROM request_facts WHERE created_at >= $1 AND created_at < $2`+group+order+` LIM
 // slaCase is a CASE giving each fact's SLA in milliseconds; its parameters
 // start at $first.
 func slaCase(sla warehouse.SLA, first int) (string, []any) {
+	if len(sla.ByInsurer) == 0 {
+		return fmt.Sprintf("$%d::bigint", first), []any{int64(sla.DefaultMinutes) * 60_000}
+	}
 	var b strings.Builder
 	var args []any
 	b.WriteString("CASE insurer")
@@ -177,7 +168,7 @@ func scanRows(rows pgx.Rows) ([]warehouse.Row, error) {
 // personal-data test) reads to see what the warehouse keeps.
 func (s *Store) Dump(ctx context.Context) (string, error) {
 	var b strings.Builder
-	for _, table := range []string{"events", "request_facts", "insurer_calls", "request_rollup"} {
+	for _, table := range []string{"events", "request_facts", "insurer_calls", "request_rollup_daily"} {
 		rows, err := s.pool.Query(ctx, `SELECT * FROM `+table)
 		if err != nil {
 			return "", err

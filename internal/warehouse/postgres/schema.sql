@@ -74,16 +74,16 @@ CREATE TABLE IF NOT EXISTS insurer_calls (
     PRIMARY KEY (event_id, called_at)
 ) PARTITION BY RANGE (called_at);
 
--- Requests per hour and dimension (every report dimension but district):
--- the requests report reads this instead of the facts when it can. Kept
--- exact by the loader, in the transaction that changes the facts.
-CREATE TABLE IF NOT EXISTS request_rollup (
-    hour         timestamptz NOT NULL,
+-- Requests per UTC day, province, insurer, service type and status (see
+-- warehouse.RollupKey): the requests report reads this instead of the
+-- facts when it can. Kept exact by the loader, in the transaction that
+-- changes the facts.
+CREATE TABLE IF NOT EXISTS request_rollup_daily (
+    day          date NOT NULL,
     province     text COLLATE "C" NOT NULL,
     insurer      text COLLATE "C" NOT NULL,
     service_type text COLLATE "C" NOT NULL,
-    vehicle_type text COLLATE "C" NOT NULL,
     status       text COLLATE "C" NOT NULL,
     n            bigint NOT NULL,
-    PRIMARY KEY (hour, province, insurer, service_type, vehicle_type, status)
+    PRIMARY KEY (day, province, insurer, service_type, status)
 );

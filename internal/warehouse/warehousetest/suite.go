@@ -95,6 +95,28 @@ func Run(t *testing.T, open Open) {
 		checkReports(t, svc, f)
 	})
 
+	t.Run("without insurers configured every SLA is the default", func(t *testing.T) {
+		st := open(t)
+		def := warehouse.SLA{DefaultMinutes: 50}
+		svc, err := warehouse.New(st, warehouse.Options{SLA: def})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.LoadBatch(ctx, f.Events); err != nil {
+			t.Fatal(err)
+		}
+		q := query(t, "insurer")
+		q.SLA = def
+		if d := cmp.Diff(ExpectSLA(f, q), reportRows(t, svc.SLAReport, q)); d != "" {
+			t.Errorf("SLA report with the default only (-want +got):\n%s", d)
+		}
+		q = query(t, "")
+		q.SLA = def
+		if d := cmp.Diff(ExpectBreaches(f, q), reportRows(t, svc.Breaches, q)); d != "" {
+			t.Errorf("breaches with the default only (-want +got):\n%s", d)
+		}
+	})
+
 	t.Run("empty until the first event", func(t *testing.T) {
 		st := open(t)
 		svc, err := warehouse.New(st, warehouse.Options{SLA: SLA})
@@ -214,6 +236,14 @@ func checkReports(t *testing.T, svc *warehouse.Service, f Fixture) {
 		}
 		if d := cmp.Diff(ExpectSLA(f, q), reportRows(t, svc.SLAReport, q)); d != "" {
 			t.Errorf("SLA report by %q (-want +got):\n%s", g, d)
+		}
+	}
+	// Whole UTC days: an engine with a daily rollup answers from it.
+	for _, g := range []string{"", "province,status", "day,insurer", "month,service_type,status"} {
+		q := query(t, g)
+		q.From, q.To = time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+		if d := cmp.Diff(ExpectRequests(f, q), reportRows(t, svc.Requests, q)); d != "" {
+			t.Errorf("requests report by %q over whole days (-want +got):\n%s", g, d)
 		}
 	}
 	// A range that cuts the fixture: from its second hour, for a day.
