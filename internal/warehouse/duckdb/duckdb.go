@@ -7,7 +7,8 @@
 // dedicated connection, reports on the others. There are no indexes: the
 // tables are append-mostly in time order, so DuckDB's per-row-group min/max
 // (zone maps) on occurred_at and created_at prune old data as an index
-// would, without the cost of one on every write.
+// would, without the cost of one on every write. The small daily rollup
+// (warehouse.RollupKey) has a primary key, for its upserts.
 package duckdb
 
 import (
@@ -16,6 +17,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +82,15 @@ CREATE TABLE IF NOT EXISTS request_facts (
     events              BIGINT NOT NULL,
     last_event_at       TIMESTAMP,
     seq                 BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS request_rollup_daily (
+    day          DATE NOT NULL,
+    province     VARCHAR NOT NULL,
+    insurer      VARCHAR NOT NULL,
+    service_type VARCHAR NOT NULL,
+    status       VARCHAR NOT NULL,
+    n            BIGINT NOT NULL,
+    PRIMARY KEY (day, province, insurer, service_type, status)
 );
 CREATE TABLE IF NOT EXISTS insurer_calls (
     event_id   VARCHAR NOT NULL,
@@ -251,12 +262,97 @@ func (s *Store) refreshFacts(ctx context.Context, tx *sql.Conn, ids []string, de
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts WHERE created_at >= ? AND request_id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+		where := `created_at >= ? AND request_id IN (` + placeholders(len(chunk)) + `)`
+		was, err := oldKeys(ctx, tx, where, args)
+		if err != nil {
+			return err
+		}
+		delta := warehouse.RollupDelta{}
+		for i, id := range chunk {
+			k, ok := was[id]
+			now := warehouse.RollupKeyOf(factOf(facts[i]))
+			if ok {
+				delta.Move(&k, now)
+			} else {
+				delta.Move(nil, now)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts WHERE `+where, args...); err != nil {
 			return fmt.Errorf("replace facts: %w", err)
 		}
 		if err := insertRows(ctx, tx, "request_facts", warehouse.FactColumns, facts); err != nil {
 			return err
 		}
+		if err := applyDelta(ctx, tx, delta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// factOf reads back the rollup key fields of a FactValues row.
+func factOf(row []any) warehouse.RequestFact {
+	col := func(name string) any { return row[slices.Index(warehouse.FactColumns, name)] }
+	return warehouse.RequestFact{CreatedAt: col("created_at").(time.Time), Province: col("province").(string),
+		Insurer: col("insurer").(string), ServiceType: col("service_type").(string), Status: col("status").(string)}
+}
+
+// oldKeys reads the rollup keys of the facts where selects.
+func oldKeys(ctx context.Context, tx *sql.Conn, where string, args []any) (map[string]warehouse.RollupKey, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT request_id, created_at, province, insurer, service_type, status FROM request_facts WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read facts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]warehouse.RollupKey{}
+	for rows.Next() {
+		var f warehouse.RequestFact
+		if err := rows.Scan(&f.RequestID, &f.CreatedAt, &f.Province, &f.Insurer, &f.ServiceType, &f.Status); err != nil {
+			return nil, err
+		}
+		out[f.RequestID] = warehouse.RollupKeyOf(f)
+	}
+	return out, rows.Err()
+}
+
+// applyDelta adds delta to the daily rollup and drops the rows that reach
+// zero.
+func applyDelta(ctx context.Context, tx *sql.Conn, delta warehouse.RollupDelta) error {
+	keys := delta.Changes()
+	if len(keys) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		rows[i] = []any{k.Day, k.Province, k.Insurer, k.ServiceType, k.Status, delta[k]}
+	}
+	const per = 4000
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		var args []any
+		var vals []string
+		for _, r := range chunk {
+			vals = append(vals, "(CAST(? AS DATE), ?, ?, ?, ?, ?)")
+			args = append(args, r...)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO request_rollup_daily (day, province, insurer, service_type, status, n) VALUES `+
+			strings.Join(vals, ", ")+` ON CONFLICT (day, province, insurer, service_type, status) DO UPDATE SET n = request_rollup_daily.n + EXCLUDED.n`,
+			args...); err != nil {
+			return fmt.Errorf("update rollup: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_rollup_daily WHERE n = 0`); err != nil {
+		return fmt.Errorf("update rollup: %w", err)
+	}
+	return nil
+}
+
+// refreshRollup recomputes the daily rollup from the facts.
+func refreshRollup(ctx context.Context, tx *sql.Conn) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_rollup_daily;
+INSERT INTO request_rollup_daily SELECT CAST(created_at AS DATE), province, insurer, service_type, status, count(*)
+FROM request_facts GROUP BY ALL`); err != nil {
+		return fmt.Errorf("rollup: %w", err)
 	}
 	return nil
 }
@@ -309,7 +405,7 @@ func (s *Store) Rederive(ctx context.Context, derive warehouse.DeriveFunc) (int,
 		return 0, err
 	}
 	defer rollback(tx)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts; DELETE FROM insurer_calls;`); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts; DELETE FROM insurer_calls; DELETE FROM request_rollup_daily;`); err != nil {
 		return 0, fmt.Errorf("empty facts: %w", err)
 	}
 	// Read everything first: DuckDB does not interleave a streaming read
@@ -359,6 +455,9 @@ func (s *Store) Rederive(ctx context.Context, derive warehouse.DeriveFunc) (int,
 		return 0, err
 	}
 	if err := appendRows(ctx, tx, "insurer_calls", warehouse.CallColumns, calls); err != nil {
+		return 0, err
+	}
+	if err := refreshRollup(ctx, tx); err != nil {
 		return 0, err
 	}
 	return len(groups), commit(ctx, tx)
@@ -484,7 +583,7 @@ func maxTime(a, b time.Time) time.Time {
 // personal-data test) reads to see what the warehouse keeps.
 func (s *Store) Dump(ctx context.Context) (string, error) {
 	var b strings.Builder
-	for _, table := range []string{"events", "request_facts", "insurer_calls"} {
+	for _, table := range []string{"events", "request_facts", "insurer_calls", "request_rollup_daily"} {
 		rows, err := s.db.QueryContext(ctx, `SELECT * FROM `+table)
 		if err != nil {
 			return "", err
@@ -521,11 +620,21 @@ func (s *Store) AppendFacts(ctx context.Context, facts []warehouse.RequestFact) 
 	return commit(ctx, s.writer)
 }
 
-// FinishBulk checkpoints, so that the facts are in the file and reads
-// start from a compact table.
+// FinishBulk recomputes the rollup and checkpoints, so that the facts are
+// in the file and reads start from compact tables.
 func (s *Store) FinishBulk(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := begin(ctx, s.writer); err != nil {
+		return err
+	}
+	defer rollback(s.writer)
+	if err := refreshRollup(ctx, s.writer); err != nil {
+		return err
+	}
+	if err := commit(ctx, s.writer); err != nil {
+		return err
+	}
 	_, err := s.writer.ExecContext(ctx, "CHECKPOINT")
 	return err
 }

@@ -34,17 +34,33 @@ var (
 	}
 )
 
+// rollupSQL is each rollup dimension's grouping key over
+// request_rollup_daily (the others are its columns of the same name).
+var rollupSQL = map[warehouse.Dimension]string{
+	warehouse.DimMonth: `date_trunc('month', day)`,
+	warehouse.DimDay:   `day`,
+}
+
 // grouped wraps an aggregate query over request_facts: inner is
 // "SELECT <keys>, <measures> FROM ... WHERE ..." without its SELECT
 // keyword's keys, which grouped adds with the GROUP BY; the outer query
 // formats the keys and orders by them. measures names the outer columns.
 func grouped(q warehouse.Query, aggregates, from string, measures []string) string {
+	return groupedOver(q, dimSQL, aggregates, from, "", measures)
+}
+
+// groupedOver is grouped with other key expressions and a HAVING clause.
+func groupedOver(q warehouse.Query, keySQL map[warehouse.Dimension]string, aggregates, from, having string, measures []string) string {
 	if len(q.GroupBy) == 0 {
 		return `SELECT ` + aggregates + ` ` + from
 	}
 	var keys, outs, pos []string
 	for i, d := range q.GroupBy {
-		keys = append(keys, dimSQL[d]+` AS "`+string(d)+`"`)
+		key, ok := keySQL[d]
+		if !ok {
+			key = string(d)
+		}
+		keys = append(keys, key+` AS "`+string(d)+`"`)
 		out := `"` + string(d) + `"`
 		if f, ok := dimOut[d]; ok {
 			out = f + ` AS "` + string(d) + `"`
@@ -60,11 +76,24 @@ func grouped(q warehouse.Query, aggregates, from string, measures []string) stri
 		order[i] = `g."` + string(d) + `"`
 	}
 	return `SELECT ` + strings.Join(outs, ", ") + ` FROM (SELECT ` + strings.Join(keys, ", ") + `, ` + aggregates + ` ` + from +
-		` GROUP BY ` + strings.Join(pos, ", ") + `) g ORDER BY ` + strings.Join(order, ", ")
+		` GROUP BY ` + strings.Join(pos, ", ") + having + `) g ORDER BY ` + strings.Join(order, ", ")
 }
 
 // Requests implements warehouse.Store.
 func (s *Store) Requests(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
+	if warehouse.RollupServes(q) {
+		having := ""
+		if len(q.GroupBy) > 0 {
+			having = ` HAVING sum(n) > 0`
+		}
+		query := groupedOver(q, rollupSQL, `CAST(coalesce(sum(n), 0) AS BIGINT) AS count,
+    CAST(coalesce(sum(n) FILTER (WHERE status = 'completed'), 0) AS BIGINT) AS completed,
+    CAST(coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0) AS BIGINT) AS cancelled,
+    CAST(coalesce(sum(n) FILTER (WHERE status = 'unfulfilled'), 0) AS BIGINT) AS unfulfilled,
+    CAST(coalesce(sum(n) FILTER (WHERE status = 'rejected'), 0) AS BIGINT) AS rejected`,
+			`FROM request_rollup_daily WHERE day >= CAST(? AS DATE) AND day < CAST(? AS DATE)`, having, warehouse.RequestMeasures)
+		return s.rows(ctx, query+` LIMIT ?`, q.From, q.To, q.Limit+1)
+	}
 	query := grouped(q, `count(*) AS count,
     count(*) FILTER (WHERE status = 'completed') AS completed,
     count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
