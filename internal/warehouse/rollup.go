@@ -17,7 +17,7 @@ import (
 
 // RollupKey is one row key of the daily rollup.
 type RollupKey struct {
-	Day                                     time.Time // midnight UTC
+	Day                                    time.Time // midnight UTC
 	Province, Insurer, ServiceType, Status string
 }
 
