@@ -12,7 +12,7 @@ import (
 // FactColumns are the columns of the request facts table in every engine,
 // in the order FactValues gives them.
 var FactColumns = []string{
-	"request_id", "created_at", "has_created", "province", "district", "cell", "service_type", "vehicle_type", "insurer",
+	"request_id", "created_at", "hour_of_day", "has_created", "province", "district", "cell", "service_type", "vehicle_type", "insurer",
 	"dest_province", "dest_cell", "status", "status_at", "assigned_at", "arrived_at", "completed_at", "cancelled_at",
 	"time_to_assign_ms", "time_to_arrive_ms", "distance_km", "eta_s", "tow_distance_km",
 	"insurance_status", "insurance_at", "insurance_latency_ms", "insurance_flags",
@@ -49,13 +49,18 @@ func FactValues(f RequestFact) []any {
 		return x.UTC()
 	}
 	return []any{
-		f.RequestID, f.CreatedAt.UTC(), f.HasCreated, f.Province, f.District, f.Cell, f.ServiceType, f.VehicleType, f.Insurer,
+		f.RequestID, f.CreatedAt.UTC(), HourOfDay(f.CreatedAt), f.HasCreated, f.Province, f.District, f.Cell, f.ServiceType, f.VehicleType, f.Insurer,
 		f.DestProvince, f.DestCell, f.Status, t(f.StatusAt), tp(f.AssignedAt), tp(f.ArrivedAt), tp(f.CompletedAt), tp(f.CancelledAt),
 		msp(f.TimeToAssign), msp(f.TimeToArrive), fp(f.DistanceKm), fp(f.ETASeconds), fp(f.TowDistanceKm),
 		f.InsuranceStatus, tp(f.InsuranceAt), msp(f.InsuranceLatency), f.InsuranceFlags,
 		f.CancelReason, f.CancelledBy, f.UnfulfilledReason, int64(f.Events), t(f.LastEventAt), f.Seq,
 	}
 }
+
+// HourOfDay is the hour on Turkey's clock of t, the hour_of_day dimension.
+// Facts store it: grouping by a small number is several times cheaper than
+// by an expression over every row's timestamp.
+func HourOfDay(t time.Time) int64 { return int64(t.UTC().Add(TurkeyOffset).Hour()) }
 
 // EventColumns are the columns of the events fact.
 var EventColumns = []string{"event_id", "type", "request_id", "occurred_at", "seq", "actor_role", "payload"}

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS request_facts (
     request_id          VARCHAR NOT NULL,
     created_at          TIMESTAMP NOT NULL,
+    hour_of_day         TINYINT NOT NULL,
     has_created         BOOLEAN NOT NULL,
     province            VARCHAR NOT NULL,
     district            VARCHAR NOT NULL,

@@ -19,7 +19,7 @@ var (
 		warehouse.DimMonth:       `date_trunc('month', created_at)`,
 		warehouse.DimDay:         `date_trunc('day', created_at)`,
 		warehouse.DimHour:        `date_trunc('hour', created_at)`,
-		warehouse.DimHourOfDay:   `CAST(hour(created_at + INTERVAL 3 HOUR) AS BIGINT)`,
+		warehouse.DimHourOfDay:   `CAST(hour_of_day AS BIGINT)`,
 		warehouse.DimProvince:    `province`,
 		warehouse.DimDistrict:    `district`,
 		warehouse.DimInsurer:     `insurer`,

@@ -23,7 +23,7 @@ func dimSQL(d warehouse.Dimension, at string) string {
 	case warehouse.DimHour:
 		return `to_char(` + at + `, 'YYYY-MM-DD"T"HH24:00:00"Z"') COLLATE "C"`
 	case warehouse.DimHourOfDay:
-		return `extract(hour FROM ` + at + ` + interval '3 hours')::bigint`
+		return `hour_of_day::bigint`
 	}
 	return string(d) // a column of the same name
 }

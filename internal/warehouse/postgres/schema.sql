@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS request_facts (
     -- the creation time the request id carries: fixed from the first
     -- event on, so a fact never changes partition.
     created_at          timestamptz NOT NULL,
+    hour_of_day         smallint NOT NULL, -- on Turkey's clock
     has_created         boolean NOT NULL,
     province            text COLLATE "C" NOT NULL,
     district            text COLLATE "C" NOT NULL,
