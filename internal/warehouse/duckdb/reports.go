@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,7 +153,10 @@ func (s *Store) SLA(ctx context.Context, q warehouse.Query) ([]warehouse.Row, er
 	return rows, err
 }
 
-// Breaches implements warehouse.Store.
+// Breaches implements warehouse.Store. The list is oldest first and
+// short, so it is read a month at a time from the start of the range until
+// it is full: without an index, ORDER BY created_at LIMIT over the whole
+// range would read and sort every breach of every year.
 func (s *Store) Breaches(ctx context.Context, q warehouse.Query) ([]warehouse.Row, error) {
 	slaExpr, args := slaCase(q.SLA)
 	query := `SELECT request_id, created_at, insurer, province, district, service_type, arrived_at,
@@ -160,7 +164,20 @@ func (s *Store) Breaches(ctx context.Context, q warehouse.Query) ([]warehouse.Ro
 FROM (SELECT *, ` + slaExpr + ` AS sla_ms FROM request_facts WHERE created_at >= ? AND created_at < ?)
 WHERE time_to_arrive_ms > sla_ms
 ORDER BY created_at, request_id LIMIT ?`
-	return s.rows(ctx, query, append(args, q.From, q.To, q.Limit+1)...)
+	var out []warehouse.Row
+	for from := q.From; from.Before(q.To) && len(out) <= q.Limit; {
+		to := from.AddDate(0, 1, 0)
+		if to.After(q.To) {
+			to = q.To
+		}
+		rows, err := s.rows(ctx, query, append(slices.Clone(args), from, to, q.Limit+1-len(out))...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		from = to
+	}
+	return out, nil
 }
 
 // Insurers implements warehouse.Store.

@@ -266,6 +266,16 @@ func checkReports(t *testing.T, svc *warehouse.Service, f Fixture) {
 	if d := cmp.Diff(breaches, reportRows(t, svc.Breaches, all)); d != "" {
 		t.Errorf("breaches (-want +got):\n%s", d)
 	}
+	// A long range and a short list: the first few, whatever the range.
+	first := all
+	first.From, first.Limit = Start.AddDate(0, -3, 0), 5
+	rep, err := svc.Breaches(context.Background(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(breaches[:5], rep.Rows); d != "" || !rep.Truncated {
+		t.Errorf("first 5 breaches over months, truncated %v (-want +got):\n%s", rep.Truncated, d)
+	}
 	if d := cmp.Diff(ExpectInsurers(f, all), reportRows(t, svc.Insurers, all)); d != "" {
 		t.Errorf("insurers report (-want +got):\n%s", d)
 	}
