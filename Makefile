@@ -1,18 +1,29 @@
-# The README's two commands: `make demo` runs Yolda, `make test` runs every test.
+# The README's two commands: `go run ./cmd/yolda serve` runs Yolda, `make test`
+# runs every test. `make check` is the fast loop while editing.
 GO ?= go
 
-.PHONY: demo serve test vet build bench-intake
+.PHONY: demo serve build vet check test
 
 demo: serve
 
 serve:
 	$(GO) run ./cmd/yolda serve
 
+# bin/yolda, stamped with its module version and VCS revision (yolda version).
 build:
-	$(GO) build -o bin/yolda ./cmd/yolda
+	$(GO) build -buildvcs=true -o bin/yolda ./cmd/yolda
 
 vet:
 	$(GO) vet ./...
+
+# Fast feedback, under a minute: vet, then the unit and conformance tests on
+# SQLite, without the race detector, leaving out the two packages that run
+# whole processes (internal/app starts the binary, kills it and restarts it;
+# internal/relay runs brokers and kills them). make test runs everything.
+CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/app$$' -e '/internal/relay$$')
+check: vet
+	@echo "go test -count=1 (every package but internal/app and internal/relay, on SQLite)"
+	@YOLDA_TEST_POSTGRES_URL= YOLDA_REQUIRE_SERVICES= $(GO) test -count=1 $(CHECK_PKGS)
 
 # Every test, with the race detector. PostgreSQL tests run when
 # YOLDA_TEST_POSTGRES_URL is set (.ci/run starts a throwaway cluster and sets
@@ -22,3 +33,6 @@ vet:
 # timeouts.
 test: vet
 	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	@if [ -z "$$YOLDA_TEST_POSTGRES_URL" ]; then \
+		echo "SKIP: set YOLDA_TEST_POSTGRES_URL to run the PostgreSQL suites (scripts/postgres-test-cluster.sh start DIR prints one)"; \
+	fi

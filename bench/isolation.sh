@@ -23,12 +23,12 @@ YAML
 for i in 1 2 3; do
 	"$work/yolda" mock-insurer --addr 127.0.0.1:1920$i --latency 50ms --jitter 10ms 2>"$work/mock$i.log" &
 done
-export YOLDA_DATA_DIR="$work/data" YOLDA_INSURERS_FILE="$work/insurers.yaml" YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0
+export YOLDA_DATA_DIR="$work/data" YOLDA_INSURERS_FILE="$work/insurers.yaml" YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0
 "$work/yolda" users add --role customer --username bench --password bench-password >/dev/null
-"$work/yolda" serve --http-addr 127.0.0.1:18290 2>"$work/serve.log" &
+"$work/yolda" serve --http-addr 127.0.0.1:18290 --ops-addr 127.0.0.1:18291 2>"$work/serve.log" &
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18290/readyz >/dev/null && break; sleep 0.1; done
 
-calls() { curl -s http://127.0.0.1:18290/metrics | awk -v ins="$1" '$1 ~ "^yolda_insurer_calls_total\\{insurer=\""ins"\"" {s+=$2} END {print s+0}'; }
+calls() { curl -s http://127.0.0.1:18291/metrics | awk -v ins="$1" '$1 ~ "^yolda_insurer_calls_total\\{insurer=\""ins"\"" {s+=$2} END {print s+0}'; }
 phase() {
 	"$work/yolda" bench intake -url http://127.0.0.1:18290 -concurrency 64 -duration "$duration" -warmup 3s \
 		-insurers anadolu,anadolu,axa,allianz | tail -2
@@ -38,7 +38,7 @@ phase
 echo "== anadolu hanging"
 curl -s http://127.0.0.1:19201/control --json '{"mode":"hang"}' >/dev/null
 phase
-echo "   anadolu breaker: $(curl -s http://127.0.0.1:18290/metrics | awk '/^yolda_insurer_breaker_state\{insurer="anadolu"\}/{print $2}') (2 = open)"
+echo "   anadolu breaker: $(curl -s http://127.0.0.1:18291/metrics | awk '/^yolda_insurer_breaker_state\{insurer="anadolu"\}/{print $2}') (2 = open)"
 curl -s http://127.0.0.1:19201/control --json '{"mode":"ok"}' >/dev/null
 
 echo "== checks/s through the worker, mock latency 50 ms"

@@ -25,8 +25,8 @@ go build -o "$work/nats-server" github.com/nats-io/nats-server/v2
 if [ "$engine" = postgres ]; then
 	pg_url=$(scripts/postgres-test-cluster.sh start "$work/pg")
 fi
-export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0
-port=18190
+export YOLDA_RATE_LIMIT_USER=0 YOLDA_LOG_LEVEL=warn YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0
+port=18190 ops=18191 # API, and metrics on the operations listener
 
 cat >"$work/quantiles.py" <<'PY'
 import sys, re
@@ -56,7 +56,7 @@ start_yolda() { # data-dir roles [nats-url]
 	local env=(YOLDA_DATA_DIR="$1" YOLDA_ROLES="$2")
 	[ -n "${3:-}" ] && env+=(YOLDA_NATS_URL="$3")
 	[ "$engine" = postgres ] && env+=(YOLDA_DATABASE_URL="${pg_url}&search_path=$schema")
-	env "${env[@]}" "$work/yolda" serve --http-addr 127.0.0.1:$port 2>>"$1/serve.log" &
+	env "${env[@]}" "$work/yolda" serve --http-addr 127.0.0.1:$port --ops-addr 127.0.0.1:$ops 2>>"$1/serve.log" &
 	for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && return; sleep 0.1; done
 	echo "yolda did not start" >&2; cat "$1/serve.log" >&2; exit 1
 }
@@ -88,7 +88,7 @@ for broker in embedded external; do
 		echo "== $engine, $broker broker, steady $rate requests/s for $duration"
 		"$work/yolda" bench intake -url http://127.0.0.1:$port -rate "$rate" -concurrency 512 -duration "$duration" -warmup 3s | tail -2
 		sleep 3
-		metrics=$(curl -s http://127.0.0.1:$port/metrics)
+		metrics=$(curl -s http://127.0.0.1:$ops/metrics)
 		echo "   commit -> broker ack (relay lag):     $(quantiles yolda_relay_lag_seconds <<<"$metrics")"
 		echo "   commit -> consumer done (notify lag): $(quantiles yolda_consumer_lag_seconds <<<"$metrics")"
 		echo "   rows relayed: $(grep '^yolda_relay_published_total' <<<"$metrics" | awk '{print $2}')"
@@ -102,10 +102,10 @@ for broker in embedded external; do
 	pkill -f "$work/yolda serve"; sleep 1
 	start_yolda "$data" relay "$nats_url"
 	t0=$(date +%s.%N)
-	backlog=$(curl -s http://127.0.0.1:$port/metrics | awk '/^yolda_outbox_backlog /{print $2}')
+	backlog=$(curl -s http://127.0.0.1:$ops/metrics | awk '/^yolda_outbox_backlog /{print $2}')
 	while :; do
-		published=$(curl -s http://127.0.0.1:$port/metrics | awk '/^yolda_relay_published_total /{print $2}')
-		left=$(curl -s http://127.0.0.1:$port/metrics | awk '/^yolda_outbox_backlog /{print $2}')
+		published=$(curl -s http://127.0.0.1:$ops/metrics | awk '/^yolda_relay_published_total /{print $2}')
+		left=$(curl -s http://127.0.0.1:$ops/metrics | awk '/^yolda_outbox_backlog /{print $2}')
 		[ "${left:-1}" = 0 ] && [ "${published:-0}" != 0 ] && break
 		sleep 0.2
 	done

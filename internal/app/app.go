@@ -12,13 +12,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 )
 
 // Env is the process environment the app sees; tests supply their own.
 type Env struct {
 	Getenv func(string) string
+	// Stdin is read by commands that take a secret on standard input;
+	// nil is the process's.
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -31,7 +33,8 @@ const usage = `yolda: roadside assistance dispatch
 Usage:
   yolda serve [flags]           run the platform (every role, or --roles)
   yolda migrate [flags]         bring the database schema up to date
-  yolda users add [flags]       create an account
+  yolda users COMMAND [flags]   manage accounts: add, list, set-role, disable,
+                                enable, reset-password, revoke-tokens
   yolda providers add|list      the companies drivers work for
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
   yolda bench warehouse [flags] time warehouse loads and reports on synthetic data
@@ -65,11 +68,7 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "migrate":
 		return migrateCmd(ctx, rest, env)
 	case "users":
-		if len(rest) == 0 || rest[0] != "add" {
-			fmt.Fprintln(env.Stderr, "usage: yolda users add --role ROLE --username U --password P [--name N] [--phone P] [--vehicle-plate X --capabilities tow,... --vehicle-kind tow_truck|service_van --provider CODE]")
-			return ErrUsage
-		}
-		return usersAdd(ctx, rest[1:], env)
+		return usersCmd(ctx, rest, env)
 	case "providers":
 		return providersCmd(ctx, rest, env)
 	case "bench":
@@ -86,7 +85,7 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "warehouse":
 		return warehouseCmd(ctx, rest, env)
 	case "version", "--version", "-version":
-		fmt.Fprintln(env.Stdout, "yolda", Version())
+		printVersion(env.Stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
@@ -94,36 +93,6 @@ func run(ctx context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stderr, "yolda: unknown command %q\n\n%s", cmd, usage)
 	return ErrUsage
-}
-
-// Version is the module version, or the VCS revision of a development build.
-func Version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "devel"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "devel-" + rev
 }
 
 // newFlagSet is a command's flag set. about, printed above the flags by

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,30 +47,67 @@ func TestMain(m *testing.M) {
 type instance struct {
 	cmd  *exec.Cmd
 	addr string
-	logs *bytes.Buffer
-	done chan error
+	// ops is the operations listener's address (metrics).
+	ops  string
+	logs *syncBuffer
+	// done receives Wait's result once; exited closes after it.
+	done   chan error
+	exited chan struct{}
 }
 
-// environment for one Yolda: a data dir and, optionally, PostgreSQL.
+// syncBuffer is the logs of an instance: written by the goroutine that
+// reads its stderr, read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) WriteString(x string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(x)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// environment for one Yolda: a data dir and, optionally, PostgreSQL and
+// more variables.
 type environment struct {
 	dataDir     string
 	databaseURL string
+	extra       []string
 }
 
-func (e environment) env(extra ...string) []string {
+func (e environment) env() []string {
 	env := append(os.Environ(), "YOLDA_DATA_DIR="+e.dataDir, "YOLDA_LOG_FORMAT=json",
-		"YOLDA_RATE_LIMIT_USER=0", "YOLDA_RATE_LIMIT_IP=0")
+		"YOLDA_RATE_LIMIT_USER=0", "YOLDA_RATE_LIMIT_IP=0", "YOLDA_OPS_ADDR=127.0.0.1:0")
 	if e.databaseURL != "" {
 		env = append(env, "YOLDA_DATABASE_URL="+e.databaseURL)
 	}
-	return append(env, extra...)
+	return append(env, e.extra...)
 }
 
+// with returns e with more variables.
+func (e environment) with(vars ...string) environment {
+	e.extra = append(slices.Clip(e.extra), vars...)
+	return e
+}
+
+// run runs a command that must end by itself within a minute.
 func (e environment) run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = e.env()
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("yolda %v did not end within a minute:\n%s", args, out)
+	}
 	return string(out), err
 }
 
@@ -87,7 +125,20 @@ func (e environment) addAccounts(t *testing.T) {
 	}
 }
 
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+var (
+	listening      = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	opsListeningAt = regexp.MustCompile(`"msg":"operations listening","addr":"([^"]+)"`)
+)
+
+// servesAPI reports whether serve's args run the api role.
+func servesAPI(args []string) bool {
+	for i, a := range args {
+		if a == "--roles" && i+1 < len(args) {
+			return args[i+1] == "all" || strings.Contains(","+args[i+1]+",", ",api,")
+		}
+	}
+	return true
+}
 
 func (e environment) start(t *testing.T, args ...string) *instance {
 	t.Helper()
@@ -100,37 +151,62 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	addrc := make(chan string, 1)
-	var mu sync.Mutex
+	in := &instance{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
+	// Ready once its listeners listen: the operations one always (the
+	// environment sets YOLDA_OPS_ADDR), the API one with the api role.
+	api := servesAPI(args)
+	addrc, opsc := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			mu.Lock()
 			in.logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
+			if m := opsListeningAt.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case opsc <- m[1]:
+				default:
+				}
+			} else if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
 			}
 		}
 		in.done <- cmd.Wait()
+		close(in.exited)
 	}()
-	select {
-	case in.addr = <-addrc:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("yolda did not start:\n%s", in.logs.String())
-	}
+	// Whatever the test did, the process is gone before its data dir is
+	// removed.
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
+		select {
+		case <-in.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-in.exited
 		}
 	})
+	timeout := time.After(30 * time.Second)
+	for in.ops == "" || in.addr == "" {
+		select {
+		case in.ops = <-opsc:
+			if !api {
+				in.addr = in.ops
+			}
+		case in.addr = <-addrc:
+		case <-in.exited:
+			t.Fatalf("yolda exited at start:\n%s", in.logs.String())
+		case <-timeout:
+			t.Fatalf("yolda did not start:\n%s", in.logs.String())
+		}
+	}
 	return in
 }
 
 func (in *instance) url(path string) string { return "http://" + in.addr + path }
+
+// opsURL is a path on the operations listener (metrics).
+func (in *instance) opsURL(path string) string { return "http://" + in.ops + path }
 
 func login(t *testing.T, in *instance, user, password string) string {
 	t.Helper()
@@ -154,7 +230,10 @@ const body = `{"service_type":"jump_start","location":{"lat":39.93,"lng":32.85,"
 "contact":{"name":"Ali Veli","phone":"+905551112233"}}`
 
 func post(client *http.Client, in *instance, token string) (string, int, error) {
-	req, _ := http.NewRequest("POST", in.url("/v1/requests"), strings.NewReader(body))
+	req, err := http.NewRequest("POST", in.url("/v1/requests"), strings.NewReader(body))
+	if err != nil {
+		return "", 0, err
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
@@ -202,7 +281,10 @@ func loadUntil(ctx context.Context, client *http.Client, in *instance, token str
 
 func get(t *testing.T, in *instance, token, path string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", in.url(path), nil)
+	req, err := http.NewRequest("GET", in.url(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -231,7 +313,11 @@ func TestCommands(t *testing.T) {
 	if cmd := exec.Command(binary, "frobnicate"); cmd.Run() == nil || cmd.ProcessState.ExitCode() != 2 {
 		t.Error("unknown command did not exit 2")
 	}
-	if out, err := e.run(t, "migrate"); err != nil || !strings.Contains(out, "schema up to date (sqlite)") {
+	if out, err := e.run(t, "users", "add", "--help"); err != nil || !strings.Contains(out, "-username") || !strings.Contains(out, "-data-dir") ||
+		strings.Contains(out, "-roles") || strings.Contains(out, "-http-addr") {
+		t.Errorf("users add --help should list its own flags and where the store is, exit 0: %v\n%s", err, out)
+	}
+	if out, err := e.run(t, "migrate"); err != nil || !strings.Contains(out, "schema up to date (sqlite, "+filepath.Join(e.dataDir, "yolda.db")+")") {
 		t.Errorf("migrate: %v %s", err, out)
 	}
 	if out, err := e.run(t, "version"); err != nil || !strings.HasPrefix(out, "yolda ") {

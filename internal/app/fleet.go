@@ -51,8 +51,13 @@ func (p *process) openFleet(ctx context.Context) error {
 func newFleet(cfg config.Config, store fleet.Store, index fleet.Index) *fleet.Service {
 	return fleet.NewService(store, index, fleet.Options{
 		StaleAfter: cfg.DriverStaleAfter,
-		ETA:        geo.RoadETA{Factor: cfg.ETARoadFactor, SpeedKmh: cfg.ETASpeedKmh},
+		ETA:        etaOf(cfg),
 	})
+}
+
+// etaOf is the arrival estimate the configuration describes.
+func etaOf(cfg config.Config) geo.Estimator {
+	return geo.RoadETA{Factor: cfg.ETARoadFactor, SpeedKmh: cfg.ETASpeedKmh}
 }
 
 // providersCmd is `yolda providers add|list`.
@@ -71,7 +76,7 @@ func providersCmd(ctx context.Context, args []string, env Env) error {
 		fs.StringVar(&code, "code", "", "short code drivers are registered with, e.g. acme-tow")
 		fs.StringVar(&name, "name", "", "the company's name")
 	}
-	cfg, err := loadConfigWith(fs, args[1:], env)
+	cfg, err := loadConfig(fs, args[1:], env, storeFlags)
 	if err != nil {
 		return err
 	}
@@ -95,6 +100,6 @@ func providersCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "created provider %s (%s)\n", p.Code, p.Name)
+	fmt.Fprintf(env.Stdout, "created provider %s (%s) in %s\n", p.Code, p.Name, store.where)
 	return nil
 }

@@ -7,14 +7,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/configfile"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/insurance/rest"
 )
 
 // insurers is the configured insurers and the rules intake takes from them.
 type insurers struct {
-	clients *insurance.Clients
-	// known and early are nil when no insurers file is given: every
-	// well-formed insurer code is accepted and dispatch starts at once.
+	clients *resilient.Clients
+	// known and early are nil when no insurers file is given: no insurer
+	// is known, so every request goes straight to manual review and
+	// dispatch starts at once (intake's rule for an unknown insurer).
 	known func(code string) bool
 	early func(code string) bool
 }
@@ -26,13 +29,13 @@ func loadInsurers(file string, env Env, reg prometheus.Registerer, log *slog.Log
 	var cfgs []insurance.Config
 	if file != "" {
 		var err error
-		cfgs, err = insurance.LoadFile(file, env.Getenv)
+		cfgs, err = configfile.LoadFile(file, env.Getenv)
 		if err != nil {
 			return insurers{}, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 	}
-	clients, err := insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
-		insurance.Options{Registerer: reg, Logger: log})
+	clients, err := resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(rest.Options{})},
+		resilient.Options{Registerer: reg, Logger: log})
 	if err != nil {
 		return insurers{}, err
 	}

@@ -13,14 +13,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/warehouse"
 )
 
@@ -41,10 +43,16 @@ type process struct {
 	insurers    insurers
 	requests    *intake.Service
 	deadLetters *deadletter.Service
+	// audit is the trail of security events; the api role prunes it.
+	audit *audit.Service
 	// positions and fleet serve the drivers' routes and the dispatch role.
 	positions fleet.Index
 	fleet     *fleet.Service
-	api       *httpapi.Server
+	// dispatch serves offers, assignments and progress; the dispatch role
+	// runs expirer.
+	dispatch *dispatch.Service
+	expirer  *dispatch.Expirer
+	api      *httpapi.Server
 	// warehouse answers reports when this process has one; otherwise
 	// reportsForward is the warehouse process an api forwards them to.
 	warehouse      *warehouse.Service
@@ -79,16 +87,20 @@ func (p *process) assemble(ctx context.Context) error {
 	p.registry = prometheus.NewRegistry()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Released last, after everything in the directory is closed.
+	if err := p.lockDataDir(); err != nil {
+		return err
+	}
 	if need&needStore == 0 {
 		// A warehouse-only process never opens the operational database:
 		// reports answer while it is down.
 		return p.assembleWithoutStore(ctx, need)
 	}
-	store, err := openStore(ctx, p.cfg)
+	store, err := openStore(ctx, p.cfg, postgres.WithLogger(p.log), postgres.WithRegisterer(p.registry))
 	if err != nil {
 		return err
 	}
-	// Closes last, after the HTTP server, intake and the broker.
+	// Closes last but for the lock, after the HTTP server, intake and the broker.
 	p.onClose(store.close)
 	p.store = store
 	p.log.Info("operational store ready", "engine", store.engine, "where", store.where)
@@ -101,10 +113,12 @@ func (p *process) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewService(store, account.DefaultHasher())
+	accounts, trail, err := accountServices(p.cfg, store, p.registry, p.log)
 	if err != nil {
 		return err
 	}
+	p.audit = trail
+	p.log.Info("password hashing bounded", "slots", accounts.HashSlots())
 	intakeMetrics, err := intake.NewMetrics(p.registry)
 	if err != nil {
 		return fmt.Errorf("intake metrics: %w", err)
@@ -126,6 +140,9 @@ func (p *process) assemble(ctx context.Context) error {
 		}
 	}
 
+	if err := p.openFleet(ctx); err != nil {
+		return err
+	}
 	writers := p.cfg.IntakeWriters
 	if writers == 0 {
 		writers = store.writers
@@ -135,16 +152,21 @@ func (p *process) assemble(ctx context.Context) error {
 			MaxBatch: p.cfg.IntakeBatchMax, Writers: writers, Linger: p.cfg.IntakeBatchWait, Queue: p.cfg.IntakeQueueLimit,
 			Observe: intakeMetrics.Observe,
 		},
+		// Consumers' updates (insurance outcomes) share transactions the
+		// same way, with as many writers.
+		Updates:             intake.BatchOptions{Writers: writers},
 		Committed:           p.wake,
 		KnownInsurer:        p.insurers.known,
 		DispatchBeforeCover: p.insurers.early,
+		Offers:              store,
+		DriverFreed:         p.driverFreed,
 		Logger:              p.log,
 	})
 	// Closes first (intake commits what is queued); the HTTP service
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
-	if err := p.openFleet(ctx); err != nil {
+	if err := p.buildDispatch(); err != nil {
 		return err
 	}
 	if err := p.openReports(ctx); err != nil {
@@ -153,11 +175,12 @@ func (p *process) assemble(ctx context.Context) error {
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	deps := httpapi.Deps{
-		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.fleet, ReportsForward: p.reportsForward,
+		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
+		Insurers: p.insurers.clients, Fleet: p.fleet, Dispatch: p.dispatch, ReportsForward: p.reportsForward,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
+			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(),
 		},
@@ -189,6 +212,14 @@ func (p *process) connectBroker(ctx context.Context) error {
 	return nil
 }
 
+// driverFreed tells the position index that a cancellation took a
+// driver off its job (the database freed it with the cancellation).
+func (p *process) driverFreed(ctx context.Context, driverID string) {
+	if _, err := p.fleet.Refresh(ctx, driverID); err != nil {
+		p.log.Warn("position index not refreshed after a cancellation", "driver_id", driverID, "err", err)
+	}
+}
+
 // wake tells the in-process listeners that intake committed outbox rows.
 func (p *process) wake() {
 	for _, f := range p.committed {
@@ -197,7 +228,7 @@ func (p *process) wake() {
 }
 
 // services builds every service of the process: each role's, then what
-// every process runs (the HTTP listener for probes and scrapes, pprof).
+// every process runs (the operations listener for probes and scrapes, pprof).
 func (p *process) services() ([]service, error) {
 	var all []service
 	for _, r := range p.roles {
@@ -207,9 +238,8 @@ func (p *process) services() ([]service, error) {
 		}
 		all = append(all, ss...)
 	}
-	if !hasService(all, httpServiceName) {
-		// Worker processes still answer probes and scrapes.
-		all = append(all, httpService(p.cfg, p.api.OpsHandler(), p.requests, p.log))
+	if p.cfg.OpsAddr != "" {
+		all = append(all, opsService(p.cfg, p.api.OpsHandler(), p.log))
 	}
 	if p.cfg.PprofAddr != "" {
 		all = append(all, pprofService(p.cfg.PprofAddr, p.log))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/deadletter"
-	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
 	"github.com/yolda/yolda/internal/sweeper"
@@ -19,9 +19,10 @@ import (
 
 // The services of each role of roleTable.
 
-// apiServices: the HTTP listener with the whole API on it.
+// apiServices: the HTTP listener with the whole API on it, and the audit
+// trail's retention (the API writes the trail).
 func (p *process) apiServices() ([]service, error) {
-	return []service{httpService(p.cfg, p.api, p.requests, p.log)}, nil
+	return []service{httpService(p.cfg, p.api, p.requests, p.log), {name: "audit-retention", run: p.audit.Run}}, nil
 }
 
 // relayServices: the relay; on PostgreSQL, the listener through which
@@ -42,7 +43,7 @@ func (p *process) relayServices() ([]service, error) {
 			return l.ListenOutbox(ctx, rel.Wake)
 		}})
 	}
-	sw := sweeper.New(p.store, p.requests.Jobs, sweeper.DefaultRules, p.cfg.SweepInterval, p.log, p.registry)
+	sw := sweeper.New(p.store, p.broker, p.requests.Jobs, sweeper.DefaultRules, sweeper.Options{Interval: p.cfg.SweepInterval}, p.log, p.registry)
 	return append(ss, service{name: "sweeper", run: sw.Run}), nil
 }
 
@@ -53,44 +54,51 @@ type outboxListener interface {
 }
 
 // notifyServices: the consumer of request events that writes customer
-// notifications.
+// notifications, a batch of events per transaction.
 func (p *process) notifyServices() ([]service, error) {
 	worker := notify.NewWorker(p.store, nil)
 	lag, err := consumerLag(p.registry)
 	if err != nil {
 		return nil, err
 	}
-	cfg := bus.ConsumerConfig{
-		Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
-		Concurrency: p.cfg.WorkerConcurrency, DeadLetter: deadLetterHook(p.deadLetters),
-	}
-	return []service{{name: "notify-consumer", run: func(ctx context.Context) error {
-		return bus.Consume(ctx, p.broker, cfg, func(ctx context.Context, d bus.Delivery) error {
-			err := worker.Handle(ctx, d.Data)
-			if err == nil && d.NumDelivered == 1 {
-				lag(notify.Consumer, d.Data)
-			}
-			return err
-		})
-	}}}, nil
+	return []service{p.batchConsumer("notify-consumer", notifyConsumer(p.cfg, p.deadLetters), notifyHandler(worker, lag))}, nil
 }
 
 // insuranceServices: the pending-check gauges and one consumer per
 // configured insurer (each with its own concurrency and retry rules).
+// Calls stay one per message, behind the insurer's bulkhead; the outcomes
+// that finish together share a transaction (intake's group commit behind
+// RecordInsurance).
 func (p *process) insuranceServices() ([]service, error) {
-	gauges := insurance.NewPendingGauges(p.store, p.insurers.clients, p.registry, p.log)
+	gauges, err := checks.NewPendingGauges(p.store, p.insurers.clients, p.registry, nil, p.log)
+	if err != nil {
+		return nil, fmt.Errorf("insurance: %w", err)
+	}
 	ss := []service{{name: "insurer-gauges", run: func(ctx context.Context) error {
 		return gauges.Run(ctx, 15*time.Second)
 	}}}
-	worker := insurance.NewWorker(p.insurers.clients, p.requests, nil, p.log)
+	handler := insuranceHandler(checks.NewWorker(p.insurers.clients, p.requests, nil, p.log))
 	for _, c := range p.insurers.clients.All() {
-		cc := insurance.ConsumerConfig(c.Config())
+		cc := insuranceConsumer(c.Config())
 		cc.DeadLetter = deadLetterHook(p.deadLetters)
-		ss = append(ss, service{name: "insurance-consumer-" + c.Code(), run: func(ctx context.Context) error {
-			return bus.Consume(ctx, p.broker, cc, worker.Handle)
-		}})
+		ss = append(ss, p.consumer("insurance-consumer-"+c.Code(), cc, handler))
 	}
 	return ss, nil
+}
+
+// consumer is a service running a durable consumer whose handlers in
+// flight at shutdown get the process's drain budget: every role's consumers
+// go through here (or batchConsumer), so none can outlast
+// YOLDA_SHUTDOWN_TIMEOUT.
+func (p *process) consumer(name string, cc bus.ConsumerConfig, h bus.Handler) service {
+	cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
+	return service{name: name, run: func(ctx context.Context) error { return bus.Consume(ctx, p.broker, cc, h) }}
+}
+
+// batchConsumer is consumer for a batch handler.
+func (p *process) batchConsumer(name string, cc bus.ConsumerConfig, h bus.BatchHandler) service {
+	cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
+	return service{name: name, run: func(ctx context.Context) error { return bus.ConsumeBatch(ctx, p.broker, cc, h) }}
 }
 
 // consumerLag returns a function that records, for a handled message, the

@@ -36,11 +36,11 @@ const (
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. DESIGN.md's dispatch and realtime are still to come.
+// them. Realtime is still to come (docs/architecture.md).
 var roleTable = []role{
 	{
 		name:     "api",
-		about:    "the HTTP API: requests, accounts, insurers' state, dead letters",
+		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail",
 		needs:    needStore | needInsurers,
 		services: (*process).apiServices,
 	},
@@ -55,6 +55,12 @@ var roleTable = []role{
 		about:    "turns request events into customer notifications",
 		needs:    needStore | needBroker,
 		services: (*process).notifyServices,
+	},
+	{
+		name:     "dispatch",
+		about:    "offers dispatching requests to drivers, round after round; expires unanswered offers",
+		needs:    needStore | needBroker,
+		services: (*process).dispatchServices,
 	},
 	{
 		name:     "insurance",
@@ -119,5 +125,5 @@ func printRoles(w io.Writer) {
 	for _, r := range roleTable {
 		fmt.Fprintf(w, "  %-10s %s\n", r.name, r.about)
 	}
-	fmt.Fprintln(w, "Whatever its roles, a process answers /healthz, /readyz and /metrics on --http-addr.")
+	fmt.Fprintln(w, "Whatever its roles, a process answers /metrics, /healthz and /readyz on --ops-addr.")
 }

@@ -38,6 +38,7 @@ func testProcess(t *testing.T, roles string, edit func(*config.Config)) *process
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.OpsAddr = "127.0.0.1:0"
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -55,20 +56,21 @@ func testProcess(t *testing.T, roles string, edit func(*config.Config)) *process
 }
 
 // TestRoleServices: each role runs the services it declares, the sweeper
-// is the relay's and visible, and a process without the api role still
-// owns the HTTP listener (probes and scrapes) with the ops handler.
+// is the relay's and visible, only the api role listens on the API
+// address, and every process serves the operations listener.
 func TestRoleServices(t *testing.T) {
 	for _, tc := range []struct {
 		roles  string
 		want   []string
 		broker bool
 	}{
-		{"api", []string{"http"}, false},
-		{"relay", []string{"relay", "sweeper", "http"}, true},
-		{"notify", []string{"notify-consumer", "http"}, true},
-		{"insurance", []string{"insurer-gauges", "http"}, true},
-		{"warehouse", []string{"warehouse-loader", "warehouse-lag", "http"}, true},
-		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "insurer-gauges", "warehouse-loader", "warehouse-lag"}, true},
+		{"api", []string{"http", "audit-retention", "ops"}, false},
+		{"relay", []string{"relay", "sweeper", "ops"}, true},
+		{"notify", []string{"notify-consumer", "ops"}, true},
+		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "ops"}, true},
+		{"insurance", []string{"insurer-gauges", "ops"}, true},
+		{"warehouse", []string{"warehouse-loader", "warehouse-lag", "http", "ops"}, true},
+		{"all", []string{"http", "audit-retention", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer", "insurer-gauges", "warehouse-loader", "warehouse-lag", "ops"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {
 			p := testProcess(t, tc.roles, nil)

@@ -10,11 +10,18 @@ import (
 	"github.com/yolda/yolda/internal/config"
 )
 
-// loadConfigWith reads flags (declared on fs with the settings) over the
-// environment over the defaults, and validates the result.
-func loadConfigWith(fs *flag.FlagSet, args []string, env Env) (config.Config, error) {
+// loadConfig reads flags over the environment over the defaults, and
+// validates the result. flags are the settings declared on fs as flags
+// (nil: every setting); the environment sets any of them.
+func loadConfig(fs *flag.FlagSet, args []string, env Env, flags []string) (config.Config, error) {
 	cfg := config.Defaults()
-	if err := cfg.Register(fs, env.Getenv); err != nil {
+	var err error
+	if flags == nil {
+		err = cfg.Register(fs, env.Getenv)
+	} else {
+		err = cfg.RegisterOnly(fs, env.Getenv, flags...)
+	}
+	if err != nil {
 		return cfg, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if err := parse(fs, args, env); err != nil {
@@ -31,7 +38,7 @@ func loadConfigWith(fs *flag.FlagSet, args []string, env Env) (config.Config, er
 // services, runs them under one errgroup until ctx ends or one fails, and
 // closes what it opened.
 func serve(ctx context.Context, args []string, env Env) error {
-	cfg, err := loadConfigWith(newFlagSet("serve", serveAbout(), env), args, env)
+	cfg, err := loadConfig(newFlagSet("serve", serveAbout(), env), args, env, nil)
 	if err != nil {
 		return err
 	}
@@ -41,6 +48,10 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, env.Stderr)
 	log.Info("starting yolda", append([]any{"version", Version()}, cfg.Masked()...)...)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
+	warnIfDataDirOpen(cfg.DataDir, log)
 
 	p := &process{cfg: cfg, env: env, log: log, roles: roles}
 	defer p.close()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -24,8 +23,8 @@ type service struct {
 	run  func(ctx context.Context) error
 }
 
-// httpServiceName is the service that owns the HTTP listener: the api
-// role's, or the probes-only one every other process runs.
+// httpServiceName is the service that owns the API listener: the api
+// role's.
 const httpServiceName = "http"
 
 func hasService(ss []service, name string) bool {
@@ -41,12 +40,20 @@ func serviceNames(ss []service) []string {
 }
 
 // runServices runs every service under one errgroup: the first to fail
-// cancels the others, and it returns when all have returned.
+// cancels the others, and it returns when all have returned. A service
+// still starting when the process is asked to stop (a consumer declaring
+// itself, say) returns the cancellation as its error; that is a clean stop,
+// not a failure.
 func runServices(ctx context.Context, ss []service) error {
+	stop := ctx
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range ss {
 		g.Go(func() error {
-			if err := s.run(ctx); err != nil {
+			err := s.run(ctx)
+			if err != nil && stop.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil
+			}
+			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			return nil
@@ -60,9 +67,9 @@ func runServices(ctx context.Context, ss []service) error {
 // and only then closes intake.
 func httpService(cfg config.Config, h http.Handler, requests *intake.Service, log *slog.Logger) service {
 	return service{name: httpServiceName, run: func(ctx context.Context) error {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		ln, err := listenHTTP(cfg.HTTPAddr, h)
 		if err != nil {
-			return fmt.Errorf("listen: %w", err)
+			return err
 		}
 		srv := &http.Server{
 			Handler:           h,
@@ -82,18 +89,30 @@ func httpService(cfg config.Config, h http.Handler, requests *intake.Service, lo
 		case <-ctx.Done():
 		}
 		log.Info("shutting down: draining http requests", "timeout", cfg.ShutdownTimeout.String())
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		// The whole shutdown fits in the timeout, even with a database
+		// that stopped answering: the drain gets most of it, then intake
+		// abandons what it could not commit, leaving the rest for closing
+		// the stores.
+		drainCtx, cancel := context.WithTimeout(context.Background(), drainBudget(cfg.ShutdownTimeout))
 		defer cancel()
-		err = srv.Shutdown(shutdownCtx)
+		err = srv.Shutdown(drainCtx)
 		if requests != nil {
-			requests.Close()
+			_ = requests.Shutdown(drainCtx)
 		}
+		// Handlers still running (a read of a database that does not
+		// answer) have their requests cancelled with their connections.
+		_ = srv.Close()
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http shutdown: %w", err)
 		}
 		return nil
 	}}
 }
+
+// drainBudget is the part of the shutdown timeout that in-flight work (HTTP
+// requests, consumer handlers) gets; the rest is for closing the broker
+// connection and the stores.
+func drainBudget(timeout time.Duration) time.Duration { return timeout * 2 / 3 }
 
 // pprofService serves the Go profiler on its own listener, apart from the
 // API, so that it never sits behind the public edge.

@@ -2,15 +2,20 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
-	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/relay"
@@ -23,12 +28,14 @@ import (
 type operationalStore interface {
 	intake.Store
 	account.Store
+	audit.Store
 	fleet.Store
+	dispatch.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store
 	notify.Store
-	insurance.PendingSource
+	checks.PendingSource
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error
 }
@@ -41,16 +48,19 @@ type openedStore struct {
 	// where is the SQLite file's absolute path, or the PostgreSQL URL
 	// without its password: what to tell someone looking for their data.
 	where string
-	close func()
+	// created is true when the SQLite file did not exist before opening.
+	created bool
+	close   func()
 	// writers is how many intake transactions pay off at once.
 	writers int
 }
 
-// openStore picks the engine by URL: PostgreSQL for postgres://, SQLite in
-// the data dir otherwise. Opening migrates the schema.
-func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
+// openStore picks the engine by URL: PostgreSQL (with pgOpts) for
+// postgres://, SQLite in the data dir otherwise. Opening migrates the
+// schema.
+func openStore(ctx context.Context, cfg config.Config, pgOpts ...postgres.Option) (*openedStore, error) {
 	if strings.HasPrefix(cfg.DatabaseURL, "postgres://") || strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
-		s, err := postgres.Open(ctx, cfg.DatabaseURL)
+		s, err := postgres.Open(ctx, cfg.DatabaseURL, pgOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -61,10 +71,11 @@ func openStore(ctx context.Context, cfg config.Config) (*openedStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite path: %w", err)
 	}
+	_, statErr := os.Stat(path)
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	return &openedStore{operationalStore: s, engine: "sqlite", where: path,
+	return &openedStore{operationalStore: s, engine: "sqlite", where: path, created: errors.Is(statErr, fs.ErrNotExist),
 		close: func() { _ = s.Close() }, writers: 1}, nil
 }

@@ -13,10 +13,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/identity"
 	pgstore "github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/warehouse"
 	"github.com/yolda/yolda/internal/warehouse/benchmark"
@@ -198,7 +200,7 @@ func warehouseCmd(ctx context.Context, args []string, env Env) error {
 	since := fs.String("since", "", "replay events from this RFC 3339 time on (default: the start of the stream)")
 	fromWarehouse := fs.Bool("from-warehouse", false, "re-derive every fact from the warehouse's own events instead of replaying the stream")
 	into := fs.String("into", "", "rebuild into this warehouse (a DuckDB file or postgres://...) instead of the configured one")
-	cfg, err := loadConfigWith(fs, args[1:], env)
+	cfg, err := loadConfig(fs, args[1:], env, nil)
 	if err != nil {
 		return err
 	}
@@ -353,9 +355,10 @@ func (p *process) assembleWithoutStore(ctx context.Context, need needs) error {
 	}
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	deps := httpapi.Deps{
-		Tokens: tokens, Insurers: p.insurers.clients, Registry: p.registry, Logger: p.log,
+		Accounts: signatureOnly{}, Tokens: tokens, Insurers: p.insurers.clients, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
+			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(),
 		},
@@ -415,4 +418,20 @@ func benchWarehouse(ctx context.Context, args []string, env Env) error {
 		_ = s.Close()
 	}
 	return benchmark.Run(ctx, benchmark.Options{Rows: *rows, Engines: list, OperationalURL: *opURL, Warm: *warm, Out: env.Stdout})
+}
+
+// signatureOnly is how a process without the operational database (a
+// warehouse-only process) authenticates: the token's signature and
+// lifetime, not the account's current state, which lives in that
+// database. A disabled account's or a revoked token keeps reading reports
+// there until it expires (YOLDA_TOKEN_TTL); the api processes refuse it at
+// once. Nobody logs in at a warehouse process.
+type signatureOnly struct{}
+
+func (signatureOnly) Login(context.Context, account.LoginAttempt) (account.User, error) {
+	return account.User{}, account.ErrBadCredentials
+}
+
+func (signatureOnly) Resolve(_ context.Context, claimed identity.Principal) (identity.Principal, error) {
+	return claimed, nil
 }

@@ -19,8 +19,27 @@ import (
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
+// newTokens and issue fail the test on a setup error.
+func newTokens(t *testing.T, key []byte, now func() time.Time) *Tokens {
+	t.Helper()
+	tok, err := NewTokens(key, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func issue(t *testing.T, tok *Tokens, p identity.Principal) string {
+	t.Helper()
+	s, err := tok.Issue(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestIssueVerifyRoundTrip(t *testing.T) {
-	tok, _ := NewTokens(secret, time.Hour, nil)
+	tok := newTokens(t, secret, nil)
 	want := identity.Principal{UserID: "usr_1", Username: "ayse", Role: identity.Customer}
 	s, err := tok.Issue(want)
 	if err != nil {
@@ -45,19 +64,21 @@ func sign(key []byte, unsigned string) string {
 
 func TestVerifyRefuses(t *testing.T) {
 	now := time.Now()
-	tok, _ := NewTokens(secret, time.Hour, func() time.Time { return now })
-	good, _ := tok.Issue(identity.Principal{UserID: "usr_1", Role: identity.Admin})
-	past, _ := NewTokens(secret, time.Hour, func() time.Time { return now.Add(-2 * time.Hour) })
-	expired, _ := past.Issue(identity.Principal{UserID: "usr_1", Role: identity.Admin})
-	other, _ := NewTokens([]byte("another-secret-another-secret-xx"), time.Hour, nil)
-	forged, _ := other.Issue(identity.Principal{UserID: "usr_1", Role: identity.Admin})
+	admin := identity.Principal{UserID: "usr_1", Role: identity.Admin}
+	tok := newTokens(t, secret, func() time.Time { return now })
+	good := issue(t, tok, admin)
+	expired := issue(t, newTokens(t, secret, func() time.Time { return now.Add(-2 * time.Hour) }), admin)
+	forged := issue(t, newTokens(t, []byte("another-secret-another-secret-xx"), nil), admin)
 	exp := now.Add(time.Hour).Unix()
 	payload := b64(`{"sub":"usr_1","role":"admin","iss":"yolda","exp":` + itoa(exp) + `}`)
 	algNone := b64(`{"alg":"none","typ":"JWT"}`) + "." + payload + "."
 	noExp := sign(secret, b64(`{"alg":"HS256","typ":"JWT"}`)+"."+b64(`{"sub":"usr_1","role":"admin","iss":"yolda"}`))
 	badRole := sign(secret, b64(`{"alg":"HS256","typ":"JWT"}`)+"."+b64(`{"sub":"usr_1","role":"root","iss":"yolda","exp":`+itoa(exp)+`}`))
 	// HS384 with the same secret: valid signature, wrong (unpinned) algorithm.
-	hs384, _ := jwt.NewWithClaims(jwt.SigningMethodHS384, jwt.MapClaims{"sub": "usr_1", "role": "admin", "iss": "yolda", "exp": exp}).SignedString(secret)
+	hs384, err := jwt.NewWithClaims(jwt.SigningMethodHS384, jwt.MapClaims{"sub": "usr_1", "role": "admin", "iss": "yolda", "exp": exp}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tampered := good[:strings.LastIndex(good, ".")] + "x" + good[strings.LastIndex(good, "."):]
 
 	for name, s := range map[string]string{
@@ -101,7 +122,10 @@ func TestLoadOrCreateSecretIsStable(t *testing.T) {
 	if info.Mode().Perm() != 0o600 {
 		t.Errorf("secret file mode %v, want 0600", info.Mode().Perm())
 	}
-	c, _ := LoadOrCreateSecret(t.TempDir())
+	c, err := LoadOrCreateSecret(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(a) == string(c) {
 		t.Error("two data dirs got the same secret")
 	}

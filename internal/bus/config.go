@@ -9,10 +9,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults of [Config].
+// Defaults of [Config]. Each stream is bounded by age, count and size;
+// what happens at a limit is the stream's policy (see streamConfigs and
+// docs/operations.md, "Bounded streams").
 const (
-	DefaultEventsMaxAge    = 7 * 24 * time.Hour
-	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultEventsMaxAge   = 7 * 24 * time.Hour
+	DefaultEventsMaxBytes = 8 << 30 // 8 GiB
+	DefaultEventsMaxMsgs  = 20_000_000
+	DefaultJobsMaxAge     = 24 * time.Hour
+	DefaultJobsMaxBytes   = 1 << 30 // 1 GiB
+	DefaultJobsMaxMsgs    = 1_000_000
+	// DefaultDuplicateWindow must cover how far back the relay publishes
+	// rows again (relay.DefaultRepublishWindow, 2m30s, JetStream's 2m
+	// sync interval plus a margin), so that the broker drops the copies it
+	// still has. 5 minutes leaves room for both.
+	DefaultDuplicateWindow = 5 * time.Minute
 	DefaultName            = "yolda"
 )
 
@@ -39,8 +50,20 @@ type Config struct {
 	Replicas int
 	// EventsMaxAge is how long EVENTS keeps a message (0: 7 days).
 	EventsMaxAge time.Duration
+	// EventsMaxBytes and EventsMaxMsgs bound EVENTS by size and count (0:
+	// 8 GiB, 20 million). At a limit the oldest events go first.
+	EventsMaxBytes int64
+	EventsMaxMsgs  int64
+	// JobsMaxAge, JobsMaxBytes and JobsMaxMsgs bound JOBS (0: 24 hours,
+	// 1 GiB, 1 million). At the size or count limit the broker refuses new
+	// jobs, which stay in the outbox; past the age a job is dropped and
+	// the sweeper commits it again.
+	JobsMaxAge   time.Duration
+	JobsMaxBytes int64
+	JobsMaxMsgs  int64
 	// DuplicateWindow is how long the streams remember a Nats-Msg-Id to drop
-	// a re-published copy (0: 2 minutes).
+	// a re-published copy (0: 5 minutes). It must cover the relay's
+	// republish window.
 	DuplicateWindow time.Duration
 	// Name identifies this process to the broker (and names the embedded
 	// server); "yolda" if empty.
@@ -57,6 +80,21 @@ func (c Config) Embedded() bool { return strings.TrimSpace(c.URL) == "" }
 func (c Config) withDefaults() Config {
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if c.EventsMaxBytes == 0 {
+		c.EventsMaxBytes = DefaultEventsMaxBytes
+	}
+	if c.EventsMaxMsgs == 0 {
+		c.EventsMaxMsgs = DefaultEventsMaxMsgs
+	}
+	if c.JobsMaxAge == 0 {
+		c.JobsMaxAge = DefaultJobsMaxAge
+	}
+	if c.JobsMaxBytes == 0 {
+		c.JobsMaxBytes = DefaultJobsMaxBytes
+	}
+	if c.JobsMaxMsgs == 0 {
+		c.JobsMaxMsgs = DefaultJobsMaxMsgs
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = DefaultDuplicateWindow
@@ -92,6 +130,13 @@ func (c Config) Validate() error {
 	}
 	if c.DuplicateWindow < 0 {
 		errs = append(errs, errors.New("duplicate window must not be negative"))
+	}
+	if c.EventsMaxBytes < 0 || c.EventsMaxMsgs < 0 || c.JobsMaxAge < 0 || c.JobsMaxBytes < 0 || c.JobsMaxMsgs < 0 {
+		// Streams are bounded by design: there is no "unlimited".
+		errs = append(errs, errors.New("stream limits must not be negative"))
+	}
+	if c.JobsMaxAge > 0 && c.DuplicateWindow > c.JobsMaxAge {
+		errs = append(errs, errors.New("duplicate window must not exceed jobs max age"))
 	}
 	if c.EventsMaxAge > 0 && c.DuplicateWindow > c.EventsMaxAge {
 		// The server refuses this; say so before connecting.

@@ -40,7 +40,13 @@
 //
 // # Consumers
 //
-// [Consume] runs one durable pull consumer with explicit acks; see
-// [ConsumerConfig] for how failures, retries, the delivery limit and the
-// dead letter work.
+// [ConsumeBatch] runs one durable pull consumer with explicit acks and
+// hands its handler batches of deliveries (what is buffered, up to
+// [ConsumerConfig.BatchMax]) to apply in one transaction, acknowledging
+// them together once it has committed; a batch the handler could not
+// commit is handed over again one delivery at a time. It is how consumers
+// whose effects are database writes are written. [Consume] hands one
+// delivery at a time, for handlers that call out. See [ConsumerConfig] for
+// how failures, retries, the delivery limit and the dead letter work; they
+// are per delivery either way.
 package bus

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"errors"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		published: telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "published_total",
-			Help: "Messages published, by stream and result (stored, duplicate: the stream already had it, error).",
+			Help: "Messages published, by stream and result (stored; duplicate: the stream already had it; full: refused at the stream's limit; error).",
 		}, []string{"stream", "result"})),
 		publishDuration: telemetry.Reuse(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "yolda", Subsystem: "bus", Name: "publish_duration_seconds",
@@ -74,10 +76,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observePublish(ack *jetstream.PubAck, err error) {
+func (m *metrics) observePublish(subject string, ack *jetstream.PubAck, err error) {
 	switch {
+	case errors.Is(err, ErrStreamFull):
+		m.published.WithLabelValues(StreamOf(subject), "full").Inc()
 	case err != nil:
-		m.published.WithLabelValues("", "error").Inc()
+		m.published.WithLabelValues(StreamOf(subject), "error").Inc()
 	case ack.Duplicate:
 		m.published.WithLabelValues(ack.Stream, "duplicate").Inc()
 	default:

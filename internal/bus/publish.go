@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,6 +14,25 @@ import (
 // ErrNoMsgID is returned for a message without an id: deduplication, and so
 // safe re-publishing, depends on it.
 var ErrNoMsgID = errors.New("message id is required")
+
+// ErrStreamFull is wrapped by a publish the broker refused because the
+// stream is at its count or size limit (JOBS discards new messages there:
+// see streamConfigs). The message was not stored; publish it again later.
+var ErrStreamFull = errors.New("stream at its limit")
+
+// storeFailed is JetStream's error code for a message the stream could not
+// store (JSStreamStoreFailedF); at a limit its description says which.
+const storeFailed jetstream.ErrorCode = 10077
+
+// publishError wraps err, the broker's answer to a publish on subject, so
+// that errors.Is(err, ErrStreamFull) tells a refusal at a limit.
+func publishError(subject string, err error) error {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.ErrorCode == storeFailed && strings.HasPrefix(api.Description, "maximum") {
+		return fmt.Errorf("publish %s: %w: %w", subject, ErrStreamFull, err)
+	}
+	return fmt.Errorf("publish %s: %w", subject, err)
+}
 
 const (
 	// batchWindow is how many messages of one batch may await their acks at
@@ -42,11 +62,11 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, payload []byte
 	start := time.Now()
 	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: payload}, jetstream.WithMsgID(msgID))
 	b.metrics.publishDuration.WithLabelValues("single").Observe(time.Since(start).Seconds())
-	b.metrics.observePublish(ack, err)
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
+		err = publishError(subject, err)
 	}
-	return nil
+	b.metrics.observePublish(subject, ack, err)
+	return err
 }
 
 // BatchError lists which messages of a batch were not confirmed by the
@@ -78,17 +98,36 @@ func (e *BatchError) Unwrap() []error { return e.Errs }
 // Failed reports whether message i of the batch was not confirmed.
 func (e *BatchError) Failed(i int) bool { return e.Errs[i] != nil }
 
+// Ack is the broker's confirmation of one message: the stream that holds
+// it and its sequence there. A duplicate (the stream had the message
+// already) names the copy the stream holds.
+type Ack struct {
+	Stream    string
+	Seq       uint64
+	Duplicate bool
+}
+
 // PublishBatch publishes msgs without waiting for each ack in turn, then
 // waits for all of them: this is how the relay keeps the broker busy. It
 // returns nil when every message was confirmed (stored, or already there),
 // or a *BatchError saying which were not. When ctx ends it stops sending and
 // waiting; messages not confirmed by then count as failed.
 func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
+	_, err := b.PublishBatchAcks(ctx, msgs)
+	return err
+}
+
+// PublishBatchAcks is PublishBatch that also returns the broker's ack of
+// each message (the zero Ack where it did not confirm one): the relay
+// records where each message went, to tell later what a broker that lost
+// its tail has lost.
+func (b *Bus) PublishBatchAcks(ctx context.Context, msgs []Message) ([]Ack, error) {
 	start := time.Now()
 	defer func() {
 		b.metrics.publishDuration.WithLabelValues("batch").Observe(time.Since(start).Seconds())
 	}()
 
+	acks := make([]Ack, len(msgs))
 	errs := make([]error, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	failed := false
@@ -105,11 +144,14 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
-		b.metrics.observePublish(ack, err)
 		if err != nil {
-			errs[i] = fmt.Errorf("publish %s: %w", msgs[i].Subject, err)
+			err = publishError(msgs[i].Subject, err)
+			errs[i] = err
 			failed = true
+		} else {
+			acks[i] = Ack{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}
 		}
+		b.metrics.observePublish(msgs[i].Subject, ack, err)
 	}
 
 	oldest := 0 // first message whose ack has not been awaited
@@ -133,8 +175,9 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Payload},
 			jetstream.WithMsgID(m.ID), jetstream.WithStallWait(stallWait))
 		if err != nil {
-			b.metrics.observePublish(nil, err)
-			errs[i] = fmt.Errorf("publish %s: %w", m.Subject, err)
+			err = publishError(m.Subject, err)
+			b.metrics.observePublish(m.Subject, nil, err)
+			errs[i] = err
 			failed = true
 			continue
 		}
@@ -144,7 +187,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		await(oldest)
 	}
 	if failed {
-		return &BatchError{Errs: errs}
+		return acks, &BatchError{Errs: errs}
 	}
-	return nil
+	return acks, nil
 }

@@ -26,18 +26,22 @@ func TestEnsureStreams(t *testing.T) {
 			Replicas   int
 			Duplicates time.Duration
 			MaxAge     time.Duration
+			MaxMsgs    int64
+			MaxBytes   int64
+			Discard    jetstream.DiscardPolicy
 		}
 		for name, w := range map[string]want{
-			StreamJobs: {[]string{"jobs.>"}, jetstream.WorkQueuePolicy, jetstream.FileStorage, 1, 2 * time.Minute, 0},
-			StreamEvents: {[]string{"events.>"}, jetstream.LimitsPolicy, jetstream.FileStorage, 1, 2 * time.Minute,
-				7 * 24 * time.Hour},
+			StreamJobs: {[]string{"jobs.>"}, jetstream.WorkQueuePolicy, jetstream.FileStorage, 1, 5 * time.Minute,
+				24 * time.Hour, 1_000_000, 1 << 30, jetstream.DiscardNew},
+			StreamEvents: {[]string{"events.>"}, jetstream.LimitsPolicy, jetstream.FileStorage, 1, 5 * time.Minute,
+				7 * 24 * time.Hour, 20_000_000, 8 << 30, jetstream.DiscardOld},
 		} {
 			s, err := f.bus.JetStream().Stream(t.Context(), name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			c := s.CachedInfo().Config
-			got := want{c.Subjects, c.Retention, c.Storage, c.Replicas, c.Duplicates, c.MaxAge}
+			got := want{c.Subjects, c.Retention, c.Storage, c.Replicas, c.Duplicates, c.MaxAge, c.MaxMsgs, c.MaxBytes, c.Discard}
 			if diff := cmp.Diff(w, got); diff != "" {
 				t.Errorf("%s config (-want +got):\n%s", name, diff)
 			}
@@ -62,6 +66,71 @@ func TestEnsureStreamsAppliesConfig(t *testing.T) {
 	c := s.CachedInfo().Config
 	if c.MaxAge != 48*time.Hour || c.Duplicates != 10*time.Minute {
 		t.Errorf("EVENTS max age %s, duplicates %s; want 48h, 10m", c.MaxAge, c.Duplicates)
+	}
+}
+
+// A stream declared before it had limits (unbounded, discarding old) is
+// brought to the bounded declaration by EnsureStreams, keeping its
+// messages.
+func TestEnsureStreamsBoundsAnOldUnboundedStream(t *testing.T) {
+	t.Parallel()
+	f := setupEmbedded(t)
+	js := f.bus.JetStream()
+	if err := js.DeleteStream(t.Context(), StreamJobs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: StreamJobs, Subjects: []string{SubjectsJobs},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld}); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, f.bus, "jobs.test.old", "old", 3)
+	if err := f.bus.EnsureStreams(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), StreamJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.CachedInfo().Config
+	if c.MaxMsgs != DefaultJobsMaxMsgs || c.MaxBytes != DefaultJobsMaxBytes || c.MaxAge != DefaultJobsMaxAge || c.Discard != jetstream.DiscardNew {
+		t.Errorf("JOBS after EnsureStreams: max msgs %d, bytes %d, age %s, discard %v", c.MaxMsgs, c.MaxBytes, c.MaxAge, c.Discard)
+	}
+	if n := streamMsgs(t, f.bus, StreamJobs); n != 3 {
+		t.Errorf("JOBS holds %d messages after the update, want the 3 it had", n)
+	}
+}
+
+// At its limit JOBS refuses new jobs (nothing already stored is dropped,
+// and the refusal says so, for the relay to keep the row); EVENTS drops
+// its oldest events instead.
+func TestStreamsAtTheirLimits(t *testing.T) {
+	t.Parallel()
+	f := connect(t, Config{DataDir: t.TempDir(), JobsMaxMsgs: 3, EventsMaxMsgs: 3})
+	publishN(t, f.bus, "jobs.test.limit", "job", 3)
+	err := f.bus.Publish(t.Context(), "jobs.test.limit", "job-4", []byte("x"))
+	if !errors.Is(err, ErrStreamFull) {
+		t.Fatalf("publish to a full JOBS: %v, want ErrStreamFull", err)
+	}
+	err = f.bus.PublishBatch(t.Context(), []Message{{ID: "job-5", Subject: "jobs.test.limit"}, {ID: "ev-x", Subject: "events.test.limit"}})
+	var be *BatchError
+	if !errors.As(err, &be) || !errors.Is(be.Errs[0], ErrStreamFull) || be.Errs[1] != nil {
+		t.Errorf("batch to a full JOBS: %v, want the job refused as full and the event stored", err)
+	}
+	if n := streamMsgs(t, f.bus, StreamJobs); n != 3 {
+		t.Errorf("JOBS holds %d, want the 3 stored before the limit", n)
+	}
+	if got := metricValue(t, f.reg, "yolda_bus_published_total", map[string]string{"stream": StreamJobs, "result": "full"}); got != 2 {
+		t.Errorf("refusals counted: %v, want 2", got)
+	}
+	// The first job is still there: nothing accepted was dropped.
+	s, _ := f.bus.JetStream().Stream(t.Context(), StreamJobs)
+	if m, err := s.GetMsg(t.Context(), 1); err != nil || string(m.Data) != "job-0" {
+		t.Errorf("first job: %v %v", m, err)
+	}
+
+	publishN(t, f.bus, "events.test.limit", "ev", 5)
+	if n := streamMsgs(t, f.bus, StreamEvents); n != 3 {
+		t.Errorf("EVENTS holds %d, want its limit of 3 (oldest dropped)", n)
 	}
 }
 

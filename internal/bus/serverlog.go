@@ -18,7 +18,10 @@ type serverLogger struct{ log *slog.Logger }
 
 var _ server.Logger = serverLogger{}
 
-func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelInfo, format, v) }
+// Noticef is the embedded server's start-up banner and lifecycle chatter
+// (thirty lines at every start): debug, since the bus logs at info what a
+// reader needs ("broker connected", "broker ready").
+func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 func (l serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
 func (l serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
 func (l serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }

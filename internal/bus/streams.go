@@ -2,8 +2,11 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -17,11 +20,35 @@ const (
 	SubjectsEvents = "events.>"
 )
 
+// StreamOf names the stream that holds subject ("" for none).
+func StreamOf(subject string) string {
+	switch {
+	case strings.HasPrefix(subject, "jobs."):
+		return StreamJobs
+	case strings.HasPrefix(subject, "events."):
+		return StreamEvents
+	}
+	return ""
+}
+
 // retryBucket is the key-value bucket where consumers count the explicit
 // retries of a message (see ConsumerConfig). Its keys expire on their own.
 const retryBucket = "CONSUMER_RETRIES"
 
 // streamConfigs are the declared streams, as the broker should hold them.
+// Both are bounded, and what happens at a limit never loses an accepted
+// request, because the database, not the broker, is the truth:
+//
+//   - JOBS (work queue) refuses new messages at its count or size limit
+//     (DiscardNew): the relay's publish fails, the row stays unsent in the
+//     outbox and is tried again later, and the refusal is counted
+//     (yolda_bus_published_total{result="full"}) for an alert. A job older
+//     than JobsMaxAge is dropped by the broker; the sweeper finds the
+//     request still waiting with no job in the broker and commits it again.
+//   - EVENTS (limits) drops its oldest events at its age, count or size
+//     limit (DiscardOld): events are a log of state changes that the
+//     database still holds; a consumer that falls that far behind is the
+//     alert (yolda_bus_consumer_pending).
 func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
@@ -32,7 +59,10 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    b.cfg.Replicas,
 			Duplicates:  b.cfg.DuplicateWindow,
-			Discard:     jetstream.DiscardOld,
+			MaxAge:      b.cfg.JobsMaxAge,
+			MaxBytes:    b.cfg.JobsMaxBytes,
+			MaxMsgs:     b.cfg.JobsMaxMsgs,
+			Discard:     jetstream.DiscardNew,
 		},
 		{
 			Name:        StreamEvents,
@@ -43,6 +73,8 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:    b.cfg.Replicas,
 			Duplicates:  b.cfg.DuplicateWindow,
 			MaxAge:      b.cfg.EventsMaxAge,
+			MaxBytes:    b.cfg.EventsMaxBytes,
+			MaxMsgs:     b.cfg.EventsMaxMsgs,
 			Discard:     jetstream.DiscardOld,
 		},
 	}
@@ -70,6 +102,78 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		return fmt.Errorf("ensure bucket %s: %w", retryBucket, err)
 	}
 	return nil
+}
+
+// HasMessage reports whether the stream that holds subject still has a
+// message on it: for a job on its per-request subject (JOBS is a work
+// queue), whether the job is still waiting or being worked on, as opposed
+// to done or lost. The sweeper asks it before committing a job again.
+func (b *Bus) HasMessage(ctx context.Context, subject string) (bool, error) {
+	stream := StreamOf(subject)
+	if stream == "" {
+		return false, fmt.Errorf("subject %s: no stream holds it", subject)
+	}
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	_, err = s.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("last message on %s: %w", subject, err)
+	}
+	return true, nil
+}
+
+// MessageIDAt returns the Nats-Msg-Id of the message at seq in stream, and
+// whether there is one there (a work queue removes what was acknowledged;
+// limits remove what is old).
+func (b *Bus) MessageIDAt(ctx context.Context, stream string, seq uint64) (string, bool, error) {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return "", false, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("message %d of %s: %w", seq, stream, err)
+	}
+	return m.Header.Get(nats.MsgIdHdr), true, nil
+}
+
+// StreamState is how full a stream is, against its limits.
+type StreamState struct {
+	LastSeq           uint64
+	Msgs, Bytes       uint64
+	MaxMsgs, MaxBytes int64
+}
+
+// Fill is the larger of the stream's count and size against its limits
+// (0 to 1; 0 when it has none).
+func (s StreamState) Fill() float64 {
+	f := 0.0
+	if s.MaxMsgs > 0 {
+		f = max(f, float64(s.Msgs)/float64(s.MaxMsgs))
+	}
+	if s.MaxBytes > 0 {
+		f = max(f, float64(s.Bytes)/float64(s.MaxBytes))
+	}
+	return f
+}
+
+// Stream returns the stream's state.
+func (b *Bus) Stream(ctx context.Context, stream string) (StreamState, error) {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return StreamState{}, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	info := s.CachedInfo()
+	return StreamState{LastSeq: info.State.LastSeq, Msgs: info.State.Msgs, Bytes: info.State.Bytes,
+		MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes}, nil
 }
 
 // StreamLastSeq is the sequence of the last message the stream ever stored

@@ -21,8 +21,8 @@ import (
 // Config is every setting of a Yolda process. Each field is one setting of
 // settings(), with a flag and an environment variable.
 type Config struct {
-	// HTTPAddr is host:port of the HTTP listener: the API, and the probes
-	// and metrics that every process serves.
+	// HTTPAddr is host:port of the API listener: the API, and the probes
+	// (never the metrics: see OpsAddr).
 	HTTPAddr string
 	// DataDir holds the embedded stores (SQLite file, JetStream store) and
 	// the generated JWT secret. A relative path is relative to the current
@@ -60,6 +60,10 @@ type Config struct {
 	// PprofAddr is where net/http/pprof is served; empty: off. Keep it on
 	// loopback: profiles reveal internals (Warnings says when it is not).
 	PprofAddr string
+	// OpsAddr is the operations listener: /metrics, /healthz, /readyz.
+	// Loopback by default, so that metrics never face the public; empty
+	// turns it off. Every process serves it, whatever its roles.
+	OpsAddr string
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
@@ -83,8 +87,14 @@ type Config struct {
 	// IPBurst is the login burst allowed per client address.
 	IPBurst int
 	// TrustedProxies is comma-separated CIDRs whose X-Forwarded-For is
-	// believed.
+	// believed; they are also spared the per-address connection cap.
 	TrustedProxies string
+	// BodyReadTimeout bounds the reading of one request body (408 past
+	// it), apart from and much tighter than the connection's timeouts.
+	BodyReadTimeout time.Duration
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (0: no cap). Trusted proxies are exempt.
+	MaxConnsPerIP int
 
 	// NATSCredsFile is a credentials file for an external NATS.
 	NATSCredsFile string
@@ -111,9 +121,15 @@ type Config struct {
 	OutboxRetention time.Duration
 	// SweepInterval is how often the sweeper looks for stuck requests.
 	SweepInterval time.Duration
-	// WorkerConcurrency is the handlers in flight per consumer in this
-	// process.
+	// WorkerConcurrency is the handlers (for a batching consumer: the
+	// batches) in flight per consumer in this process.
 	WorkerConcurrency int
+	// ConsumerBatchMax caps the messages a batching consumer (notify)
+	// applies in one transaction; 1 is one transaction per message.
+	ConsumerBatchMax int
+	// ConsumerBatchWait is how long a batching consumer waits to fill a
+	// batch; 0 takes what is buffered, so a lone message never waits.
+	ConsumerBatchWait time.Duration
 
 	// IntakeBatchMax caps the requests committed in one transaction (1:
 	// one transaction each).
@@ -136,6 +152,32 @@ type Config struct {
 	ETARoadFactor float64
 	// ETASpeedKmh is the average speed of the default arrival estimate.
 	ETASpeedKmh float64
+
+	// PasswordHashConcurrency bounds the password hashes running at once
+	// (each holds the argon2id memory, 19 MiB); 0 derives it from
+	// GOMAXPROCS and a 256 MiB budget. Logins past it wait briefly, then
+	// get 503.
+	PasswordHashConcurrency int
+	// AuditRetention is how long the audit trail of security events is
+	// kept.
+	AuditRetention time.Duration
+	// OfferTimeout is how long a driver has to accept an offer.
+	OfferTimeout time.Duration
+	// DispatchRadiiKm are dispatch's rounds, comma-separated kilometres:
+	// the k-th offer of a request goes to a driver within the k-th radius;
+	// after the last round the request is unfulfilled.
+	DispatchRadiiKm string
+	// DispatchWait is how long a request with no free driver within the
+	// widest radius waits for one before it is unfulfilled.
+	DispatchWait time.Duration
+	// BatchMatchThreshold is how many requests of one dispatch batch may
+	// compete for the same drivers before they are matched together for
+	// the minimum total ETA instead of nearest-first (0: never).
+	BatchMatchThreshold int
+	// OfferExpiryInterval is how often the dispatch role looks for offers
+	// past their deadline (offers made in the process are looked at on
+	// time besides).
+	OfferExpiryInterval time.Duration
 }
 
 // WarehousePath is the DuckDB warehouse file in DataDir.
@@ -145,6 +187,9 @@ func (c *Config) WarehousePath() string { return filepath.Join(c.DataDir, "wareh
 func Defaults() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:8080",
+		OpsAddr:           "127.0.0.1:8081",
+		BodyReadTimeout:   5 * time.Second,
+		MaxConnsPerIP:     64,
 		DataDir:           "./yolda-data",
 		Roles:             "all",
 		LogLevel:          "info",
@@ -163,6 +208,7 @@ func Defaults() Config {
 		OutboxRetention:   time.Hour,
 		SweepInterval:     10 * time.Second,
 		WorkerConcurrency: 8,
+		ConsumerBatchMax:  256,
 		IntakeBatchMax:    128,
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
@@ -170,6 +216,13 @@ func Defaults() Config {
 		DriverStaleAfter:  2 * time.Minute,
 		ETARoadFactor:     1.35,
 		ETASpeedKmh:       35,
+		AuditRetention:    400 * 24 * time.Hour,
+
+		OfferTimeout:        30 * time.Second,
+		DispatchRadiiKm:     "5,10,20,40",
+		DispatchWait:        time.Minute,
+		BatchMatchThreshold: 8,
+		OfferExpiryInterval: time.Second,
 	}
 }
 
@@ -201,7 +254,8 @@ type setting struct {
 // that none is missing.
 func (c *Config) settings() []setting {
 	return []setting{
-		{"http-addr", "host:port of the HTTP API, probes and metrics", &c.HTTPAddr, shown},
+		{"http-addr", "host:port of the HTTP API and probes", &c.HTTPAddr, shown},
+		{"ops-addr", "operations listener: /metrics, /healthz, /readyz (keep it off the public network; empty: off)", &c.OpsAddr, shown},
 		{"data-dir", "files of the embedded stores and the generated JWT secret (relative to the current directory)", &c.DataDir, shown},
 		{"database-url", "operational database: empty for SQLite in the data dir, or postgres://...", &c.DatabaseURL, urls},
 		{"nats-url", "broker: empty for embedded JetStream, or nats://host:4222[,nats://...]", &c.NATSURL, urls},
@@ -215,7 +269,9 @@ func (c *Config) settings() []setting {
 		{"relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail", &c.RepublishWindow, shown},
 		{"outbox-retention", "how long sent outbox rows are kept", &c.OutboxRetention, shown},
 		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
-		{"worker-concurrency", "handlers in flight per consumer in this process", &c.WorkerConcurrency, shown},
+		{"worker-concurrency", "handlers (or batches) in flight per consumer in this process", &c.WorkerConcurrency, shown},
+		{"consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)", &c.ConsumerBatchMax, shown},
+		{"consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)", &c.ConsumerBatchWait, shown},
 		{"redis-url", "driver position index: empty for in-process, or redis://...", &c.RedisURL, urls},
 		{"warehouse-url", "reporting warehouse: empty for DuckDB in the data dir, or postgres://... (not the operational database)", &c.WarehouseURL, urls},
 		{"reports-url", "where an api without the warehouse role forwards /v1/reports (http://host:port of the warehouse process)", &c.ReportsURL, urls},
@@ -233,7 +289,9 @@ func (c *Config) settings() []setting {
 		{"rate-limit-user-burst", "burst per authenticated identity", &c.UserBurst, shown},
 		{"rate-limit-ip", "login attempts per second per client address (0: off)", &c.IPRate, shown},
 		{"rate-limit-ip-burst", "login burst per client address", &c.IPBurst, shown},
-		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For", &c.TrustedProxies, shown},
+		{"trusted-proxies", "comma-separated CIDRs allowed to set X-Forwarded-For (and spared the per-address connection cap)", &c.TrustedProxies, shown},
+		{"body-read-timeout", "how long one request body may take to arrive (408 past it)", &c.BodyReadTimeout, shown},
+		{"max-conns-per-ip", "connections one client address may keep open (0: no cap)", &c.MaxConnsPerIP, shown},
 		{"intake-batch-max", "requests committed together at most (1: one transaction each)", &c.IntakeBatchMax, shown},
 		{"intake-writers", "intake transactions in flight at once (0: per engine)", &c.IntakeWriters, shown},
 		{"intake-batch-wait", "how long intake waits to fill a batch (0: commit what has queued)", &c.IntakeBatchWait, shown},
@@ -241,6 +299,13 @@ func (c *Config) settings() []setting {
 		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
 		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
 		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
+		{"password-hash-concurrency", "password hashes at once, 19 MiB each (0: one per CPU within 256 MiB)", &c.PasswordHashConcurrency, shown},
+		{"audit-retention", "how long the audit trail of security events is kept", &c.AuditRetention, shown},
+		{"offer-timeout", "how long a driver has to accept an offer", &c.OfferTimeout, shown},
+		{"dispatch-radii-km", "dispatch rounds: comma-separated radii in km, one offer per round", &c.DispatchRadiiKm, shown},
+		{"dispatch-wait", "how long a request with no free driver in reach waits before it is unfulfilled", &c.DispatchWait, shown},
+		{"batch-match-threshold", "requests of one dispatch batch competing for the same drivers above which they are matched together (0: never)", &c.BatchMatchThreshold, shown},
+		{"offer-expiry-interval", "how often the dispatch role looks for offers past their deadline", &c.OfferExpiryInterval, shown},
 	}
 }
 
@@ -345,6 +410,19 @@ func (c *Config) Validate() error {
 			bad("pprof-addr %q: %w", c.PprofAddr, err)
 		}
 	}
+	if c.OpsAddr != "" {
+		if err := checkAddr(c.OpsAddr); err != nil {
+			bad("ops-addr %q: %w", c.OpsAddr, err)
+		} else if c.OpsAddr == c.HTTPAddr && !strings.HasSuffix(c.OpsAddr, ":0") {
+			bad("ops-addr must differ from http-addr: metrics stay off the API listener")
+		}
+	}
+	if c.BodyReadTimeout < 100*time.Millisecond || c.BodyReadTimeout > 5*time.Minute {
+		bad("body-read-timeout must be between 100ms and 5m")
+	}
+	if c.MaxConnsPerIP < 0 {
+		bad("max-conns-per-ip must be 0 (no cap) or more")
+	}
 	if c.DataDir == "" {
 		bad("data-dir must not be empty")
 	}
@@ -404,6 +482,12 @@ func (c *Config) Validate() error {
 			bad("%s-burst must be at least 1", r.name)
 		}
 	}
+	if c.PasswordHashConcurrency < 0 || c.PasswordHashConcurrency > 1024 {
+		bad("password-hash-concurrency must be 0 (derived) to 1024")
+	}
+	if c.AuditRetention < 24*time.Hour {
+		bad("audit-retention must be at least 24h")
+	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
@@ -431,6 +515,12 @@ func (c *Config) Validate() error {
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
 		bad("worker-concurrency must be 1-1024")
 	}
+	if c.ConsumerBatchMax < 1 || c.ConsumerBatchMax > 10_000 {
+		bad("consumer-batch-max must be 1-10000")
+	}
+	if c.ConsumerBatchWait < 0 || c.ConsumerBatchWait > time.Second {
+		bad("consumer-batch-wait must be 0-1s (a lone message waits that long)")
+	}
 	if c.IntakeBatchMax < 1 || c.IntakeBatchMax > 1000 {
 		bad("intake-batch-max must be 1-1000")
 	}
@@ -452,7 +542,42 @@ func (c *Config) Validate() error {
 	if !(c.ETASpeedKmh > 0 && c.ETASpeedKmh <= 200) {
 		bad("eta-speed-kmh must be in (0, 200]")
 	}
+	if c.OfferTimeout < time.Second || c.OfferTimeout > time.Hour {
+		bad("offer-timeout must be between 1s and 1h")
+	}
+	if _, err := c.DispatchRadii(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DispatchWait < time.Second || c.DispatchWait > 24*time.Hour {
+		bad("dispatch-wait must be between 1s and 24h")
+	}
+	if c.BatchMatchThreshold < 0 {
+		bad("batch-match-threshold must be 0 (never) or more")
+	}
+	if c.OfferExpiryInterval < 10*time.Millisecond || c.OfferExpiryInterval > time.Minute {
+		bad("offer-expiry-interval must be between 10ms and 1m")
+	}
 	return errors.Join(errs...)
+}
+
+// DispatchRadii parses DispatchRadiiKm: 1-16 radii, each in (0, 1000] km,
+// none smaller than the one before.
+func (c *Config) DispatchRadii() ([]float64, error) {
+	var out []float64
+	for part := range strings.SplitSeq(c.DispatchRadiiKm, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil || !(r > 0 && r <= 1000) {
+			return nil, fmt.Errorf("dispatch-radii-km: %q is not a radius in (0, 1000] km", part)
+		}
+		if len(out) > 0 && r < out[len(out)-1] {
+			return nil, errors.New("dispatch-radii-km: radii must not shrink (each round reaches at least as far)")
+		}
+		out = append(out, r)
+	}
+	if len(out) > 16 {
+		return nil, errors.New("dispatch-radii-km: at most 16 rounds")
+	}
+	return out, nil
 }
 
 // Warnings are settings that are valid but probably not what was meant;

@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -58,6 +59,10 @@ func TestValidate(t *testing.T) {
 		"YOLDA_HTTP_ADDR=127.0.0.1:99999":            "http-addr",
 		"YOLDA_HTTP_ADDR=127.0.0.1:http":             "http-addr",
 		"YOLDA_PPROF_ADDR=127.0.0.1:70000":           "pprof-addr",
+		"YOLDA_OPS_ADDR=nowhere":                     "ops-addr",
+		"YOLDA_OPS_ADDR=127.0.0.1:8080":              "ops-addr must differ",
+		"YOLDA_BODY_READ_TIMEOUT=1ns":                "body-read-timeout",
+		"YOLDA_MAX_CONNS_PER_IP=-1":                  "max-conns-per-ip",
 		"YOLDA_LOG_LEVEL=loud":                       "log-level",
 		"YOLDA_LOG_FORMAT=xml":                       "log-format",
 		"YOLDA_TRUSTED_PROXIES=10.0.0.0/99":          "trusted-proxies",
@@ -85,10 +90,14 @@ func TestValidate(t *testing.T) {
 		"YOLDA_OUTBOX_RETENTION=1m":                  "outbox-retention",
 		"YOLDA_SWEEP_INTERVAL=0s":                    "sweep-interval",
 		"YOLDA_WORKER_CONCURRENCY=0":                 "worker-concurrency",
+		"YOLDA_CONSUMER_BATCH_MAX=0":                 "consumer-batch-max",
+		"YOLDA_CONSUMER_BATCH_WAIT=2s":               "consumer-batch-wait",
 		"YOLDA_REDIS_URL=memcached://x":              "redis-url",
 		"YOLDA_DRIVER_STALE_AFTER=1s":                "driver-stale-after",
 		"YOLDA_ETA_ROAD_FACTOR=0.5":                  "eta-road-factor",
 		"YOLDA_ETA_SPEED_KMH=0":                      "eta-speed-kmh",
+		"YOLDA_PASSWORD_HASH_CONCURRENCY=-1":         "password-hash-concurrency",
+		"YOLDA_AUDIT_RETENTION=1h":                   "audit-retention",
 		"YOLDA_WAREHOUSE_URL=duckdb://x":             "warehouse-url",
 		"YOLDA_REPORTS_URL=ftp://warehouse:8081":     "reports-url",
 		"YOLDA_WORKER_CONCURRENCY=eight":             "YOLDA_WORKER_CONCURRENCY",
@@ -253,5 +262,20 @@ func TestWarehouseIsNotTheOperationalDatabase(t *testing.T) {
 	}
 	if _, err := load(t, map[string]string{"YOLDA_DATABASE_URL": u, "YOLDA_WAREHOUSE_URL": u + "_reports"}); err != nil {
 		t.Fatalf("a separate warehouse database refused: %v", err)
+	}
+}
+
+// TestReadmeListsEverySetting: the README's configuration table names
+// every variable, so that none exists only in the code.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	for _, s := range c.settings() {
+		if !strings.Contains(string(readme), "`"+EnvName(s.name)+"`") {
+			t.Errorf("README.md does not list %s", EnvName(s.name))
+		}
 	}
 }

@@ -200,6 +200,7 @@ func TestRefreshFollowsJobs(t *testing.T) {
 		if _, err := b.store.UpdateRequest(ctx, created.Request.ID, func(r *intake.Request) (intake.Change, error) {
 			r.Status = st
 			r.Assignment = &intake.Assignment{DriverID: d.UserID, DriverName: "truck", VehiclePlate: "34TRUCK", AssignedAt: now}
+			r.Advance(now)
 			return intake.Change{}, nil
 		}); err != nil {
 			t.Fatal(err)

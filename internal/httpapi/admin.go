@@ -2,10 +2,11 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -29,13 +30,9 @@ func (s *Server) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	var errs validate.Errors
-	limit := 50
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			errs.Add("limit", "must be an integer from 1 to 500")
-		}
-		limit = n
+	limit := queryLimit(&errs, q)
+	if limit == 0 {
+		limit = intake.DefaultLimit
 	}
 	before := q.Get("cursor")
 	if before != "" && (!strings.HasPrefix(before, "dlq_") || len(before) > 64) {
@@ -72,6 +69,7 @@ func (s *Server) handleRetryDeadLetter(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.DeadLetterRedriven, l.ID, map[string]string{"consumer": l.Consumer, "subject": l.Subject})
 	writeJSON(w, http.StatusAccepted, l)
 }
 

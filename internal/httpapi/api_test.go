@@ -16,8 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/fleet"
+	"github.com/yolda/yolda/internal/geo/memory"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -38,16 +41,23 @@ type apiStore interface {
 }
 
 type fixture struct {
-	srv    *httptest.Server
-	store  apiStore
-	users  map[string]account.User
-	tokens map[string]string
-	issuer *auth.Tokens
-	intake *intake.Service
+	srv *httptest.Server
+	// ops serves the operations listener's handler.
+	ops   *httptest.Server
+	store apiStore
+	users map[string]account.User
+	// accounts is the account service behind the API.
+	accounts *account.Service
+	tokens   map[string]string
+	issuer   *auth.Tokens
+	intake   *intake.Service
+	api      *httpapi.Server
+	// registry holds the server's metrics.
+	registry *prometheus.Registry
 }
 
-var engines = map[string]func(t *testing.T) apiStore{
-	"sqlite": func(t *testing.T) apiStore {
+var engines = map[string]func(t testing.TB) apiStore{
+	"sqlite": func(t testing.TB) apiStore {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +65,7 @@ var engines = map[string]func(t *testing.T) apiStore{
 		t.Cleanup(func() { s.Close() })
 		return s
 	},
-	"postgres": func(t *testing.T) apiStore {
+	"postgres": func(t testing.TB) apiStore {
 		s, err := postgres.Open(context.Background(), pgtest.URL(t))
 		if err != nil {
 			t.Fatal(err)
@@ -67,25 +77,30 @@ var engines = map[string]func(t *testing.T) apiStore{
 
 // setup builds the real API over a real store with four accounts and a
 // token for each. opts may change the edge's limits.
-func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
+func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	t.Helper()
 	store := engines[engine](t)
 	hasher := &account.Hasher{Memory: 64, Time: 1, Threads: 1} // fast for tests
-	accounts, err := account.NewService(store, hasher)
+	trail, err := audit.NewService(store.(audit.Store), audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
+	accounts, err := account.NewService(store, hasher, account.WithAudit(trail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens([]byte(testSecret), time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := intake.NewService(store, intake.Options{Batch: intake.BatchOptions{MaxBatch: 32, Writers: 2}})
 	t.Cleanup(svc.Close)
-	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc}
+	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc, accounts: accounts}
 	for _, u := range []account.NewUser{
 		{Username: "ayse", Password: "ayse-password", Role: identity.Customer, Name: "Ayşe Yılmaz"},
 		{Username: "mehmet", Password: "mehmet-password", Role: identity.Customer},
 		{Username: "operator", Password: "operator-password", Role: identity.Operator},
+		{Username: "admin", Password: "admin-password", Role: identity.Admin},
 		{Username: "driver", Password: "driver-password", Role: identity.Driver, VehiclePlate: "34TOW01", Capabilities: []string{"tow"}},
 	} {
 		created, err := accounts.Add(context.Background(), u)
@@ -99,13 +114,19 @@ func setup(t *testing.T, engine string, opts httpapi.Options) *fixture {
 		}
 		f.tokens[u.Username] = tok
 	}
-	api := httpapi.New(httpapi.Deps{
-		Intake: svc, Accounts: accounts, Tokens: tokens,
+	f.registry = prometheus.NewRegistry()
+	// Every dependency is wired, so that every route of the table is
+	// served and the matrices generated from it cover them all.
+	fl := fleet.NewService(store.(fleet.Store), memory.New(memory.Options{}), fleet.Options{})
+	f.api = httpapi.New(httpapi.Deps{
+		Intake: svc, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, Fleet: fl,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
-		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry(), Options: opts,
+		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
 	})
-	f.srv = httptest.NewServer(api)
+	f.srv = httptest.NewServer(f.api)
 	t.Cleanup(f.srv.Close)
+	f.ops = httptest.NewServer(f.api.OpsHandler())
+	t.Cleanup(f.ops.Close)
 	return f
 }
 
@@ -115,7 +136,7 @@ type answer struct {
 	body   string
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(a.body), &m); err != nil {
@@ -124,9 +145,15 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (f *fixture) do(t *testing.T, method, path, user, body string, headers ...string) answer {
+func (f *fixture) do(t testing.TB, method, path, user, body string, headers ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	return f.doAt(t, f.srv.URL, method, path, user, body, headers...)
+}
+
+// doAt is do against another server of the fixture (f.ops).
+func (f *fixture) doAt(t testing.TB, base, method, path, user, body string, headers ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +218,9 @@ func TestCreateReadListCancel(t *testing.T) {
 		if !strings.HasPrefix(id, "req_") || created.header.Get("Location") != "/v1/requests/"+id {
 			t.Fatalf("id %q, Location %q", id, created.header.Get("Location"))
 		}
-		// No insurer is configured here, so dispatch starts at once.
-		if req["status"] != "dispatching" || req["insurance"].(map[string]any)["status"] != "pending" || req["assignment"] != nil {
+		// No insurer is configured here, so dispatch starts at once and
+		// the insurance question goes to manual review.
+		if req["status"] != "dispatching" || req["insurance"].(map[string]any)["status"] != "manual_review" || req["assignment"] != nil {
 			t.Errorf("new request: %s", created.body)
 		}
 		// The request and its three outbox messages are committed before 202.
@@ -212,7 +240,7 @@ func TestCreateReadListCancel(t *testing.T) {
 			}
 			subjects[m.Subject] = true
 		}
-		for _, want := range []string{"jobs.insurance.verify.anadolu", "jobs.dispatch.request", "events.request.created"} {
+		for _, want := range []string{outbox.DispatchRequestSubject(id), "events.request.created", "events.request.insurance_checked"} {
 			if !subjects[want] {
 				t.Errorf("outbox lacks %s (has %v)", want, subjects)
 			}
@@ -287,6 +315,7 @@ func TestValidation(t *testing.T) {
 			{"unknown service", withBody(t, func(m map[string]any) { m["service_type"] = "teleport" }), 422, []string{"service_type"}},
 			{"unknown vehicle type", withBody(t, func(m map[string]any) { m["vehicle"].(map[string]any)["type"] = "tank" }), 422, []string{"vehicle.type"}},
 			{"unknown field", withBody(t, func(m map[string]any) { m["tip"] = 5 }), 422, []string{"tip"}},
+			{"nested unknown field", withBody(t, func(m map[string]any) { m["location"].(map[string]any)["foo"] = 1 }), 422, []string{"location.foo"}},
 			{"wrong type", withBody(t, func(m map[string]any) { m["location"].(map[string]any)["lat"] = "north" }), 422, []string{"location.lat"}},
 			{"bad phone", withBody(t, func(m map[string]any) { m["contact"].(map[string]any)["phone"] = "call me" }), 422, []string{"contact.phone"}},
 			{"long notes", withBody(t, func(m map[string]any) { m["notes"] = strings.Repeat("ş", 1001) }), 422, []string{"notes"}},
@@ -561,45 +590,63 @@ func TestEdgeProblems(t *testing.T) {
 		t.Errorf("readyz: %d", a.status)
 	}
 	f.do(t, "POST", "/v1/requests", "ayse", validBody)
-	m := f.do(t, "GET", "/metrics", "", "")
+	m := get(t, f.ops.URL+"/metrics")
 	if m.status != 200 || !strings.Contains(m.body, `yolda_http_requests_total{code="202",method="POST",route="/v1/requests"} 1`) ||
 		!strings.Contains(m.body, `yolda_http_request_duration_seconds_bucket{method="POST",route="/v1/requests"`) {
 		t.Errorf("metrics lack the per-route series:\n%.2000s", m.body)
 	}
 }
 
+// blockingIntake holds List calls until released: a request that is
+// really in flight, past its body.
+type blockingIntake struct {
+	httpapi.Intake
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingIntake) List(ctx context.Context, who identity.Principal, f intake.Filter) (intake.Page, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return intake.Page{}, nil
+}
+
 func TestLoadShedding(t *testing.T) {
 	// One slot in flight: a request that holds it makes the next one 503.
-	f := setup(t, "sqlite", httpapi.Options{MaxInFlight: 1})
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/requests", pr)
-	req.Header.Set("Authorization", "Bearer "+f.tokens["ayse"])
-	done := make(chan int, 1)
-	go func() {
+	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
+	held := blockingIntake{entered: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(httpapi.New(httpapi.Deps{
+		Intake: held, Tokens: tokens, Accounts: trustingAccounts{}, Registry: prometheus.NewRegistry(), Options: httpapi.Options{MaxInFlight: 1},
+	}))
+	defer srv.Close()
+	tok, _ := tokens.Issue(identity.Principal{UserID: "usr_1", Role: identity.Customer})
+	call := func() (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/requests", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			done <- 0
-			return
+			t.Error(err)
+			return 0, ""
 		}
 		resp.Body.Close()
-		done <- resp.StatusCode
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	done := make(chan int, 1)
+	go func() {
+		code, _ := call()
+		done <- code
 	}()
-	fmt.Fprint(pw, validBody[:20]) // the handler is now reading the body
-	var shed answer
-	for range 50 {
-		shed = f.do(t, "GET", "/v1/requests", "mehmet", "")
-		if shed.status == 503 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	<-held.entered // the first request holds the slot
+	if code, retry := call(); code != 503 || retry == "" {
+		t.Errorf("second request while one is in flight: %d, Retry-After %q", code, retry)
 	}
-	if shed.status != 503 || shed.header.Get("Retry-After") == "" {
-		t.Errorf("second request while one is in flight: %d", shed.status)
-	}
-	fmt.Fprint(pw, validBody[20:])
-	pw.Close()
-	if code := <-done; code != 202 {
+	close(held.release)
+	if code := <-done; code != 200 {
 		t.Errorf("the request in flight: %d", code)
+	}
+	go func() { <-held.entered }()
+	if code, _ := call(); code != 200 {
+		t.Errorf("after the slot is free: %d", code)
 	}
 }
 
@@ -671,19 +718,26 @@ func TestNotificationsAreTheRequestOwners(t *testing.T) {
 	})
 }
 
-func TestOpsHandlerServesOnlyOperations(t *testing.T) {
-	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
-	api := httpapi.New(httpapi.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), Ready: func(context.Context) error { return nil }})
-	srv := httptest.NewServer(api.OpsHandler())
-	defer srv.Close()
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/requests": 404, "/v1/auth/login": 404} {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
+// TestMetricsOnlyOnTheOpsListener: /metrics is 404 on the API listener
+// and 200 on the operations listener; probes answer on both; the API and
+// its document only on the API listener.
+func TestMetricsOnlyOnTheOpsListener(t *testing.T) {
+	f := setup(t, "sqlite", httpapi.Options{})
+	for path, want := range map[string][2]int{
+		"/metrics":       {404, 200},
+		"/healthz":       {200, 200},
+		"/readyz":        {200, 200},
+		"/openapi.json":  {200, 404},
+		"/v1/requests":   {401, 404},
+		"/debug/pprof/":  {404, 404},
+		"/v1/auth/login": {405, 404},
+		"/no/such/thing": {404, 404},
+	} {
+		if a := f.do(t, "GET", path, "", ""); a.status != want[0] {
+			t.Errorf("API listener %s: %d, want %d", path, a.status, want[0])
 		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		if a := get(t, f.ops.URL+path); a.status != want[1] {
+			t.Errorf("ops listener %s: %d, want %d", path, a.status, want[1])
 		}
 	}
 }

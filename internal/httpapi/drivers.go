@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/yolda/yolda/internal/fleet"
@@ -41,10 +40,10 @@ type driverList struct {
 func (s *Server) driverRoutes() []route {
 	return []route{
 		{method: "PUT", pattern: "/v1/drivers/me/availability", summary: "Go online or offline (drivers)", tag: "drivers",
-			roles: driverOnly, handler: s.handleAvailability, body: availabilityBody{}, success: 200, result: availabilityAnswer{},
+			roles: driverOnly, handler: s.handleAvailability, body: availabilityBody{}, maxBody: smallBody, success: 200, result: availabilityAnswer{},
 			errors: []int{400, 401, 403, 404, 413, 415, 422, 429}},
 		{method: "POST", pattern: "/v1/drivers/me/location", summary: "Report the driver's position (drivers)", tag: "drivers",
-			roles: driverOnly, handler: s.handleLocation, body: fleet.PositionReport{}, success: 204,
+			roles: driverOnly, handler: s.handleLocation, body: fleet.PositionReport{}, maxBody: smallBody, success: 204,
 			errors: []int{400, 401, 403, 404, 413, 415, 422, 429}},
 		{method: "GET", pattern: "/v1/drivers", summary: "List drivers with their state and last position", tag: "drivers",
 			roles: staff, handler: s.handleListDrivers, success: 200, result: driverList{}, query: driverListParams(),
@@ -53,22 +52,18 @@ func (s *Server) driverRoutes() []route {
 }
 
 func driverListParams() []param {
-	services := make([]string, len(intake.ServiceTypes))
-	for i, st := range intake.ServiceTypes {
-		services[i] = string(st)
-	}
 	return []param{
 		{name: "availability", kind: "string", enum: []string{string(fleet.Online), string(fleet.Offline)}},
-		{name: "capability", kind: "string", description: "drivers able to do this service", enum: services},
+		{name: "capability", kind: "string", description: "drivers able to do this service", enum: intake.ServiceType("").Enum()},
 		{name: "provider", kind: "string", description: "provider code"},
-		{name: "limit", kind: "integer", description: "1-500, default 50"},
-		{name: "cursor", kind: "string", description: "next_cursor of the previous page"},
+		limitParam,
+		cursorParam,
 	}
 }
 
 func (s *Server) handleAvailability(w http.ResponseWriter, r *http.Request) {
 	var body availabilityBody
-	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
@@ -82,7 +77,7 @@ func (s *Server) handleAvailability(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLocation(w http.ResponseWriter, r *http.Request) {
 	var body fleet.PositionReport
-	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
@@ -131,21 +126,12 @@ func decodeDriverCursor(c string) (string, bool) {
 	return id, ok && strings.HasPrefix(id, "usr_") && len(id) <= 64
 }
 
+// parseDriverFilter reads the filters of GET /v1/drivers; checkQuery has
+// already refused parameters the route does not declare.
 func parseDriverFilter(r *http.Request) (fleet.DriverFilter, error) {
 	q := r.URL.Query()
 	var f fleet.DriverFilter
 	var errs validate.Errors
-	known := map[string]bool{}
-	for _, p := range driverListParams() {
-		known[p.name] = true
-	}
-	for name, vals := range q {
-		if !known[name] {
-			errs.Add(name, "is not a known query parameter")
-		} else if len(vals) > 1 {
-			errs.Add(name, "must be given once")
-		}
-	}
 	if v := q.Get("availability"); v != "" {
 		f.Availability = fleet.Availability(v)
 		validate.OneOf(&errs, "availability", f.Availability, fleet.Availabilities)
@@ -160,13 +146,7 @@ func parseDriverFilter(r *http.Request) (fleet.DriverFilter, error) {
 		}
 		f.Provider = v
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > fleet.MaxLimit {
-			errs.Add("limit", "must be an integer from 1 to 500")
-		}
-		f.Limit = n
-	}
+	f.Limit = queryLimit(&errs, q)
 	if v := q.Get("cursor"); v != "" {
 		id, ok := decodeDriverCursor(v)
 		if !ok {

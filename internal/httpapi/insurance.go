@@ -3,12 +3,26 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/validate"
 )
 
 type insuranceDecision struct {
-	Decision intake.InsuranceStatus `json:"decision"`
-	Reason   string                 `json:"reason,omitempty"`
+	Decision decision `json:"decision" validate:"required"`
+	Reason   string   `json:"reason,omitempty" validate:"required_if=decision:rejected"`
+}
+
+// decision is an operator's insurance decision: one of intake.Decisions.
+type decision intake.InsuranceStatus
+
+// Enum lists the decisions (validate.Enumerated).
+func (decision) Enum() []string {
+	out := make([]string, len(intake.Decisions))
+	for i, d := range intake.Decisions {
+		out[i] = string(d)
+	}
+	return out
 }
 
 // insurerHealth is the JSON of one insurer in GET /v1/insurers.
@@ -31,15 +45,22 @@ type insurerList struct {
 
 func (s *Server) handleDecideInsurance(w http.ResponseWriter, r *http.Request) {
 	var body insuranceDecision
-	if err := decodeJSON(w, r, 4<<10, &body, false); err != nil {
+	if err := decodeJSON(w, r, smallBody, &body, false); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
-	req, err := s.intake.DecideInsurance(r.Context(), principalFrom(r.Context()), r.PathValue("id"), body.Decision, body.Reason)
+	var errs validate.Errors
+	validate.Struct(&errs, "", &body)
+	if err := errs.Err(); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	req, err := s.intake.DecideInsurance(r.Context(), principalFrom(r.Context()), r.PathValue("id"), intake.InsuranceStatus(body.Decision), body.Reason)
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.InsuranceDecided, req.ID, map[string]string{"decision": string(body.Decision)})
 	writeJSON(w, http.StatusOK, req)
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -12,6 +13,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 	shed     prometheus.Counter
+	// slowBodies counts bodies cut off by the body read deadline.
+	slowBodies prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,12 +33,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yolda_http_shed_total", Help: "Requests refused with 503 because too many were in flight.",
 		}),
+		slowBodies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yolda_http_body_timeouts_total", Help: "Request bodies cut off with 408 because they arrived too slowly.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.inFlight, m.shed)
+	reg.MustRegister(m.requests, m.latency, m.inFlight, m.shed, m.slowBodies)
 	return m
 }
 
+// observe records one answer. Every label comes from a closed set: the
+// method is one of the standard ones or "other", the route is a pattern of
+// the route table or unmatchedRoute, the code is what the server answered.
+// A label taken from the client as sent would let anyone grow /metrics and
+// the process's memory without bound.
 func (m *metrics) observe(method, route string, status int, took time.Duration) {
+	method = methodLabel(method)
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(method, route).Observe(took.Seconds())
+}
+
+// unmatchedRoute is the route label of every request no route matched.
+const unmatchedRoute = "unmatched"
+
+// methodLabel folds every method outside RFC 9110's into "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/identity"
 )
@@ -23,7 +24,15 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
+	keyAccessLog
 )
+
+// accessLog is what inner middleware tells the access log about a
+// request. observe puts one in the context; authenticate, which derives
+// a context of its own, fills it in. Both run on the request's goroutine.
+type accessLog struct {
+	user string
+}
 
 func requestIDFrom(ctx context.Context) string {
 	s, _ := ctx.Value(keyRequestID).(string)
@@ -76,7 +85,10 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 			rid = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", rid)
-		ctx := context.WithValue(r.Context(), keyRequestID, rid)
+		setSecurityHeaders(w.Header())
+		al := &accessLog{}
+		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, rid), keyAccessLog, al)
+		ctx = audit.WithOrigin(ctx, audit.Origin{Address: clientIP(r, s.opts.TrustedProxies), RequestID: rid})
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 
@@ -111,9 +123,9 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
 				slog.Int("bytes", rec.bytes),
-				slog.Duration("took", took),
+				slog.Float64("took_ms", float64(took.Microseconds())/1000),
 				slog.String("remote", clientIP(r, s.opts.TrustedProxies)),
-				slog.String("user", principalFrom(r.Context()).UserID),
+				slog.String("user", al.user),
 			)
 		}()
 		next.ServeHTTP(rec, r)
@@ -150,11 +162,17 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 			return
 		}
 		p, err := s.tokens.Verify(token)
+		if err == nil {
+			p, err = s.resolve(r.Context(), p)
+		}
 		if err != nil {
 			s.writeProblem(w, r, err)
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), keyPrincipal, p))
+		if al, ok := r.Context().Value(keyAccessLog).(*accessLog); ok {
+			al.user = p.UserID
+		}
 		if len(roles) > 0 && !hasRole(roles, p.Role) {
 			s.writeProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", "Your role may not do this."))
 			return
@@ -165,6 +183,16 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// resolve asks the account service who a verified token speaks for now:
+// a signature alone does not prove the account still exists, is enabled,
+// has the token's role or has not had its tokens revoked.
+func (s *Server) resolve(ctx context.Context, claimed identity.Principal) (identity.Principal, error) {
+	if s.accounts == nil {
+		return identity.Principal{}, auth.ErrInvalidToken
+	}
+	return s.accounts.Resolve(ctx, claimed)
 }
 
 // limitIP applies the per-address rate limit to public endpoints.

@@ -26,17 +26,33 @@ func (panickingIntake) Get(context.Context, identity.Principal, string) (intake.
 	panic("secret internal detail")
 }
 
+// trustingAccounts takes every verified token at its word.
+type trustingAccounts struct{ httpapi.Accounts }
+
+func (trustingAccounts) Resolve(_ context.Context, p identity.Principal) (identity.Principal, error) {
+	return p, nil
+}
+
 func TestPanicBecomesProblemAndLog(t *testing.T) {
 	var logs bytes.Buffer
-	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
+	tokens, err := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := httpapi.New(httpapi.Deps{
-		Intake: panickingIntake{}, Tokens: tokens, Registry: prometheus.NewRegistry(),
+		Intake: panickingIntake{}, Tokens: tokens, Accounts: trustingAccounts{}, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	srv := httptest.NewServer(api)
 	defer srv.Close()
-	tok, _ := tokens.Issue(identity.Principal{UserID: "usr_1", Role: identity.Operator})
-	req, _ := http.NewRequest("GET", srv.URL+"/v1/requests/req_01JDQ3M6Y9B1X4G0ZC5V7N2K8P", nil)
+	tok, err := tokens.Issue(identity.Principal{UserID: "usr_1", Role: identity.Operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("GET", srv.URL+"/v1/requests/req_01JDQ3M6Y9B1X4G0ZC5V7N2K8P", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

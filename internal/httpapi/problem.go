@@ -10,6 +10,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
@@ -31,7 +32,8 @@ type Problem struct {
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
-// problemTypeBase prefixes every problem type; docs/api.md lists them.
+// problemTypeBase prefixes every problem type; docs/api.md lists them
+// (TestProblemTypesAreDocumented keeps it so).
 const problemTypeBase = "https://yolda.dev/problems/"
 
 func newProblem(status int, slug, title, detail string) *Problem {
@@ -43,6 +45,7 @@ func newProblem(status int, slug, title, detail string) *Problem {
 func problemFor(err error) *Problem {
 	var p *Problem
 	var fields validate.Errors
+	var throttled *account.ThrottledError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -51,10 +54,16 @@ func problemFor(err error) *Problem {
 		p.Errors = fields
 		return p
 	case errors.Is(err, intake.ErrNotFound), errors.Is(err, account.ErrNotFound), errors.Is(err, deadletter.ErrNotFound),
-		errors.Is(err, fleet.ErrNotFound):
+		errors.Is(err, dispatch.ErrOfferNotFound), errors.Is(err, fleet.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource.")
 	case errors.Is(err, intake.ErrConflict):
 		return newProblem(http.StatusConflict, "conflict", "Conflict", err.Error())
+	case errors.Is(err, dispatch.ErrOfferExpired):
+		return newProblem(http.StatusConflict, "offer-expired", "Offer expired", "The offer's deadline has passed.")
+	case errors.Is(err, dispatch.ErrOfferClosed):
+		return newProblem(http.StatusConflict, "offer-taken", "Offer no longer open", err.Error())
+	case errors.Is(err, dispatch.ErrDriverBusy):
+		return newProblem(http.StatusConflict, "driver-busy", "Driver busy", "The driver is on another job.")
 	case errors.Is(err, intake.ErrIdempotencyMismatch):
 		p := newProblem(http.StatusUnprocessableEntity, "idempotency-mismatch", "Idempotency key reused",
 			"This Idempotency-Key was used before with a different body.")
@@ -68,8 +77,25 @@ func problemFor(err error) *Problem {
 		return p
 	case errors.Is(err, account.ErrBadCredentials):
 		return newProblem(http.StatusUnauthorized, "bad-credentials", "Unauthorized", "Wrong username or password.")
-	case errors.Is(err, auth.ErrInvalidToken):
+	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, account.ErrTokenRefused):
 		return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "A valid bearer token is required.")
+	case errors.As(err, &throttled):
+		p := newProblem(http.StatusTooManyRequests, "login-throttled", "Too many failed logins",
+			"Too many failed logins for this account lately; retry after the time given in Retry-After.")
+		p.retryAfter = max(throttled.RetryAfter, time.Second)
+		return p
+	case errors.Is(err, account.ErrBusy):
+		p := newProblem(http.StatusServiceUnavailable, "overloaded", "Service busy", "Too many logins at once; retry shortly.")
+		p.retryAfter = time.Second
+		return p
+	case errors.Is(err, account.ErrForbidden):
+		return newProblem(http.StatusForbidden, "forbidden", "Forbidden", "Your role may not do this.")
+	case errors.Is(err, account.ErrConflict):
+		return newProblem(http.StatusConflict, "conflict", "Conflict", err.Error())
+	case errors.Is(err, account.ErrUsernameTaken):
+		p := newProblem(http.StatusConflict, "username-taken", "Username taken", "Another account has this username.")
+		p.Errors = []validate.FieldError{{Field: "username", Message: "is taken"}}
+		return p
 	}
 	return newProblem(http.StatusInternalServerError, "internal", "Internal error", "Something went wrong on our side; the request id helps us find it.")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/identity"
@@ -47,13 +48,25 @@ func reportsFixture(t *testing.T, forward *url.URL) (*httptest.Server, map[ident
 	for _, r := range []identity.Role{identity.Customer, identity.Driver, identity.Operator, identity.Admin} {
 		toks[r], _ = tokens.Issue(identity.Principal{UserID: "usr_" + string(r), Username: string(r), Role: r})
 	}
-	deps := httpapi.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), ReportsForward: forward}
+	deps := httpapi.Deps{Accounts: claimedAccounts{}, Tokens: tokens, Registry: prometheus.NewRegistry(), ReportsForward: forward}
 	if forward == nil {
 		deps.Reports = svc
 	}
 	srv := httptest.NewServer(httpapi.New(deps))
 	t.Cleanup(srv.Close)
 	return srv, toks, f
+}
+
+// claimedAccounts takes a verified token at its word: these tests are about
+// reports, not accounts (whose resolution has its own tests).
+type claimedAccounts struct{}
+
+func (claimedAccounts) Login(context.Context, account.LoginAttempt) (account.User, error) {
+	return account.User{}, account.ErrBadCredentials
+}
+
+func (claimedAccounts) Resolve(_ context.Context, p identity.Principal) (identity.Principal, error) {
+	return p, nil
 }
 
 func call(t *testing.T, srv *httptest.Server, token, path, accept string) answer {
@@ -196,7 +209,7 @@ func TestReportsForwarded(t *testing.T) {
 func TestReportsWithoutWarehouse(t *testing.T) {
 	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
 	tok, _ := tokens.Issue(identity.Principal{UserID: "usr_op", Role: identity.Operator})
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Tokens: tokens, Registry: prometheus.NewRegistry()}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Accounts: claimedAccounts{}, Tokens: tokens, Registry: prometheus.NewRegistry()}))
 	defer srv.Close()
 	if a := call(t, srv, tok, "/v1/reports/insurers", ""); a.status != 503 || !strings.Contains(a.body, "reports-elsewhere") {
 		t.Fatalf("%d %s, want 503 reports-elsewhere", a.status, a.body)

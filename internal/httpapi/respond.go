@@ -1,14 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
+	"github.com/yolda/yolda/internal/jsonstrict"
 	"github.com/yolda/yolda/internal/validate"
 )
 
@@ -19,8 +21,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decodeJSON reads exactly one JSON object of at most maxBytes into dst,
-// refusing unknown fields. Its errors are problems naming the field where
+// decodeJSON reads exactly one JSON object of at most maxBytes into dst.
+// It is the one way handlers read a body: jsonstrict first refuses what
+// could be read two ways (duplicate or case-folded member names, members
+// dst does not have, invalid UTF-8), each named by its full path; then
+// encoding/json decodes. Its errors are problems naming the field where
 // that is possible.
 func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any, allowEmpty bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -29,31 +34,42 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 			return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send the body as Content-Type: application/json (with curl: --json).")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	if errors.Is(err, io.EOF) && allowEmpty {
-		return nil
-	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		return decodeProblem(err, maxBytes)
 	}
-	if dec.More() {
+	var syntax *jsonstrict.SyntaxError
+	var ambiguous jsonstrict.Problems
+	switch err := jsonstrict.Check(data, reflect.TypeOf(dst)); {
+	case errors.As(err, &syntax) && syntax.Empty && allowEmpty:
+		return nil
+	case errors.As(err, &syntax) && syntax.Trailing:
 		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
+	case errors.As(err, &syntax):
+		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+	case errors.As(err, &ambiguous):
+		out := make(validate.Errors, len(ambiguous))
+		for i, p := range ambiguous {
+			out[i] = validate.FieldError{Field: p.Path, Message: p.Message}
+		}
+		return out
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // jsonstrict refused them already; kept as a backstop
+	if err := dec.Decode(dst); err != nil {
+		return decodeProblem(err, maxBytes)
 	}
 	return nil
 }
 
+// decodeProblem turns a decoding error into a problem.
 func decodeProblem(err error, maxBytes int64) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", fmt.Sprintf("The body may be at most %d bytes.", maxBytes))
+		return tooLarge(maxBytes)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
 	case errors.As(err, &typ):

@@ -7,19 +7,22 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
-	"github.com/yolda/yolda/internal/insurance"
+	"github.com/yolda/yolda/internal/insurance/resilient"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 )
@@ -35,7 +38,7 @@ type Intake interface {
 
 // Insurers reports the configured insurers' health.
 type Insurers interface {
-	Health() []insurance.Health
+	Health() []resilient.Health
 }
 
 // DeadLetters lists and re-drives what consumers gave up on.
@@ -49,9 +52,30 @@ type Notifications interface {
 	Notifications(ctx context.Context, requestID string) ([]notify.Notification, error)
 }
 
-// Accounts checks credentials.
+// Accounts checks credentials and says who a token speaks for now.
 type Accounts interface {
-	Authenticate(ctx context.Context, username, password string) (account.User, error)
+	Login(ctx context.Context, a account.LoginAttempt) (account.User, error)
+	// Resolve returns the principal a verified token speaks for as the
+	// account is now, or an error wrapping account.ErrTokenRefused.
+	Resolve(ctx context.Context, claimed identity.Principal) (identity.Principal, error)
+}
+
+// AccountAdmin is account management for admins.
+type AccountAdmin interface {
+	ListUsers(ctx context.Context, who identity.Principal, f account.UserFilter) (account.UserPage, error)
+	Lookup(ctx context.Context, who identity.Principal, idOrUsername string) (account.User, error)
+	CreateUser(ctx context.Context, who identity.Principal, n account.NewUser) (account.User, error)
+	SetRole(ctx context.Context, who identity.Principal, userID string, role identity.Role) (account.User, error)
+	SetDisabled(ctx context.Context, who identity.Principal, userID string, disabled bool, reason string) (account.User, error)
+	ResetPassword(ctx context.Context, who identity.Principal, userID, password string) (account.User, error)
+	RevokeTokens(ctx context.Context, who identity.Principal, userID string) (account.User, error)
+}
+
+// AuditTrail records the security events the edge sees (operator
+// overrides) and lists the trail for admins.
+type AuditTrail interface {
+	audit.Recorder
+	List(ctx context.Context, f audit.Filter) (audit.Page, error)
 }
 
 // Tokens issues and verifies bearer tokens.
@@ -65,8 +89,12 @@ type Tokens interface {
 type Options struct {
 	// MaxBodyBytes caps a request body (413 past it).
 	MaxBodyBytes int64
-	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap.
+	// MaxInFlight caps concurrent requests (503 past it); 0 is no cap. A
+	// request counts once its body is read.
 	MaxInFlight int
+	// BodyReadTimeout bounds the reading of one body (408 past it);
+	// DefaultBodyReadTimeout when 0.
+	BodyReadTimeout time.Duration
 	// UserRate and UserBurst limit requests per authenticated identity;
 	// IPRate and IPBurst limit unauthenticated calls (login) per address.
 	// A rate of 0 disables the limit.
@@ -74,6 +102,10 @@ type Options struct {
 	UserBurst int
 	IPRate    float64
 	IPBurst   int
+	// MaxConnsPerIP caps the connections one client address keeps open on
+	// the API listener (LimitConns); 0 is no cap. Trusted proxies are
+	// exempt: every client comes through their address.
+	MaxConnsPerIP int
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []*net.IPNet
 	Version        string
@@ -81,9 +113,15 @@ type Options struct {
 
 // Deps are what the server is built from.
 type Deps struct {
-	Intake   Intake
+	Intake Intake
+	// Accounts is required for every authenticated route: without it
+	// every token is refused.
 	Accounts Accounts
 	Tokens   Tokens
+	// Admin and Audit may be nil in tests that do not use them; their
+	// routes then answer 404 (and nothing is recorded).
+	Admin AccountAdmin
+	Audit AuditTrail
 	// DeadLetters and Notifications may be nil in tests that do not use
 	// them; their routes then answer 404.
 	DeadLetters   DeadLetters
@@ -96,6 +134,9 @@ type Deps struct {
 	ReportsForward *url.URL
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
+	// Dispatch serves offers, assignment and job progress; without it
+	// those routes do not exist.
+	Dispatch Dispatch
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -105,29 +146,32 @@ type Deps struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	intake   Intake
-	accounts Accounts
-	tokens   Tokens
-	dead     DeadLetters
-	notes    Notifications
-	insurers Insurers
-	fleet    Fleet
-	reports  Reports
+	intake    Intake
+	accounts  Accounts
+	tokens    Tokens
+	admin     AccountAdmin
+	audit     AuditTrail
+	dead      DeadLetters
+	notes     Notifications
+	insurers  Insurers
+	fleet     Fleet
+	dispatch  Dispatch
+	ready     func(ctx context.Context) error
+	registry  *prometheus.Registry
+	log       *slog.Logger
+	opts      Options
+	metrics   *metrics
+	userLimit Limiter
+	ipLimit   Limiter
+	routes    []route
+	reports   Reports
 	// reportsForward serves the report routes when reports is nil.
 	reportsForward http.Handler
-	ready          func(ctx context.Context) error
-	registry       *prometheus.Registry
-	log            *slog.Logger
-	opts           Options
-	metrics        *metrics
-	userLimit      Limiter
-	ipLimit        Limiter
-	routes         []route
 	// openAPIDoc is generated from routes once.
 	openAPIDoc map[string]any
 	handler    http.Handler
 	ops        http.Handler
-	// reportsOnly is ops plus the report routes.
+	// reportsOnly is the report routes and the API listener's probes.
 	reportsOnly http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
 	inFlight chan struct{}
@@ -138,16 +182,20 @@ func New(d Deps) *Server {
 	if d.Options.MaxBodyBytes <= 0 {
 		d.Options.MaxBodyBytes = 64 << 10
 	}
+	if d.Options.BodyReadTimeout <= 0 {
+		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	s := &Server{
 		intake:         d.Intake,
 		accounts:       d.Accounts,
 		tokens:         d.Tokens,
+		admin:          d.Admin,
+		audit:          d.Audit,
 		dead:           d.DeadLetters,
 		notes:          d.Notifications,
 		insurers:       d.Insurers,
 		fleet:          d.Fleet,
-		reports:        d.Reports,
-		reportsForward: forwarder(d.ReportsForward, d.Logger),
+		dispatch:       d.Dispatch,
 		ready:          d.Ready,
 		registry:       d.Registry,
 		log:            d.Logger,
@@ -155,6 +203,8 @@ func New(d Deps) *Server {
 		metrics:        newMetrics(d.Registry),
 		userLimit:      NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
 		ipLimit:        NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+		reports:        d.Reports,
+		reportsForward: forwarder(d.ReportsForward, d.Logger),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -164,16 +214,19 @@ func New(d Deps) *Server {
 	}
 	s.routes = s.routeTable()
 	s.openAPIDoc = s.openAPI()
-	s.handler = s.mux(s.routes)
-	var ops []route
+	var api, ops []route
 	for _, rt := range s.routes {
-		if rt.tag == "operations" {
+		if rt.listener != onOps {
+			api = append(api, rt)
+		}
+		if rt.listener != onAPI {
 			ops = append(ops, rt)
 		}
 	}
+	s.handler = s.mux(api)
 	s.ops = s.mux(ops)
 	var reports []route
-	for _, rt := range s.routes {
+	for _, rt := range api {
 		if rt.tag == "operations" || rt.tag == "reports" {
 			reports = append(reports, rt)
 		}
@@ -182,13 +235,17 @@ func New(d Deps) *Server {
 	return s
 }
 
-// OpsHandler serves only health, readiness, metrics and the OpenAPI
-// document: what a process without the api role still answers, so that it
-// can be probed and scraped like any other.
+// OpsHandler serves the operations listener (YOLDA_OPS_ADDR, loopback by
+// default): health, readiness and metrics, for probes and Prometheus.
+// Every process serves it, whatever its roles. ServeHTTP, the public API,
+// answers health and readiness too (load balancers probe it) but never
+// metrics: they tell an outsider what the process is doing, and any label
+// is memory an outsider could grow.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
-// ReportsHandler serves the report routes and the operations routes: what
-// a warehouse process without the api role answers.
+// ReportsHandler serves the report routes and the probes on the API
+// listener: what a warehouse process without the api role answers there
+// (its metrics are on the operations listener, as everyone's).
 func (s *Server) ReportsHandler() http.Handler { return s.reportsOnly }
 
 // ServeHTTP implements http.Handler.
@@ -200,7 +257,7 @@ func (s *Server) mux(routes []route) http.Handler {
 	byPath := map[string]map[string]http.Handler{}
 	var paths []string
 	for _, rt := range routes {
-		h := http.Handler(rt.handler)
+		h := s.checkQuery(rt.query, rt.handler)
 		switch {
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
@@ -210,6 +267,11 @@ func (s *Server) mux(routes []route) http.Handler {
 		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
 			h = s.shed(h)
 		}
+		limit := rt.maxBody
+		if limit == 0 {
+			limit = s.opts.MaxBodyBytes
+		}
+		h = s.readBody(limit, h)
 		h = s.observe(rt.pattern, h)
 		if byPath[rt.pattern] == nil {
 			byPath[rt.pattern] = map[string]http.Handler{}
@@ -220,15 +282,11 @@ func (s *Server) mux(routes []route) http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range paths {
 		methods := byPath[p]
-		var allow []string
-		for m := range methods {
-			allow = append(allow, m)
-		}
-		sort.Strings(allow)
+		allow := slices.Sorted(maps.Keys(methods))
 		notAllowed := s.observe(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", joinComma(allow))
+			w.Header().Set("Allow", strings.Join(allow, ", "))
 			s.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
-				"This resource answers "+joinComma(allow)+"."))
+				"This resource answers "+strings.Join(allow, ", ")+"."))
 		}))
 		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h, ok := methods[r.Method]; ok {
@@ -238,21 +296,10 @@ func (s *Server) mux(routes []route) http.Handler {
 			notAllowed.ServeHTTP(w, r)
 		}))
 	}
-	mux.Handle("/", s.observe("unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
 	})))
 	return mux
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

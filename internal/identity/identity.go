@@ -16,6 +16,15 @@ const (
 // Roles lists every role, in the order help texts show them.
 var Roles = []Role{Customer, Driver, Operator, Admin}
 
+// Enum lists the roles (for the OpenAPI document).
+func (Role) Enum() []string {
+	out := make([]string, len(Roles))
+	for i, r := range Roles {
+		out[i] = string(r)
+	}
+	return out
+}
+
 // Valid reports whether r is one of the known roles.
 func (r Role) Valid() bool {
 	switch r {
@@ -33,4 +42,7 @@ type Principal struct {
 	UserID   string
 	Username string
 	Role     Role
+	// TokenVersion is the account's token version the caller's token was
+	// issued for (0 until the account's tokens are first revoked).
+	TokenVersion int64
 }

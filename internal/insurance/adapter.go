@@ -37,8 +37,13 @@ type Verdict struct {
 	Covered bool
 	// Reference is the insurer's id for this check (may be empty).
 	Reference string
-	// Coverage is what the policy covers, when the insurer says.
+	// Coverage is what the policy covers, as read from CoverageDocument,
+	// when the insurer says.
 	Coverage *Coverage
+	// CoverageDocument is the insurer's coverage document byte for byte
+	// as received (nil when it sent none), kept for the record apart from
+	// what Yolda read in it.
+	CoverageDocument json.RawMessage
 	// Reason is why not covered (or a note), when the insurer says.
 	Reason string
 	// Raw is the insurer's answer as received, for the record.

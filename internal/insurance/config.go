@@ -1,23 +1,18 @@
 package insurance
 
 import (
-	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
-// Defaults of an insurer's settings, applied by Config.Default and LoadFile
-// to whatever the file leaves out.
+// Defaults of an insurer's settings, applied by Config.Default (and so by
+// the insurers file) to whatever is left out.
 const (
 	DefaultAdapter        = "rest"
 	DefaultTimeout        = 2 * time.Second
@@ -36,8 +31,8 @@ const (
 )
 
 // Config is one insurer, as configured in the insurers file
-// (YOLDA_INSURERS_FILE). Build it with LoadFile, or in code with Default
-// then Validate.
+// (YOLDA_INSURERS_FILE). Build it with configfile.LoadFile, or in code with
+// Default then Validate.
 type Config struct {
 	// Code is the insurer's key in requests ("policy.insurer") and in
 	// metrics: lower-case letters, digits, '_' and '-'.
@@ -77,7 +72,7 @@ type Auth struct {
 	// ValueEnv names the environment variable holding the secret; the
 	// file never holds the secret itself.
 	ValueEnv string
-	// Value is the secret, read from ValueEnv by LoadFile.
+	// Value is the secret, read from ValueEnv by the insurers file.
 	Value Secret
 }
 
@@ -110,6 +105,13 @@ type Breaker struct {
 	// HalfOpenProbes is how many calls may probe a half-open breaker; that
 	// many successes in a row close it, one failure opens it again.
 	HalfOpenProbes int
+}
+
+// CheckBudget is the longest one check can take: every attempt's timeout
+// and the back-off between them, and a margin. A consumer of the
+// insurer's checks gives each delivery that long (its AckWait).
+func (c Config) CheckBudget() time.Duration {
+	return time.Duration(c.Retry.Attempts)*(c.Timeout+c.Retry.MaxDelay) + 10*time.Second
 }
 
 // Default fills every zero setting with its default and returns c.
@@ -159,19 +161,16 @@ func (c Config) Validate() error {
 	if name == "" {
 		name = "(no code)"
 	}
-	return prefixed("insurer "+name+": ", c.problems())
-}
-
-// prefixed joins errs, each line starting with prefix.
-func prefixed(prefix string, errs []error) error {
+	errs := c.Problems()
 	for i, err := range errs {
-		errs[i] = fmt.Errorf("%s%w", prefix, err)
+		errs[i] = fmt.Errorf("insurer %s: %w", name, err)
 	}
 	return errors.Join(errs...)
 }
 
-// problems lists c's invalid settings as "field: what is wrong".
-func (c Config) problems() []error {
+// Problems lists c's invalid settings, each as "field: what is wrong" with
+// the field named as in the insurers file.
+func (c Config) Problems() []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
@@ -303,171 +302,3 @@ func (s Secret) Format(f fmt.State, _ rune)   { io.WriteString(f, s.mask()) } //
 func (s Secret) LogValue() slog.Value         { return slog.StringValue(s.mask()) }
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.mask()), nil }
 func (s Secret) MarshalYAML() (any, error)    { return s.mask(), nil }
-
-// The insurers file, as written. Pointers tell "left out" (default) from
-// "set to zero" (an error).
-type (
-	rawFile struct {
-		Insurers []rawInsurer `yaml:"insurers"`
-	}
-	rawInsurer struct {
-		Code                 string      `yaml:"code"`
-		Name                 string      `yaml:"name"`
-		Adapter              *string     `yaml:"adapter"`
-		BaseURL              string      `yaml:"base_url"`
-		Timeout              *string     `yaml:"timeout"`
-		Auth                 *rawAuth    `yaml:"auth"`
-		Retry                *rawRetry   `yaml:"retry"`
-		Breaker              *rawBreaker `yaml:"breaker"`
-		Bulkhead             *int        `yaml:"bulkhead"`
-		Patience             *string     `yaml:"patience"`
-		VerifyBeforeDispatch bool        `yaml:"verify_before_dispatch"`
-		ArrivalSLAMinutes    *int        `yaml:"arrival_sla_minutes"`
-	}
-	rawAuth struct {
-		Header   string `yaml:"header"`
-		Scheme   string `yaml:"scheme"`
-		ValueEnv string `yaml:"value_env"`
-	}
-	rawRetry struct {
-		Attempts  *int     `yaml:"attempts"`
-		BaseDelay *string  `yaml:"base_delay"`
-		MaxDelay  *string  `yaml:"max_delay"`
-		Budget    *float64 `yaml:"budget"`
-	}
-	rawBreaker struct {
-		Failures       *int    `yaml:"failures"`
-		OpenFor        *string `yaml:"open_for"`
-		HalfOpenProbes *int    `yaml:"half_open_probes"`
-	}
-)
-
-var rawTypeNames = strings.NewReplacer(
-	"type insurance.rawFile", "the file's top level",
-	"type insurance.rawInsurer", "an insurer",
-	"type insurance.rawAuth", "auth",
-	"type insurance.rawRetry", "retry",
-	"type insurance.rawBreaker", "breaker",
-	"insurance.rawFile", "the file's top level",
-	"insurance.rawInsurer", "an insurer",
-	"insurance.rawAuth", "auth",
-	"insurance.rawRetry", "retry",
-	"insurance.rawBreaker", "breaker",
-)
-
-// LoadFile reads the insurers file at path (YAML; JSON is valid YAML):
-//
-//	insurers:
-//	  - code: anadolu
-//	    name: Anadolu Sigorta
-//	    base_url: http://127.0.0.1:9100
-//	    auth: {header: Authorization, scheme: Bearer, value_env: ANADOLU_TOKEN}
-//
-// Unknown fields, duplicate codes and invalid settings are errors; secrets
-// are read with getenv (os.Getenv if nil) from the variables the file names.
-// An empty file, or an empty list, is no insurers.
-func LoadFile(path string, getenv func(string) string) ([]Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("insurers file: %w", err)
-	}
-	cfgs, err := Parse(data, getenv)
-	if err != nil {
-		return nil, fmt.Errorf("insurers file %s: %w", path, err)
-	}
-	return cfgs, nil
-}
-
-// Parse is LoadFile on the file's content.
-func Parse(data []byte, getenv func(string) string) ([]Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var f rawFile
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		// "field retyr not found in type insurance.rawInsurer" -> "... in insurer"
-		return nil, errors.New(rawTypeNames.Replace(err.Error()))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one YAML document")
-	}
-
-	var (
-		cfgs []Config
-		errs []error
-		seen = map[string]int{}
-	)
-	for i, r := range f.Insurers {
-		c, problems := r.config(getenv)
-		problems = append(problems, c.problems()...)
-		if j, dup := seen[c.Code]; dup {
-			problems = append(problems, fmt.Errorf("code: %q is already used by insurers[%d]", c.Code, j))
-		}
-		if len(problems) > 0 {
-			errs = append(errs, prefixed(fmt.Sprintf("insurers[%d] (%s): ", i, cmp.Or(r.Code, "no code")), problems))
-			continue
-		}
-		seen[c.Code] = i
-		cfgs = append(cfgs, c)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return cfgs, nil
-}
-
-// config turns what the file says into a Config: defaults, overridden by
-// whatever the file sets (an explicit zero stays zero, for Validate to
-// reject), and the secret read from the environment. It reports only what
-// Validate cannot see: unparsable durations, left at their defaults.
-func (r rawInsurer) config(getenv func(string) string) (Config, []error) {
-	c := Config{Code: r.Code, Name: r.Name, VerifyBeforeDispatch: r.VerifyBeforeDispatch}.Default()
-	c.BaseURL = r.BaseURL
-	var errs []error
-	dur := func(field string, s *string, dst *time.Duration) {
-		if s == nil {
-			return
-		}
-		d, err := time.ParseDuration(*s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: want a duration like 2s or 500ms, got %q", field, *s))
-			return
-		}
-		*dst = d
-	}
-	set := func(p *int, dst *int) {
-		if p != nil {
-			*dst = *p
-		}
-	}
-	if r.Adapter != nil {
-		c.Adapter = *r.Adapter
-	}
-	dur("timeout", r.Timeout, &c.Timeout)
-	if a := r.Auth; a != nil {
-		c.Auth = Auth{Header: a.Header, Scheme: a.Scheme, ValueEnv: a.ValueEnv}
-		if a.ValueEnv != "" {
-			c.Auth.Value = NewSecret(getenv(a.ValueEnv))
-		}
-	}
-	if rr := r.Retry; rr != nil {
-		set(rr.Attempts, &c.Retry.Attempts)
-		dur("retry.base_delay", rr.BaseDelay, &c.Retry.BaseDelay)
-		dur("retry.max_delay", rr.MaxDelay, &c.Retry.MaxDelay)
-		if rr.Budget != nil {
-			c.Retry.Budget = *rr.Budget
-		}
-	}
-	if b := r.Breaker; b != nil {
-		set(b.Failures, &c.Breaker.Failures)
-		dur("breaker.open_for", b.OpenFor, &c.Breaker.OpenFor)
-		set(b.HalfOpenProbes, &c.Breaker.HalfOpenProbes)
-	}
-	set(r.Bulkhead, &c.Bulkhead)
-	dur("patience", r.Patience, &c.Patience)
-	set(r.ArrivalSLAMinutes, &c.ArrivalSLAMinutes)
-	return c, errs
-}

@@ -1,19 +1,21 @@
-// Package insurance is Yolda's only way to ask an insurer whether a policy
-// covers a request. It owns what makes calling slow, flaky systems safe: the
-// insurers file (Config, LoadFile), the Adapter interface that hides each
-// insurer's wire format, and Client, which wraps one insurer's adapter in a
-// bulkhead, a circuit breaker, budgeted retries with jittered backoff and a
-// per-attempt deadline, and reports its health and Prometheus metrics.
+// Package insurance is the vocabulary of asking an insurer whether a policy
+// covers a request: the Adapter interface that hides each insurer's wire
+// format (Query in, Verdict out), an insurer's Config (with its Secret),
+// and the kinds of failure (Kind, Retryable and the Err* sentinels), so a
+// caller can tell "the insurer said no" (a Verdict with Covered false, not
+// an error), "the insurer is down, try later" (ErrUnavailable, ErrTimeout,
+// ...) and "this request can never succeed" (ErrClient, ErrBadPayload)
+// apart.
 //
-// Worker is the insurance role's job consumer and the only caller of
-// Client.Verify: it decides what a failed check means (back to the queue
-// with a delay, manual_review past the insurer's patience) and hands every
-// settled outcome to intake, which stores it with its events. Nothing in
-// this package stores anything itself.
+// The rest is in sub-packages, each with one job and its own
+// dependencies:
 //
-// Errors are classified by kind (Kind, Retryable and the Err* sentinels), so
-// the caller can tell "the insurer said no" (a Verdict with Covered false,
-// not an error), "the insurer is down, try later" (ErrUnavailable,
-// ErrTimeout, ...) and "this request can never succeed" (ErrClient,
-// ErrBadPayload) apart.
+//   - configfile reads the insurers file (YAML, secrets from the
+//     environment);
+//   - resilient is the only safe way to call an insurer: a bulkhead, a
+//     circuit breaker, budgeted retries, a deadline per attempt, health and
+//     metrics around an Adapter;
+//   - checks is the insurance role's worker: what an answer, or its
+//     absence, means for a request (it imports intake, never the broker);
+//   - rest is the reference adapter, mockinsurer a stand-in insurer.
 package insurance

@@ -138,15 +138,15 @@ var sentinelOf = map[string]error{
 	KindCanceled: ErrCanceled,
 }
 
-// classify makes an attempt's error match its sentinel. callerCtx is the
-// Verify caller's context: if it has ended, the attempt was abandoned, whatever
-// the adapter says.
-func classify(callerCtx context.Context, err error) error {
+// Classify makes an attempt's error match its sentinel, for a client
+// around an adapter. callerCtx is the caller's context: if it has ended,
+// the attempt was abandoned, whatever the adapter says.
+func Classify(callerCtx context.Context, err error) error {
 	if callerCtx.Err() != nil {
 		if errors.Is(err, ErrCanceled) {
 			return err
 		}
-		return &kindError{sentinel: ErrCanceled, err: err}
+		return WithKind(ErrCanceled, err)
 	}
 	for _, k := range kinds {
 		if errors.Is(err, k.err) {
@@ -154,10 +154,15 @@ func classify(callerCtx context.Context, err error) error {
 		}
 	}
 	if s, ok := sentinelOf[rawKind(err)]; ok {
-		return &kindError{sentinel: s, err: err}
+		return WithKind(s, err)
 	}
 	return err
 }
+
+// WithKind makes err match sentinel (one of the Err* above) with
+// errors.Is, as well as everything it matched before, without changing
+// its message beyond a prefix.
+func WithKind(sentinel, err error) error { return &kindError{sentinel: sentinel, err: err} }
 
 // kindError adds a sentinel to an error without changing its message.
 type kindError struct {

@@ -16,4 +16,13 @@ var (
 	ErrOverloaded = errors.New("intake overloaded")
 	// ErrClosed: intake is shutting down and takes no new work.
 	ErrClosed = errors.New("intake closed")
+	// ErrRowRejected is wrapped by a store error that one row of a
+	// creation batch caused (a constraint it violates, a value the column
+	// refuses): the batch without that row may commit. Any other store
+	// error (a timeout, a lost connection) is the database's, and leaves it
+	// unknown whether the batch committed.
+	ErrRowRejected = errors.New("a row was refused")
+	// ErrVersion: a change did not advance the request's version by
+	// exactly one (Request.Advance); the store committed nothing.
+	ErrVersion = errors.New("a change must advance the request's version by one")
 )

@@ -33,13 +33,20 @@ type Coverage struct {
 	Services []string `json:"services,omitempty"`
 }
 
+// MaxCoverageBytes bounds the insurer's coverage document that a request
+// keeps: a larger one (or one that is not JSON) is not stored, though its
+// terms still apply.
+const MaxCoverageBytes = 16 << 10
+
 // InsuranceOutcome is the settled answer to a request's insurance check.
 type InsuranceOutcome struct {
 	Status    InsuranceStatus
 	Reference string
 	Reason    string
-	// Coverage is the insurer's document, stored as received; Terms is
-	// what Yolda understood of it (nil when not covered or unknown).
+	// Coverage is the insurer's coverage document, byte for byte as it
+	// came (up to MaxCoverageBytes); Terms is what Yolda understood of it
+	// (nil when not covered or unknown). They are kept apart so that the
+	// record shows what the insurer said, not Yolda's reading of it.
 	Coverage json.RawMessage
 	Terms    *Coverage
 }
@@ -82,66 +89,82 @@ func coverageFlags(r Request, terms *Coverage) []string {
 //     for operators instead;
 //   - manual_review: nothing moves; operators decide.
 //
-// A receipt makes the call idempotent for a consumer. An outcome for a
-// question already settled (approved, rejected or waived) returns
-// ErrAlreadyDecided; manual_review may still be settled later.
+// A receipt makes the call idempotent for a consumer (a repeat returns
+// outbox.ErrAlreadyProcessed). An outcome for a question already settled
+// (approved, rejected or waived) returns ErrAlreadyDecided; manual_review
+// may still be settled later. Outcomes recorded at the same moment share a
+// transaction (see Update).
 func (s *Service) RecordInsurance(ctx context.Context, who identity.Principal, requestID string, o InsuranceOutcome, receipt *outbox.Receipt) (Request, error) {
-	defer s.committed()
-	return s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
-		switch r.Insurance.Status {
-		case InsurancePending, InsuranceManualReview:
-		default:
-			return Change{}, ErrAlreadyDecided
-		}
-		if o.Status == InsuranceManualReview && r.Insurance.Status == InsuranceManualReview {
-			return Change{}, ErrAlreadyDecided
-		}
-		now := s.now().UTC().Truncate(time.Microsecond)
-		r.Insurance.Status = o.Status
-		r.Insurance.CheckedAt = &now
-		r.Insurance.Reference = optional(o.Reference)
-		r.Insurance.Reason = optional(o.Reason)
-		if len(o.Coverage) > 0 {
-			r.Insurance.Coverage = o.Coverage
-		}
-		flags := coverageFlags(*r, o.Terms)
-		change := Change{Receipt: receipt}
-		actor := outbox.ActorOf(who)
-		switch o.Status {
-		case InsuranceApproved, InsuranceWaived:
-			if r.Status == StatusAwaitingInsurance {
-				moved, err := s.move(r, who, StatusDispatching, "insurance "+string(o.Status))
-				if err != nil {
-					return Change{}, err
-				}
-				jobs, err := s.jobs(*r, now, actor)
-				if err != nil {
-					return Change{}, err
-				}
-				change.Timeline, change.Outbox = moved.Timeline, append(moved.Outbox, jobs...)
+	u := s.InsuranceUpdate(who, requestID, o, receipt)
+	if err := s.Update(ctx, u); err != nil {
+		return Request{}, err
+	}
+	return u.Result, u.Err
+}
+
+// InsuranceUpdate is RecordInsurance as an Update, for a consumer that
+// applies a batch of outcomes itself (UpdateBatch).
+func (s *Service) InsuranceUpdate(who identity.Principal, requestID string, o InsuranceOutcome, receipt *outbox.Receipt) *Update {
+	return &Update{RequestID: requestID, Receipt: receipt, Apply: func(r *Request) (Change, error) {
+		return s.applyInsurance(r, who, o)
+	}}
+}
+
+// applyInsurance changes r as the outcome o says; see RecordInsurance.
+func (s *Service) applyInsurance(r *Request, who identity.Principal, o InsuranceOutcome) (Change, error) {
+	switch r.Insurance.Status {
+	case InsurancePending, InsuranceManualReview:
+	default:
+		return Change{}, ErrAlreadyDecided
+	}
+	if o.Status == InsuranceManualReview && r.Insurance.Status == InsuranceManualReview {
+		return Change{}, ErrAlreadyDecided
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	r.Advance(now)
+	r.Insurance.Status = o.Status
+	r.Insurance.CheckedAt = &now
+	r.Insurance.Reference = optional(o.Reference)
+	r.Insurance.Reason = optional(o.Reason)
+	if len(o.Coverage) > 0 && len(o.Coverage) <= MaxCoverageBytes && json.Valid(o.Coverage) {
+		r.Insurance.Coverage = o.Coverage
+	}
+	flags := coverageFlags(*r, o.Terms)
+	var change Change
+	actor := outbox.ActorOf(who)
+	switch o.Status {
+	case InsuranceApproved, InsuranceWaived:
+		if r.Status == StatusAwaitingInsurance {
+			moved, err := s.move(r, who, StatusDispatching, "insurance "+string(o.Status), now)
+			if err != nil {
+				return Change{}, err
 			}
-		case InsuranceRejected:
-			switch {
-			case r.Status == StatusReceived || r.Status == StatusAwaitingInsurance:
-				moved, err := s.move(r, who, StatusRejected, o.Reason)
-				if err != nil {
-					return Change{}, err
-				}
-				change.Timeline, change.Outbox = moved.Timeline, moved.Outbox
-			case !r.Status.Final():
-				flags = append(flags, FlagRejectedAfterDispatch)
+			jobs, err := s.jobs(*r, now, actor)
+			if err != nil {
+				return Change{}, err
 			}
+			change.Timeline, change.Outbox = moved.Timeline, append(moved.Outbox, jobs...)
 		}
-		r.Insurance.Flags = mergeFlags(r.Insurance.Flags, flags)
-		r.UpdatedAt = now
-		ev, err := outbox.New(outbox.EventSubject(EventRequestInsuranceCheck), EventRequestInsuranceCheck, now, r.ID, actor,
-			InsuranceChecked{Status: o.Status, Reference: o.Reference, Reason: o.Reason, Flags: r.Insurance.Flags, At: now, OwnerID: r.OwnerID})
-		if err != nil {
-			return Change{}, err
+	case InsuranceRejected:
+		switch {
+		case r.Status == StatusReceived || r.Status == StatusAwaitingInsurance:
+			moved, err := s.move(r, who, StatusRejected, o.Reason, now)
+			if err != nil {
+				return Change{}, err
+			}
+			change.Timeline, change.Outbox = moved.Timeline, moved.Outbox
+		case !r.Status.Final():
+			flags = append(flags, FlagRejectedAfterDispatch)
 		}
-		change.Outbox = append(change.Outbox, ev)
-		return change, nil
-	})
+	}
+	r.Insurance.Flags = mergeFlags(r.Insurance.Flags, flags)
+	ev, err := outbox.NewMessage(outbox.EventSubject(EventRequestInsuranceCheck), head(*r, EventRequestInsuranceCheck, now, actor),
+		InsuranceChecked{Status: o.Status, Reference: o.Reference, Reason: o.Reason, Flags: r.Insurance.Flags, At: now, OwnerID: r.OwnerID})
+	if err != nil {
+		return Change{}, err
+	}
+	change.Outbox = append(change.Outbox, ev)
+	return change, nil
 }
 
 // DecideInsurance is an operator settling the question by hand: waived
@@ -151,7 +174,7 @@ func (s *Service) DecideInsurance(ctx context.Context, who identity.Principal, r
 		return Request{}, ErrForbidden
 	}
 	var errs validate.Errors
-	if decision != InsuranceWaived && decision != InsuranceRejected {
+	if !slices.Contains(Decisions, decision) {
 		errs.Add("decision", "must be waived or rejected")
 	}
 	reason = errs.Text("reason", reason, decision == InsuranceRejected, maxReason)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/yolda/yolda/internal/account"
@@ -24,8 +26,8 @@ type fixture struct {
 	system   identity.Principal
 }
 
-// setup: insurer "wait" makes dispatch wait for cover, any other starts
-// dispatch at once.
+// setup: insurer "wait" makes dispatch wait for cover, "unknown" is not
+// configured, any other starts dispatch at once.
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
@@ -34,7 +36,10 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc := intake.NewService(store, intake.Options{DispatchBeforeCover: func(insurer string) bool { return insurer != "wait" }})
+	svc := intake.NewService(store, intake.Options{
+		KnownInsurer:        func(insurer string) bool { return insurer != "unknown" },
+		DispatchBeforeCover: func(insurer string) bool { return insurer != "wait" },
+	})
 	t.Cleanup(svc.Close)
 	accounts, _ := account.NewService(store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
 	c, _ := accounts.Add(ctx, account.NewUser{Username: "ayse", Password: "ayse-password", Role: identity.Customer})
@@ -79,11 +84,44 @@ func TestInitialStatusFollowsTheInsurersRule(t *testing.T) {
 		t.Fatalf("statuses: %s and %s", waits.Status, early.Status)
 	}
 	if got := subjects(t, f.store, 0); !slices.Equal(got, []string{
-		"jobs.insurance.verify.wait", "events.request.created", // waits: no dispatch before cover
-		"jobs.insurance.verify.anadolu", "jobs.dispatch.request", "events.request.created",
+		"jobs.insurance.verify.wait." + waits.ID, "events.request.created", // waits: no dispatch before cover
+		"jobs.insurance.verify.anadolu." + early.ID, "jobs.dispatch.request." + early.ID, "events.request.created",
 	}) {
 		t.Errorf("outbox: %v", got)
 	}
+}
+
+// An insurer that no configuration knows: the request is accepted and
+// dispatched, its insurance goes straight to manual review, and no check
+// job is committed for a consumer that does not exist. With no insurers
+// configured at all, every insurer is unknown and the rule is the same.
+func TestUnknownInsurerGoesToManualReview(t *testing.T) {
+	check := func(t *testing.T, f *fixture, insurer string) {
+		t.Helper()
+		before := len(subjects(t, f.store, 0))
+		r := f.create(t, insurer, intake.JumpStart, 0)
+		if r.Status != intake.StatusDispatching || r.Insurance.Status != intake.InsuranceManualReview ||
+			r.Insurance.Reason == nil || !strings.Contains(*r.Insurance.Reason, insurer) || r.Insurance.CheckedAt == nil {
+			t.Errorf("created: status %s, insurance %+v", r.Status, r.Insurance)
+		}
+		if got := subjects(t, f.store, before); !slices.Equal(got, []string{
+			"jobs.dispatch.request." + r.ID, "events.request.created", "events.request.insurance_checked",
+		}) {
+			t.Errorf("outbox: %v", got)
+		}
+		// The operator settles it as any manual review.
+		got, err := f.svc.DecideInsurance(context.Background(), f.operator, r.ID, intake.InsuranceWaived, "")
+		if err != nil || got.Insurance.Status != intake.InsuranceWaived {
+			t.Errorf("operator decision: %v %+v", err, got.Insurance)
+		}
+	}
+	t.Run("insurers configured", func(t *testing.T) { check(t, setup(t), "unknown") })
+	t.Run("no insurers file", func(t *testing.T) {
+		f := setup(t)
+		f.svc = intake.NewService(f.store, intake.Options{})
+		t.Cleanup(f.svc.Close)
+		check(t, f, "anadolu")
+	})
 }
 
 func TestApprovalStartsDispatch(t *testing.T) {
@@ -101,7 +139,7 @@ func TestApprovalStartsDispatch(t *testing.T) {
 		got.Insurance.CheckedAt == nil || len(got.Insurance.Flags) != 0 || string(got.Insurance.Coverage) != `{"max_tow_km":100,"services":["tow"]}` {
 		t.Errorf("after approval: %+v", got)
 	}
-	if s := subjects(t, f.store, len(before)); !slices.Equal(s, []string{"events.request.status_changed", "jobs.dispatch.request", "events.request.insurance_checked"}) {
+	if s := subjects(t, f.store, len(before)); !slices.Equal(s, []string{"events.request.status_changed", "jobs.dispatch.request." + r.ID, "events.request.insurance_checked"}) {
 		t.Errorf("outbox after approval: %v", s)
 	}
 	// The same message again changes nothing (whichever guard sees it first).
@@ -172,5 +210,44 @@ func TestManualReviewThenOperatorDecides(t *testing.T) {
 	}
 	if _, err := f.svc.DecideInsurance(context.Background(), f.operator, r.ID, intake.InsuranceRejected, "changed my mind"); !errors.Is(err, intake.ErrConflict) {
 		t.Errorf("second decision: %v", err)
+	}
+}
+
+// Every message of a change carries the version the change stored, so a
+// consumer can order a request's messages: creation is 1, and each change
+// after it one more, whatever it emits.
+func TestMessagesCarryTheVersionTheyAnnounce(t *testing.T) {
+	f := setup(t)
+	r := f.create(t, "wait", intake.JumpStart, 0)
+	approved, err := f.svc.RecordInsurance(context.Background(), f.system, r.ID, intake.InsuranceOutcome{Status: intake.InsuranceApproved}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, err := f.svc.Cancel(context.Background(), f.customer, r.ID, "found help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if approved.Version != 2 || cancelled.Version != 3 {
+		t.Fatalf("versions after approval and cancellation: %d, %d; want 2, 3", approved.Version, cancelled.Version)
+	}
+	msgs, _ := f.store.PendingOutbox(context.Background(), 1000)
+	var got []string
+	for _, m := range msgs {
+		var env outbox.Envelope
+		if err := json.Unmarshal(m.Payload, &env); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s@%d", m.Subject, env.Seq))
+	}
+	want := []string{
+		"jobs.insurance.verify.wait." + r.ID + "@1", "events.request.created@1",
+		"events.request.status_changed@2", "jobs.dispatch.request." + r.ID + "@2", "events.request.insurance_checked@2",
+		"events.request.status_changed@3",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages:\n got %v\nwant %v", got, want)
+	}
+	if stored, _ := f.store.Request(context.Background(), r.ID); stored.Version != cancelled.Version {
+		t.Errorf("stored version %d, returned %d", stored.Version, cancelled.Version)
 	}
 }

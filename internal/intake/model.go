@@ -8,6 +8,8 @@ package intake
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/yolda/yolda/internal/validate"
 )
 
 // ServiceType is the kind of help asked for.
@@ -25,11 +27,18 @@ const (
 // ServiceTypes lists every service type.
 var ServiceTypes = []ServiceType{Tow, JumpStart, FlatTire, FuelDelivery, Lockout, Winch}
 
+// Enum lists the values (validate.Enumerated: validation and the OpenAPI
+// document).
+func (ServiceType) Enum() []string { return names(ServiceTypes) }
+
 // VehicleType is the class of the broken-down vehicle.
 type VehicleType string
 
 // VehicleTypes lists every vehicle type.
 var VehicleTypes = []VehicleType{"car", "motorcycle", "light_commercial", "heavy"}
+
+// Enum lists the values.
+func (VehicleType) Enum() []string { return names(VehicleTypes) }
 
 // InsuranceStatus is where the policy check stands.
 type InsuranceStatus string
@@ -42,6 +51,24 @@ const (
 	InsuranceWaived       InsuranceStatus = "waived"
 )
 
+// InsuranceStatuses lists every insurance status.
+var InsuranceStatuses = []InsuranceStatus{InsurancePending, InsuranceApproved, InsuranceRejected, InsuranceManualReview, InsuranceWaived}
+
+// Decisions are the outcomes an operator may settle the insurance
+// question with.
+var Decisions = []InsuranceStatus{InsuranceWaived, InsuranceRejected}
+
+// Enum lists the values.
+func (InsuranceStatus) Enum() []string { return names(InsuranceStatuses) }
+
+func names[T ~string](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
+}
+
 // Location is a point with its human description. Province and district
 // drive the reports, so intake keeps them as given.
 type Location struct {
@@ -52,24 +79,41 @@ type Location struct {
 	District string  `json:"district,omitempty"`
 }
 
-// Vehicle is the customer's vehicle.
+// Vehicle is the customer's vehicle. Its `validate` tags are the rules of
+// a submission (see Submission). Plate is stored in its canonical spelling
+// (validate.CanonicalPlate).
 type Vehicle struct {
-	Plate string      `json:"plate"`
-	Make  string      `json:"make,omitempty"`
-	Model string      `json:"model,omitempty"`
-	Type  VehicleType `json:"type"`
+	Plate string      `json:"plate" validate:"required,max=16,line"`
+	Make  string      `json:"make,omitempty" validate:"max=64,line"`
+	Model string      `json:"model,omitempty" validate:"max=64,line"`
+	Type  VehicleType `json:"type" validate:"required"`
+	// ForeignPlate flags a plate that is not of the standard Turkish
+	// form: a foreign car (or a typo) an operator may want to look at. It
+	// is worked out from Plate whenever the vehicle is shown, and shown
+	// only when raised; clients do not send it.
+	ForeignPlate bool `json:"foreign_plate,omitempty" validate:"readonly"`
+}
+
+// MarshalJSON shows the vehicle with ForeignPlate worked out from the
+// plate, so that every representation (API, events) agrees with the
+// stored plate whatever built the value.
+func (v Vehicle) MarshalJSON() ([]byte, error) {
+	type plain Vehicle
+	p := plain(v)
+	p.ForeignPlate = !validate.TurkishPlate(validate.CanonicalPlate(v.Plate))
+	return json.Marshal(p)
 }
 
 // Policy names the insurance policy that pays for the job.
 type Policy struct {
-	Insurer      string `json:"insurer"`
-	PolicyNumber string `json:"policy_number"`
+	Insurer      string `json:"insurer" validate:"required,max=64,line"`
+	PolicyNumber string `json:"policy_number" validate:"required,max=64,line"`
 }
 
 // Contact is who the driver calls on arrival.
 type Contact struct {
-	Name  string `json:"name"`
-	Phone string `json:"phone"`
+	Name  string `json:"name" validate:"required,max=120,line"`
+	Phone string `json:"phone" validate:"required,max=32,line"`
 }
 
 // Insurance is the outcome of the policy check.
@@ -130,7 +174,19 @@ type Request struct {
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
 
-	// Version increases with every stored change; stores use it for
-	// optimistic concurrency.
+	// Version is 1 at creation and advances by exactly one with every
+	// stored change (Advance), in the change's transaction: the messages
+	// of a change carry it as their seq, so consumers can order a
+	// request's messages and drop stale ones.
 	Version int `json:"-"`
+}
+
+// Advance starts a change of r made at at: its version goes up by one and
+// it is updated at at. Every function given to Store.UpdateRequest that
+// changes the request calls it once, before it builds the change's
+// messages, so that they carry the version they announce; the store
+// refuses a change that did not advance the version by exactly one.
+func (r *Request) Advance(at time.Time) {
+	r.Version++
+	r.UpdatedAt = at
 }

@@ -16,7 +16,10 @@ type Store interface {
 	// store sets its ReplayOf (same fingerprint) or its Err
 	// (ErrIdempotencyMismatch) and carries on with the rest. Two creations
 	// with the same key in one batch behave as if they came one after the
-	// other. A non-nil error means nothing of the batch was committed.
+	// other. An error that one creation caused wraps ErrRowRejected, and
+	// then nothing of the batch was committed; after any other error (a
+	// lost connection, perhaps during the commit) the batch may or may not
+	// have committed.
 	CreateRequests(ctx context.Context, batch []*Creation) error
 
 	// Request returns one request with its timeline, or ErrNotFound.
@@ -30,7 +33,10 @@ type Store interface {
 	// change, its timeline entry and its outbox messages in one
 	// transaction. fn sees the committed state and may run more than once
 	// if another writer got there first; its error aborts the update and is
-	// returned as is. A missing request is ErrNotFound.
+	// returned as is. A missing request is ErrNotFound. fn must advance
+	// the request's version by exactly one (Request.Advance) or the store
+	// commits nothing and returns ErrVersion; the stored row is written only
+	// over the version fn was given.
 	UpdateRequest(ctx context.Context, id string, fn func(*Request) (Change, error)) (Request, error)
 
 	// UpdateRequests applies a batch of updates in one transaction, in
@@ -75,6 +81,8 @@ type Change struct {
 
 // Filter selects requests for a list. Zero fields match everything.
 type Filter struct {
+	// ID selects one request: how Get reads through the same scope as List.
+	ID          string
 	OwnerID     string
 	DriverID    string
 	Statuses    []Status

@@ -33,10 +33,6 @@ type Notification struct {
 
 // Store keeps notifications.
 type Store interface {
-	// RecordNotifications commits ns together with the receipt. If the
-	// receipt exists it returns outbox.ErrAlreadyProcessed and stores
-	// nothing.
-	RecordNotifications(ctx context.Context, r outbox.Receipt, ns []Notification) error
 	// RecordNotificationBatch commits, in one transaction, every record
 	// whose receipt is not yet recorded: its receipt and its
 	// notifications. A record whose receipt was recorded before, or by an

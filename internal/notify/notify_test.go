@@ -15,15 +15,6 @@ type memStore struct {
 	notes    []Notification
 }
 
-func (m *memStore) RecordNotifications(_ context.Context, r outbox.Receipt, ns []Notification) error {
-	if m.receipts[r] {
-		return outbox.ErrAlreadyProcessed
-	}
-	m.receipts[r] = true
-	m.notes = append(m.notes, ns...)
-	return nil
-}
-
 func (m *memStore) RecordNotificationBatch(_ context.Context, rs []Record) ([]bool, error) {
 	stored := make([]bool, len(rs))
 	for i, r := range rs {
@@ -74,4 +65,48 @@ func TestHandle(t *testing.T) {
 			t.Errorf("Handle(%s): err = %v, want ErrMalformed", bad, err)
 		}
 	}
+}
+
+// A batch of events is one call to the store; an event delivered twice in
+// it notifies once; one that cannot be read fails alone.
+func TestHandleBatch(t *testing.T) {
+	store := &countingStore{memStore: memStore{receipts: map[outbox.Receipt]bool{}}}
+	w := NewWorker(store, nil)
+	created := event(t, outbox.EventRequestCreated, intake.CreatedEvent{Request: intake.Request{ServiceType: intake.Winch}, OwnerID: "usr_ayse"})
+	cancelled := event(t, outbox.EventRequestStatusChanged, intake.StatusChange{To: intake.StatusCancelled, OwnerID: "usr_ayse"})
+	newer := []byte(`{"id":"msg_2","type":"request.created","version":2,"request_id":"req_1","data":{}}`)
+	results, err := w.HandleBatch(context.Background(), [][]byte{created, []byte("{"), cancelled, created, newer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.calls != 1 {
+		t.Errorf("%d store calls for one batch", store.calls)
+	}
+	for i, want := range []error{nil, ErrMalformed, nil, nil, outbox.ErrUnknownVersion} {
+		if !errors.Is(results[i], want) || (want == nil && results[i] != nil) {
+			t.Errorf("result %d = %v, want %v", i, results[i], want)
+		}
+	}
+	if len(store.notes) != 2 || store.notes[0].Template != "request.received" || store.notes[1].Template != "request.cancelled" {
+		t.Errorf("notifications %+v", store.notes)
+	}
+	// A store failure is the batch's: nothing is reported applied.
+	store.fail = errors.New("disk full")
+	if results, err := w.HandleBatch(context.Background(), [][]byte{cancelled}); err == nil || results != nil {
+		t.Errorf("store failure: %v, %v", results, err)
+	}
+}
+
+type countingStore struct {
+	memStore
+	calls int
+	fail  error
+}
+
+func (c *countingStore) RecordNotificationBatch(ctx context.Context, rs []Record) ([]bool, error) {
+	c.calls++
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	return c.memStore.RecordNotificationBatch(ctx, rs)
 }

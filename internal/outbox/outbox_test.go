@@ -35,3 +35,52 @@ func TestNewEnvelope(t *testing.T) {
 		t.Error("unencodable data accepted")
 	}
 }
+
+func TestNewMessageCarriesSeq(t *testing.T) {
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	m, err := NewMessage("events.request.status_changed", Envelope{Type: "request.status_changed", OccurredAt: at,
+		RequestID: "req_1", Seq: 7, Actor: SystemActor}, map[string]string{"to": "cancelled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env Envelope
+	if err := json.Unmarshal(m.Payload, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Seq != 7 || env.ID != m.ID || env.Version != EnvelopeVersion {
+		t.Errorf("envelope: %+v", env)
+	}
+	plain, _ := New("x", "x", at, "req_1", Actor{}, nil)
+	if strings.Contains(string(plain.Payload), `"seq"`) {
+		t.Errorf("a message without a version names one: %s", plain.Payload)
+	}
+}
+
+func TestVersionsDropStaleAndOutOfOrder(t *testing.T) {
+	var v Versions
+	env := func(req string, seq int) Envelope { return Envelope{RequestID: req, Seq: seq} }
+	steps := []struct {
+		env  Envelope
+		want bool
+	}{
+		{env("a", 1), true},
+		{env("a", 3), true},  // 2 is late
+		{env("a", 2), false}, // stale by now
+		{env("a", 3), false}, // a republished copy
+		{env("b", 1), true},  // another request is separate
+		{env("a", 4), true},
+		{env("a", 0), true}, // no version: always applied
+	}
+	for i, s := range steps {
+		if got := v.Apply(s.env); got != s.want {
+			t.Errorf("step %d %+v: Apply = %v, want %v", i, s.env, got, s.want)
+		}
+	}
+	if v.Seq("a") != 4 || v.Seq("b") != 1 || v.Seq("c") != 0 {
+		t.Errorf("seqs: a=%d b=%d c=%d", v.Seq("a"), v.Seq("b"), v.Seq("c"))
+	}
+	v.Forget("a")
+	if v.Seq("a") != 0 || !v.Apply(env("a", 1)) {
+		t.Error("Forget kept the request")
+	}
+}

@@ -160,11 +160,17 @@ func (p *pipeline) create(t *testing.T, n int) []string {
 	return ids
 }
 
-// consumeNotify runs the notify worker behind handler wrapping, until the
-// test ends.
-func (p *pipeline) consumeNotify(t *testing.T, wrap func(bus.Handler) bus.Handler) {
+// consumeNotify runs the notify worker, a batch of events per transaction
+// as internal/app runs it, behind handler wrapping, until the test ends.
+func (p *pipeline) consumeNotify(t *testing.T, wrap func(bus.BatchHandler) bus.BatchHandler) {
 	worker := notify.NewWorker(p.store, nil)
-	h := bus.Handler(func(ctx context.Context, d bus.Delivery) error { return worker.Handle(ctx, d.Data) })
+	h := bus.BatchHandler(func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+		payloads := make([][]byte, len(ds))
+		for i, d := range ds {
+			payloads[i] = d.Data
+		}
+		return worker.HandleBatch(ctx, payloads)
+	})
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -172,7 +178,7 @@ func (p *pipeline) consumeNotify(t *testing.T, wrap func(bus.Handler) bus.Handle
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = bus.Consume(ctx, p.bus, bus.ConsumerConfig{
+		_ = bus.ConsumeBatch(ctx, p.bus, bus.ConsumerConfig{
 			Stream: bus.StreamEvents, Durable: notify.Consumer, FilterSubject: "events.request.>",
 			Concurrency: 4, MaxDeliver: 3, Backoff: []time.Duration{50 * time.Millisecond}, AckWait: 5 * time.Second,
 			DeadLetter: func(ctx context.Context, d bus.Delivery, err error) error {
@@ -262,9 +268,16 @@ func TestPipelineDeliversEveryRowOnce(t *testing.T) {
 		if total != 300 || missing != 0 || doubled != 0 {
 			t.Errorf("notifications: %d total, %d missing, %d doubled", total, missing, doubled)
 		}
-		// Two jobs per request in the work queue (nobody consumes them yet).
-		if n := streamMsgs(t, p.bus, bus.StreamJobs); n != 600 {
-			t.Errorf("JOBS holds %d messages, want 600", n)
+		// No insurer is configured and no dispatch consumer runs: each
+		// request has its one dispatch job waiting on its own subject, and
+		// no insurance check that nothing would take.
+		if n := streamMsgs(t, p.bus, bus.StreamJobs); n != 300 {
+			t.Errorf("JOBS holds %d messages, want one dispatch job per request (300)", n)
+		}
+		for _, id := range ids[:10] {
+			if ok, err := p.bus.HasMessage(context.Background(), outbox.DispatchRequestSubject(id)); err != nil || !ok {
+				t.Errorf("dispatch job of %s: %v %v", id, ok, err)
+			}
 		}
 	})
 }
@@ -274,18 +287,26 @@ func TestPipelineDeliversEveryRowOnce(t *testing.T) {
 func TestCrashAfterCommitBeforeAckAppliesOnce(t *testing.T) {
 	forEachStoreAndBroker(t, func(t *testing.T, p *pipeline) {
 		var redelivered atomic.Int64
-		p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-			return func(ctx context.Context, d bus.Delivery) error {
-				err := next(ctx, d)
-				if d.NumDelivered == 1 {
-					return errors.New("crashed after commit, before ack") // no ack reaches the broker
+		p.consumeNotify(t, func(next bus.BatchHandler) bus.BatchHandler {
+			return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+				results, err := next(ctx, ds)
+				if err != nil {
+					return nil, err
 				}
-				redelivered.Add(1)
-				return err
+				for i, d := range ds {
+					if d.NumDelivered == 1 {
+						results[i] = errors.New("crashed after commit, before ack") // no ack reaches the broker
+						continue
+					}
+					redelivered.Add(1)
+				}
+				return results, nil
 			}
 		})
 		ids := p.create(t, 50)
-		waitFor(t, "every event redelivered", 20*time.Second, func() bool { return redelivered.Load() >= 50 })
+		// Two events per request: request.created and, with no insurer
+		// configured, request.insurance_checked.
+		waitFor(t, "every event redelivered", 20*time.Second, func() bool { return redelivered.Load() >= 100 })
 		total, missing, doubled := p.countNotifications(t, ids)
 		t.Logf("%d events delivered twice; notifications %d, missing %d, doubled %d", redelivered.Load(), total, missing, doubled)
 		if total != 50 || missing != 0 || doubled != 0 {
@@ -311,7 +332,7 @@ func TestRowsCommittedWithoutRelayArePublishedLater(t *testing.T) {
 		}
 		svc.Close()
 		if n, _, _ := store.OutboxBacklog(ctx); n != 120 {
-			t.Fatalf("backlog before any relay: %d, want 120", n)
+			t.Fatalf("backlog before any relay: %d, want 120 (a dispatch job and two events each)", n)
 		}
 		b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, quietLogger())
 		if err != nil {
@@ -332,15 +353,25 @@ func TestRowsCommittedWithoutRelayArePublishedLater(t *testing.T) {
 }
 
 // When a stream's sequence goes backwards (the broker lost its unflushed
-// tail), the relay publishes the recent rows again.
+// tail), the relay publishes again what the broker lost; a reconnect to a
+// broker that lost nothing publishes nothing again.
 func TestRelayRepublishesWhenBrokerLostItsTail(t *testing.T) {
 	forEachStore(t, func(t *testing.T, engine string) {
-		p := newPipeline(t, engine, relay.Options{Check: 50 * time.Millisecond})
-		p.create(t, 20)
-		waitFor(t, "20 events published", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 20 })
-		// Let the relay read the sequence it will compare against: a loss
-		// between two of its checks is caught by the reconnect instead.
-		time.Sleep(300 * time.Millisecond)
+		p, reg := newPipelineOn(t, stores[engine](t), bus.Config{DataDir: t.TempDir()}, relay.Options{Check: 50 * time.Millisecond}, quietLogger())
+		p.create(t, 20) // 40 events: created and insurance_checked (no insurer configured)
+		waitFor(t, "40 events published", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 40 })
+		// The relay has read the sequence it will compare against once its
+		// gauge shows the 40 events: a loss between two of its checks is
+		// caught by the reconnect instead.
+		waitFor(t, "the relay to see the stream", 10*time.Second, func() bool {
+			return metricSum(t, reg, "yolda_stream_messages", map[string]string{"stream": bus.StreamEvents}) == 40
+		})
+		p.relay.BrokerMayHaveLost("reconnect")
+		p.create(t, 1) // the relay loop has handled the reconnect once this is published
+		waitFor(t, "42 events published", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 42 })
+		if n := metricSum(t, reg, "yolda_relay_republished_total", nil); n != 0 {
+			t.Errorf("a reconnect to a broker that lost nothing republished %.0f rows", n)
+		}
 		// Lose the EVENTS stream's contents and sequence, as a power loss
 		// before fsync would.
 		js := p.bus.JetStream()
@@ -353,9 +384,13 @@ func TestRelayRepublishesWhenBrokerLostItsTail(t *testing.T) {
 		if _, err := js.CreateStream(context.Background(), cfg); err != nil {
 			t.Fatal(err)
 		}
-		// One more request moves the sequence to 1: below what was seen.
+		// One more request moves the sequence to 2: below what was seen.
 		p.create(t, 1)
-		waitFor(t, "the lost events republished", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 21 })
+		waitFor(t, "the lost events republished", 10*time.Second, func() bool { return streamMsgs(t, p.bus, bus.StreamEvents) == 44 })
+		// Only EVENTS lost anything: the dispatch jobs were not published again.
+		if n := metricSum(t, reg, "yolda_bus_published_total", map[string]string{"stream": bus.StreamJobs}); n != 22 {
+			t.Errorf("JOBS publishes: %.0f, want the 22 dispatch jobs once each", n)
+		}
 	})
 }
 
@@ -366,15 +401,31 @@ func TestPoisonMessageDeadLetterAndRedrive(t *testing.T) {
 		p := newPipeline(t, engine, relay.Options{})
 		var fixed atomic.Bool
 		var failures atomic.Int64
-		p.consumeNotify(t, func(next bus.Handler) bus.Handler {
-			return func(ctx context.Context, d bus.Delivery) error {
-				var env outbox.Envelope
-				_ = json.Unmarshal(d.Data, &env)
-				if env.Actor.ID == "poison" && !fixed.Load() {
-					failures.Add(1)
-					return errors.New("cannot handle this one yet")
+		p.consumeNotify(t, func(next bus.BatchHandler) bus.BatchHandler {
+			return func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
+				results := make([]error, len(ds))
+				var rest []bus.Delivery
+				var at []int
+				for i, d := range ds {
+					var env outbox.Envelope
+					_ = json.Unmarshal(d.Data, &env)
+					if env.Actor.ID == "poison" && !fixed.Load() {
+						failures.Add(1)
+						results[i] = errors.New("cannot handle this one yet")
+						continue
+					}
+					rest, at = append(rest, d), append(at, i)
 				}
-				return next(ctx, d)
+				if len(rest) > 0 {
+					r, err := next(ctx, rest)
+					if err != nil {
+						return nil, err
+					}
+					for j, i := range at {
+						results[i] = r[j]
+					}
+				}
+				return results, nil
 			}
 		})
 		ids := p.create(t, 1)

@@ -1,10 +1,11 @@
 // Package relay moves committed outbox rows to the broker (the "relay"
-// role). The database is the truth and the broker a fast copy: a row is
-// marked sent only after the broker acknowledged it, every row carries its
-// id as Nats-Msg-Id so a second publication is dropped, and whenever the
+// role). The database is the truth and the broker a fast copy: a row leaves
+// the outbox only once the broker acknowledged it, every row carries its id
+// as Nats-Msg-Id so a second publication is dropped, and whenever the
 // broker may have lost the unflushed tail of its log (at start, after a
-// reconnect, when a stream's last sequence went backwards) the rows sent
-// within the republish window are published again.
+// reconnect, when a stream's last sequence went backwards) the relay
+// compares what the broker holds with what it confirmed within the
+// republish window and publishes again only what is missing.
 package relay
 
 import (
@@ -23,11 +24,21 @@ import (
 
 // Store is the relay's view of the outbox.
 type Store interface {
-	// RelayOutbox hands up to limit unsent rows, in commit order, to
-	// publish and marks sent those publish confirms.
-	RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error)
-	OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error)
-	PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error)
+	// RelayOutbox claims up to limit unsent rows for lease, hands them, in
+	// insert order, to publish with no transaction open, and records what
+	// publish reports: confirmed rows leave the outbox for the republish
+	// window, the others stay, held for their RetryAfter. It returns how
+	// many rows were confirmed.
+	RelayOutbox(ctx context.Context, limit int, lease time.Duration, publish func([]outbox.Message) []outbox.Publication) (int, error)
+	// OutboxLastPublished is, of the messages confirmed on stream since
+	// since, the one with the highest stream sequence (zero: none).
+	OutboxLastPublished(ctx context.Context, stream string, since time.Time) (outbox.Published, error)
+	// OutboxPublishedAfter lists messages confirmed on stream since since
+	// whose stream sequence is above afterSeq, in stream-sequence order.
+	OutboxPublishedAfter(ctx context.Context, stream string, since time.Time, afterSeq uint64, limit int) ([]outbox.Published, error)
+	// PruneOutbox forgets the republish window's records older than
+	// before.
+	PruneOutbox(ctx context.Context, before time.Time, limit int) (int, error)
 	OutboxBacklog(ctx context.Context) (int, time.Time, error)
 	// PruneBookkeeping deletes consumer receipts and idempotency keys past
 	// their retention.
@@ -36,9 +47,26 @@ type Store interface {
 
 // Broker is what the relay needs of the bus.
 type Broker interface {
-	PublishBatch(ctx context.Context, msgs []bus.Message) error
-	StreamLastSeq(ctx context.Context, stream string) (uint64, error)
+	PublishBatchAcks(ctx context.Context, msgs []bus.Message) ([]bus.Ack, error)
+	Stream(ctx context.Context, stream string) (bus.StreamState, error)
+	MessageIDAt(ctx context.Context, stream string, seq uint64) (string, bool, error)
 }
+
+// Defaults of Options.
+const (
+	// DefaultRepublishWindow is JetStream's default sync interval (2m)
+	// plus a margin; bus.DefaultDuplicateWindow covers it.
+	DefaultRepublishWindow = 150 * time.Second
+	// DefaultLease outlasts a publish (publishTimeout) with room to spare.
+	DefaultLease = 30 * time.Second
+	// DefaultFullBackoff is how long rows a stream refused at its limit
+	// are held back before they are tried again.
+	DefaultFullBackoff = 5 * time.Second
+)
+
+// publishTimeout bounds one publish round; it must stay under the lease,
+// or another relay could take the rows while they are still in flight.
+const publishTimeout = 10 * time.Second
 
 // Options tune the relay. Zero values take the defaults.
 type Options struct {
@@ -46,14 +74,21 @@ type Options struct {
 	Batch int
 	// Poll is the fallback interval when no wake-up arrives (1s).
 	Poll time.Duration
-	// RepublishWindow is how far back rows are published again when the
-	// broker may have lost its tail: its fsync interval plus a margin
-	// (2m30s for JetStream's default 2m). Keep it within the streams'
+	// RepublishWindow is how far back the relay looks for messages the
+	// broker may have lost with its unflushed tail: its fsync interval plus
+	// a margin (DefaultRepublishWindow). Keep it within the streams'
 	// duplicate window so that the broker drops the copies it still has.
 	RepublishWindow time.Duration
-	// Retention is how long sent rows are kept before pruning (1h); it
-	// must exceed RepublishWindow.
+	// Retention is how long the republish window's records are kept before
+	// pruning (1h); it must exceed RepublishWindow.
 	Retention time.Duration
+	// Lease is how long a claimed row is held from other relays
+	// (DefaultLease): a relay killed mid-round delays its rows by that
+	// much. It must exceed the publish timeout (10s).
+	Lease time.Duration
+	// FullBackoff holds back rows a stream refused at its limit
+	// (DefaultFullBackoff), so the rows behind them go out meanwhile.
+	FullBackoff time.Duration
 	// Check is how often stream sequences and the backlog are read (5s).
 	Check time.Duration
 	// ReceiptRetention is how long consumers' receipts are kept (8 days).
@@ -74,10 +109,16 @@ func (o Options) withDefaults() Options {
 		o.Poll = time.Second
 	}
 	if o.RepublishWindow <= 0 {
-		o.RepublishWindow = 150 * time.Second
+		o.RepublishWindow = DefaultRepublishWindow
 	}
 	if o.Retention <= o.RepublishWindow {
 		o.Retention = max(time.Hour, 2*o.RepublishWindow)
+	}
+	if o.Lease <= publishTimeout {
+		o.Lease = DefaultLease
+	}
+	if o.FullBackoff <= 0 {
+		o.FullBackoff = DefaultFullBackoff
 	}
 	if o.Check <= 0 {
 		o.Check = 5 * time.Second
@@ -94,7 +135,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Relay is one relay worker. Several may run against PostgreSQL at once.
+// Relay is one relay worker. Several may run at once, in any number of
+// processes: each round claims rows no other relay holds.
 type Relay struct {
 	store   Store
 	broker  Broker
@@ -133,8 +175,9 @@ func (r *Relay) Wake() {
 	}
 }
 
-// BrokerMayHaveLost asks for the recent rows to be published again; the
-// bus calls it after a reconnect.
+// BrokerMayHaveLost asks the relay to check whether the broker still has
+// what it confirmed recently, and to publish again what it lost; the bus
+// calls it after a reconnect.
 func (r *Relay) BrokerMayHaveLost(why string) {
 	select {
 	case r.lost <- why:
@@ -145,7 +188,7 @@ func (r *Relay) BrokerMayHaveLost(why string) {
 // Run relays until ctx ends. Rows committed but not yet relayed when it
 // stops stay in the outbox for the next start.
 func (r *Relay) Run(ctx context.Context) error {
-	r.republish(ctx, "start")
+	r.recover(ctx, "start")
 	r.check(ctx)
 	poll := time.NewTicker(r.opts.Poll)
 	defer poll.Stop()
@@ -170,7 +213,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-r.wake:
 		case <-poll.C:
 		case why := <-r.lost:
-			r.republish(ctx, why)
+			r.recover(ctx, why)
 		case <-check.C:
 			r.check(ctx)
 		case <-prune.C:
@@ -179,21 +222,29 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// drain relays until the outbox is empty or a round fails; it reports
-// whether every round succeeded.
+// drain relays until the outbox has nothing left to claim or a round
+// fails; it reports whether every round succeeded. Rows a stream refused
+// at its limit do not fail the round: they are held back, and the rows
+// behind them go out.
 func (r *Relay) drain(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		failed := false
-		n, err := r.store.RelayOutbox(ctx, r.opts.Batch, func(msgs []outbox.Message) []bool {
-			ok := r.publish(ctx, msgs)
+		claimed := 0
+		n, err := r.store.RelayOutbox(ctx, r.opts.Batch, r.opts.Lease, func(msgs []outbox.Message) []outbox.Publication {
+			claimed = len(msgs)
+			pubs, full, other := r.publish(ctx, msgs)
 			for i, m := range msgs {
-				if ok[i] {
+				if pubs[i].Confirmed() {
 					r.metrics.lag.Observe(r.now().Sub(m.CreatedAt).Seconds())
-				} else {
-					failed = true
 				}
 			}
-			return ok
+			if full > 0 {
+				r.metrics.held.Add(float64(full))
+				r.log.Warn("a stream is at its limit: rows kept in the outbox and tried again", "rows", full,
+					"retry_in", r.opts.FullBackoff.String())
+			}
+			failed = other > 0
+			return pubs
 		})
 		if err != nil {
 			if ctx.Err() == nil {
@@ -205,91 +256,178 @@ func (r *Relay) drain(ctx context.Context) bool {
 		if failed {
 			return false
 		}
-		if n < r.opts.Batch {
+		if claimed < r.opts.Batch {
 			return true
 		}
 	}
 	return true
 }
 
-// publish sends msgs and reports which ones the broker confirmed.
-func (r *Relay) publish(ctx context.Context, msgs []outbox.Message) []bool {
+// publish sends msgs and returns what the broker said of each, with how
+// many it refused at a stream limit and how many failed otherwise.
+func (r *Relay) publish(ctx context.Context, msgs []outbox.Message) (pubs []outbox.Publication, full, other int) {
 	out := make([]bus.Message, len(msgs))
 	for i, m := range msgs {
 		out[i] = bus.Message{ID: m.ID, Subject: m.Subject, Payload: m.Payload}
 	}
-	ok := make([]bool, len(msgs))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	start := r.now()
-	err := r.broker.PublishBatch(pctx, out)
+	acks, err := r.broker.PublishBatchAcks(pctx, out)
 	r.metrics.publish.Observe(r.now().Sub(start).Seconds())
+	pubs = make([]outbox.Publication, len(msgs))
 	var batch *bus.BatchError
-	switch {
-	case err == nil:
-		for i := range ok {
-			ok[i] = true
-		}
-	case errors.As(err, &batch) && len(batch.Errs) == len(msgs):
-		for i, e := range batch.Errs {
-			ok[i] = e == nil
-		}
-		r.log.Warn("broker refused part of a batch", "err", err)
-	default:
+	if err != nil && !(errors.As(err, &batch) && len(batch.Errs) == len(msgs)) {
 		if ctx.Err() == nil {
 			r.log.Warn("publish failed", "rows", len(msgs), "err", err)
 		}
+		return pubs, 0, len(msgs)
 	}
-	return ok
+	for i := range msgs {
+		switch {
+		case i < len(acks) && acks[i].Seq > 0:
+			pubs[i] = outbox.Publication{Stream: acks[i].Stream, StreamSeq: acks[i].Seq}
+		case batch != nil && errors.Is(batch.Errs[i], bus.ErrStreamFull):
+			pubs[i].RetryAfter = r.opts.FullBackoff
+			full++
+		default:
+			other++
+		}
+	}
+	if other > 0 && ctx.Err() == nil {
+		r.log.Warn("broker refused part of a batch", "rows", other, "err", err)
+	}
+	return pubs, full, other
 }
 
-// republish publishes again every row sent within the window. Rows the
-// broker still has are dropped by its deduplication.
-func (r *Relay) republish(ctx context.Context, why string) {
+// recover publishes again what the broker confirmed within the republish
+// window and no longer has. For each stream it takes the highest sequence
+// the broker confirmed to this outbox (recorded with every round, by every
+// relay), top, and the stream's last sequence, last, and looks at
+// p = min(last, top):
+//
+//   - if the broker holds at p a message other than the one it confirmed
+//     there, it lost its tail and has reused the sequence since: every
+//     message of the window on the stream is published again (the broker
+//     drops the copies it still has);
+//   - otherwise what it confirmed up to p is there (a message gone from p
+//     was consumed: JOBS is a work queue), and what it confirmed after p
+//     is published again: nothing when last reached top.
+//
+// So a reconnect to a broker that lost nothing publishes nothing. A lost
+// job is also found by the sweeper.
+func (r *Relay) recover(ctx context.Context, why string) {
 	since := r.now().Add(-r.opts.RepublishWindow)
-	var after int64
-	total := 0
-	for ctx.Err() == nil {
-		msgs, err := r.store.OutboxSentSince(ctx, since, after, r.opts.Batch)
+	for _, stream := range r.opts.Streams {
+		after, err := r.intactUpTo(ctx, stream, since)
 		if err != nil {
-			r.log.Warn("republish: read outbox", "err", err)
+			if ctx.Err() != nil {
+				return // stopping: the next start checks again
+			}
+			r.log.Warn("republish: compare the broker with the outbox's record", "stream", stream, "err", err)
 			r.BrokerMayHaveLost(why) // try again on the next turn
 			return
 		}
-		if len(msgs) == 0 {
-			break
+		if after < 0 {
+			continue
 		}
-		ok := r.publish(ctx, msgs)
-		for _, sent := range ok {
-			if !sent {
+		if !r.republish(ctx, why, stream, since, uint64(after)) {
+			if ctx.Err() == nil {
 				r.BrokerMayHaveLost(why)
-				return
 			}
+			return
 		}
-		total += len(msgs)
-		after = msgs[len(msgs)-1].Seq
-	}
-	r.metrics.republished.WithLabelValues(why).Add(float64(total))
-	if total > 0 {
-		r.log.Info("republished recent outbox rows", "why", why, "rows", total, "window", r.opts.RepublishWindow.String())
 	}
 }
 
-// check watches the streams' last sequences (a sequence that went
-// backwards means the broker lost messages) and refreshes backlog gauges.
+// intactUpTo returns the stream sequence up to which the broker still
+// holds what it confirmed within the window since since, or -1 when it
+// holds all of it (see recover).
+func (r *Relay) intactUpTo(ctx context.Context, stream string, since time.Time) (int64, error) {
+	top, err := r.store.OutboxLastPublished(ctx, stream, since)
+	if err != nil || top.StreamSeq == 0 {
+		return -1, err // nothing confirmed within the window
+	}
+	st, err := r.broker.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	p := min(st.LastSeq, top.StreamSeq)
+	if p > 0 {
+		id, found, err := r.broker.MessageIDAt(ctx, stream, p)
+		if err != nil {
+			return 0, err
+		}
+		recs, err := r.store.OutboxPublishedAfter(ctx, stream, since, p-1, r.opts.Batch)
+		if err != nil {
+			return 0, err
+		}
+		for _, rec := range recs {
+			if found && rec.StreamSeq == p && rec.ID != id {
+				r.log.Warn("the broker lost messages it had confirmed, and reused their sequences: publishing the window again",
+					"stream", stream, "seq", p, "confirmed", rec.ID, "holds", id)
+				return 0, nil
+			}
+		}
+	}
+	if p == top.StreamSeq {
+		return -1, nil
+	}
+	r.log.Warn("the broker lost messages it had confirmed: publishing them again", "stream", stream,
+		"stream_last_seq", st.LastSeq, "confirmed_up_to", top.StreamSeq)
+	return int64(p), nil
+}
+
+// republish publishes again the messages of the window confirmed on
+// stream after seq after; it reports whether every one was confirmed.
+func (r *Relay) republish(ctx context.Context, why, stream string, since time.Time, after uint64) bool {
+	total := 0
+	defer func() {
+		r.metrics.republished.WithLabelValues(why).Add(float64(total))
+		if total > 0 {
+			r.log.Info("republished outbox rows", "why", why, "stream", stream, "rows", total)
+		}
+	}()
+	for ctx.Err() == nil {
+		ps, err := r.store.OutboxPublishedAfter(ctx, stream, since, after, r.opts.Batch)
+		if err != nil {
+			r.log.Warn("republish: read outbox", "err", err)
+			return false
+		}
+		if len(ps) == 0 {
+			return true
+		}
+		msgs := make([]outbox.Message, len(ps))
+		for i, p := range ps {
+			msgs[i] = p.Message
+		}
+		if _, full, other := r.publish(ctx, msgs); full+other > 0 {
+			return false
+		}
+		total += len(ps)
+		after = ps[len(ps)-1].StreamSeq
+	}
+	return false
+}
+
+// check watches the streams (a last sequence that went backwards means
+// the broker lost messages; how full each is against its limits) and
+// refreshes the backlog gauges.
 func (r *Relay) check(ctx context.Context) {
 	for _, stream := range r.opts.Streams {
-		seq, err := r.broker.StreamLastSeq(ctx, stream)
+		st, err := r.broker.Stream(ctx, stream)
 		if err != nil {
 			continue
 		}
+		r.metrics.streamFill.WithLabelValues(stream).Set(st.Fill())
+		r.metrics.streamMsgs.WithLabelValues(stream).Set(float64(st.Msgs))
 		r.mu.Lock()
 		prev, seen := r.lastSeq[stream]
-		r.lastSeq[stream] = seq
+		r.lastSeq[stream] = st.LastSeq
 		r.mu.Unlock()
-		if seen && seq < prev {
-			r.log.Warn("stream sequence went backwards", "stream", stream, "was", prev, "now", seq)
-			r.republish(ctx, "stream "+stream+" went backwards")
+		if seen && st.LastSeq < prev {
+			r.log.Warn("stream sequence went backwards", "stream", stream, "was", prev, "now", st.LastSeq)
+			r.recover(ctx, "stream "+stream+" went backwards")
 		}
 	}
 	n, oldest, err := r.store.OutboxBacklog(ctx)
@@ -333,6 +471,9 @@ func (r *Relay) prune(ctx context.Context) {
 type metrics struct {
 	relayed     prometheus.Counter
 	republished *prometheus.CounterVec
+	held        prometheus.Counter
+	streamFill  *prometheus.GaugeVec
+	streamMsgs  *prometheus.GaugeVec
 	pruned      prometheus.Counter
 	publish     prometheus.Histogram
 	lag         prometheus.Histogram
@@ -343,13 +484,22 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		relayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "yolda_relay_published_total", Help: "Outbox rows published and marked sent.",
+			Name: "yolda_relay_published_total", Help: "Outbox rows published and confirmed by the broker.",
 		}),
 		republished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yolda_relay_republished_total", Help: "Outbox rows published again because the broker may have lost them, by reason.",
 		}, []string{"reason"}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yolda_relay_held_total", Help: "Outbox rows a stream refused at its limit, kept in the outbox to be tried again.",
+		}),
+		streamFill: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yolda_stream_fill_ratio", Help: "How full a stream is against its count or size limit, whichever is nearer (0-1).",
+		}, []string{"stream"}),
+		streamMsgs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yolda_stream_messages", Help: "Messages a stream holds.",
+		}, []string{"stream"}),
 		pruned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "yolda_outbox_pruned_total", Help: "Sent outbox rows deleted after their retention.",
+			Name: "yolda_outbox_pruned_total", Help: "Records of published outbox rows deleted after their retention.",
 		}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "yolda_relay_publish_seconds", Help: "Time to publish one batch and get every acknowledgement.",
@@ -367,7 +517,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.relayed, m.republished, m.pruned, m.publish, m.lag, m.backlog, m.oldest)
+		reg.MustRegister(m.relayed, m.republished, m.held, m.streamFill, m.streamMsgs, m.pruned, m.publish, m.lag, m.backlog, m.oldest)
 	}
 	return m
 }
@@ -375,5 +525,5 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // String describes the relay's settings for the start-up log.
 func (o Options) String() string {
 	o = o.withDefaults()
-	return fmt.Sprintf("batch=%d poll=%s republish_window=%s retention=%s", o.Batch, o.Poll, o.RepublishWindow, o.Retention)
+	return fmt.Sprintf("batch=%d poll=%s republish_window=%s retention=%s lease=%s", o.Batch, o.Poll, o.RepublishWindow, o.Retention, o.Lease)
 }

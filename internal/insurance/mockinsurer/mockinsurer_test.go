@@ -215,7 +215,10 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%s: status %d, body %s", body, r.status, r.body)
 		}
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+"/policies/verify", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+"/policies/verify", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if r, err := do(ts.Client(), req); err != nil || r.status != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d, %v", r.status, err)
 	}
@@ -468,7 +471,10 @@ func control(t *testing.T, base, body string) (int, view, string) {
 	if body == "" {
 		method = http.MethodGet
 	}
-	req, _ := http.NewRequestWithContext(ctx, method, base+"/control", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, base+"/control", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := do(http.DefaultClient, req)
 	if err != nil {
 		t.Fatalf("/control %s: %v", body, err)

@@ -7,7 +7,7 @@
 //
 // with an optional authentication header from the insurers file. It makes
 // one attempt per call; retries, the breaker and the bulkhead are the
-// insurance.Client's.
+// resilient.Client's.
 package rest
 
 import (
@@ -52,7 +52,7 @@ type Options struct {
 }
 
 // Factory returns the insurance.Factory for the rest adapter, for
-// insurance.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(opts)}, ...).
+// resilient.NewClients(cfgs, map[string]insurance.Factory{rest.Name: rest.Factory(opts)}, ...).
 func Factory(opts Options) insurance.Factory {
 	return func(cfg insurance.Config) (insurance.Adapter, error) { return New(cfg, opts) }
 }
@@ -109,11 +109,12 @@ type request struct {
 }
 
 // response is the answer; pointers tell a missing field from a zero one.
+// Coverage is kept as it came, and read apart.
 type response struct {
-	Covered   *bool     `json:"covered"`
-	Reference *string   `json:"reference"`
-	Coverage  *coverage `json:"coverage"`
-	Reason    *string   `json:"reason"`
+	Covered   *bool           `json:"covered"`
+	Reference *string         `json:"reference"`
+	Coverage  json.RawMessage `json:"coverage"`
+	Reason    *string         `json:"reason"`
 }
 
 type coverage struct {
@@ -195,7 +196,11 @@ func decode(raw []byte) (insurance.Verdict, error) {
 	if r.Reason != nil {
 		v.Reason = *r.Reason
 	}
-	if c := r.Coverage; c != nil {
+	if len(r.Coverage) > 0 && string(r.Coverage) != "null" {
+		var c coverage
+		if err := json.Unmarshal(r.Coverage, &c); err != nil {
+			return insurance.Verdict{}, fmt.Errorf(`"coverage": %w`, err)
+		}
 		if c.MaxTowKm != nil && *c.MaxTowKm < 0 {
 			return insurance.Verdict{}, fmt.Errorf(`"coverage.max_tow_km" is negative: %d`, *c.MaxTowKm)
 		}
@@ -203,6 +208,7 @@ func decode(raw []byte) (insurance.Verdict, error) {
 		if c.MaxTowKm != nil {
 			v.Coverage.MaxTowKm = *c.MaxTowKm
 		}
+		v.CoverageDocument = r.Coverage // a copy: the decoder does not keep raw
 	}
 	return v, nil
 }

@@ -92,7 +92,13 @@ func TestDecode(t *testing.T) {
 		err    error             // sentinel, or nil
 	}{
 		{"covered", 200, `{"covered": true, "reference": "r-1", "coverage": {"max_tow_km": 100, "services": ["tow", "winch"]}, "reason": null}`,
-			insurance.Verdict{Covered: true, Reference: "r-1", Coverage: &insurance.Coverage{MaxTowKm: 100, Services: []string{"tow", "winch"}}}, nil},
+			insurance.Verdict{Covered: true, Reference: "r-1", Coverage: &insurance.Coverage{MaxTowKm: 100, Services: []string{"tow", "winch"}},
+				CoverageDocument: json.RawMessage(`{"max_tow_km": 100, "services": ["tow", "winch"]}`)}, nil},
+		// The document is kept byte for byte, fields Yolda does not read
+		// and spacing included; the terms are read from it.
+		{"coverage as received", 200, `{"covered":true,"coverage":{ "services" : ["tow"],"deductible_try":500 }}`,
+			insurance.Verdict{Covered: true, Coverage: &insurance.Coverage{Services: []string{"tow"}},
+				CoverageDocument: json.RawMessage(`{ "services" : ["tow"],"deductible_try":500 }`)}, nil},
 		{"not covered", 200, `{"covered": false, "reference": "r-2", "coverage": null, "reason": "policy lapsed"}`,
 			insurance.Verdict{Reference: "r-2", Reason: "policy lapsed"}, nil},
 		{"only covered", 200, `{"covered": false}`, insurance.Verdict{}, nil},

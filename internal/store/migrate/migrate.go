@@ -4,6 +4,7 @@
 package migrate
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -50,4 +51,19 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		}
 	}
 	return out, nil
+}
+
+// ErrSchemaNewer: the database was migrated by a newer build than this one.
+// Running on it could write what the newer schema forbids, or miss what it
+// needs; the binary refuses instead of doing nothing.
+var ErrSchemaNewer = errors.New("the database schema is newer than this binary")
+
+// Pending returns the migrations of all not yet applied to a schema at
+// version current, or ErrSchemaNewer when current is past the last of all.
+func Pending(all []Migration, current int) ([]Migration, error) {
+	if current > len(all) {
+		return nil, fmt.Errorf("%w: schema version %d, this binary knows up to %d; run a build at least as new as the one that migrated it",
+			ErrSchemaNewer, current, len(all))
+	}
+	return all[current:], nil
 }

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -24,5 +25,17 @@ func TestLoad(t *testing.T) {
 		if _, err := Load(fsys, "m"); err == nil || !strings.Contains(err.Error(), "migration") {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+func TestPending(t *testing.T) {
+	all := []Migration{{Version: 1}, {Version: 2}, {Version: 3}}
+	for current, want := range map[int]int{0: 3, 2: 1, 3: 0} {
+		if got, err := Pending(all, current); err != nil || len(got) != want {
+			t.Errorf("Pending at %d: %d %v, want %d", current, len(got), err, want)
+		}
+	}
+	if _, err := Pending(all, 4); !errors.Is(err, ErrSchemaNewer) || !strings.Contains(err.Error(), "schema version 4") {
+		t.Errorf("Pending past the last: %v, want ErrSchemaNewer naming the version", err)
 	}
 }

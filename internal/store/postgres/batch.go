@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,18 +17,6 @@ import (
 // transaction, so that they share one commit and its WAL flush, and one
 // statement per table instead of one per row.
 
-// lockRequestsSQL locks the batch's requests in id order: two batches that
-// share requests lock them in the same order, so neither can hold one the
-// other waits for while waiting for one the other holds.
-var lockRequestsSQL = `SELECT ` + selectRequestColumns + ` FROM requests r WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE`
-
-// readTimelinesSQL reads the locked requests' timelines. It runs after
-// lockRequestsSQL, with a newer snapshot, so it sees the timeline entries
-// of whoever held the locks before.
-const readTimelinesSQL = `SELECT request_id, array_agg(status ORDER BY seq), array_agg(at ORDER BY seq),
-	array_agg(actor_id ORDER BY seq), array_agg(reason ORDER BY seq)
-	FROM request_timeline WHERE request_id = ANY($1) GROUP BY request_id`
-
 // readReceiptsSQL returns which of the batch's receipts are recorded. It
 // runs after the locks are held: a receipt for a change to a request is
 // only ever recorded by a transaction holding that request's lock, so
@@ -38,38 +24,24 @@ const readTimelinesSQL = `SELECT request_id, array_agg(status ORDER BY seq), arr
 const readReceiptsSQL = `SELECT p.consumer, p.message_id FROM processed_messages p
 	JOIN unnest($1::text[], $2::text[]) AS b(consumer, message_id) USING (consumer, message_id)`
 
-// insertReceiptsSQL records receipts in key order (see lockRequestsSQL).
+// insertReceiptsSQL records receipts in key order, so that concurrent
+// transactions take them in the same order.
 const insertReceiptsSQL = `INSERT INTO processed_messages (consumer, message_id, processed_at)
 	SELECT consumer, message_id, now() FROM unnest($1::text[], $2::text[]) AS b(consumer, message_id)
 	ORDER BY 1, 2 ON CONFLICT DO NOTHING`
 
-const insertTimelinesSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason)
-	SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])`
-
-// updateRequestsSQL writes every column but id of many requests, from
-// arrays in requestColumns order.
-var updateRequestsSQL = func() string {
-	params := make([]string, len(requestColumns))
-	for i, t := range requestTypes {
-		params[i] = "$" + strconv.Itoa(i+1) + "::" + t + "[]"
-	}
-	sets := make([]string, 0, len(requestColumns)-1)
-	for _, c := range requestColumns[1:] {
-		v := "u." + c
-		if c == "insurance_coverage" {
-			v += "::json"
-		}
-		sets = append(sets, c+" = "+v)
-	}
-	return `UPDATE requests SET ` + strings.Join(sets, ", ") + ` FROM unnest(` + strings.Join(params, ", ") +
-		`) AS u(` + strings.Join(requestColumns, ", ") + `) WHERE requests.id = u.id`
-}()
-
 // UpdateRequests implements intake.Store in three round trips whatever the
-// batch's size: begin, lock and read the requests, their timelines and
-// the receipts (one pipeline); the writes, one statement per table (one
-// pipeline); commit. The updates' Apply functions run in between, in
-// order, on copies, so that one that fails leaves nothing behind.
+// batch's size (an error a row caused wraps intake.ErrRowRejected): begin, lock the requests (lockRequests) and read them,
+// their timelines and the receipts (one pipeline); the writes (one
+// pipeline: the receipts, the rows, the timeline entries, the outbox
+// rows, a statement each); commit. The updates' Apply functions run in
+// between, in order, each on a copy of its request's state so far, so that
+// one that fails leaves nothing behind.
+//
+// A request changed by several updates of the batch is written once per
+// change, in order (a "round" per change: the first change of every
+// request, then the second...), since each write is checked against the
+// version before it.
 func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) error {
 	if len(batch) == 0 {
 		return nil
@@ -85,67 +57,72 @@ func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) erro
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockRequestsSQL, ids)
-	b.Queue(readTimelinesSQL, ids)
+	var locked []intake.Request
+	seen := map[outbox.Receipt]bool{}
+	reads := lockRequests(ids, &locked)
 	if len(rcConsumers) > 0 {
-		b.Queue(readReceiptsSQL, rcConsumers, rcMessages)
+		reads = append(reads, read{sql: readReceiptsSQL, args: []any{rcConsumers, rcMessages}, scan: func(row pgx.CollectableRow) error {
+			var rc outbox.Receipt
+			if err := row.Scan(&rc.Consumer, &rc.MessageID); err != nil {
+				return fmt.Errorf("scan receipt: %w", err)
+			}
+			seen[rc] = true
+			return nil
+		}})
 	}
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	current, seen, err := readLocked(br, len(rcConsumers) > 0)
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("lock requests: %w", cerr)
-	}
+	tx, err := s.beginRead(ctx, reads...)
 	if err != nil {
-		return err
+		return fmt.Errorf("lock requests: %w", err)
+	}
+	defer rollback(ctx, tx)
+	current := make(map[string]*intake.Request, len(locked))
+	for i := range locked {
+		current[locked[i].ID] = &locked[i]
 	}
 
-	var w batchWrites
+	w := batchWrites{results: map[*intake.Update]*intake.Request{}, rounds: map[string]int{}}
 	for _, u := range batch {
 		w.apply(u, current, seen)
 	}
-	if w.empty() {
+	if len(w.changes) == 0 {
 		return tx.Commit(ctx) // nothing to write; release the locks
 	}
 	wb := &pgx.Batch{}
-	if len(w.rcConsumer) > 0 {
-		wb.Queue(insertReceiptsSQL, w.rcConsumer, w.rcMessage)
-	}
-	var rows requestArrays
-	for _, id := range w.touched {
-		rows.addRequest(current[id], nil)
-	}
-	wb.Queue(updateRequestsSQL, rows.args()[:len(requestColumns)]...)
-	if len(w.tl.tlRequest) > 0 {
-		wb.Queue(insertTimelinesSQL, w.tl.tlRequest, w.tl.tlSeq, w.tl.tlStatus, w.tl.tlAt, w.tl.tlActor, w.tl.tlReason)
+	wb.Queue(insertReceiptsSQL, w.rcConsumer, w.rcMessage)
+	for _, round := range w.changes {
+		queueRequestChanges(wb, round)
 	}
 	queueOutbox(wb, w.outbox)
 	wr := tx.SendBatch(ctx, wb)
-	if len(w.rcConsumer) > 0 {
-		tag, err := wr.Exec()
-		if err == nil && int(tag.RowsAffected()) != len(w.rcConsumer) {
-			// Recorded meanwhile by a transaction that did not hold the
-			// request's lock: let the caller sort it out one by one.
-			err = fmt.Errorf("%d of %d receipts were recorded concurrently", len(w.rcConsumer)-int(tag.RowsAffected()), len(w.rcConsumer))
-		}
-		if err != nil {
-			wr.Close()
-			return fmt.Errorf("record receipts: %w", err)
-		}
+	fail := func(err error) error {
+		wr.Close() // the deferred rollback undoes what ran
+		return err
 	}
 	tag, err := wr.Exec()
-	if err == nil && int(tag.RowsAffected()) != len(w.touched) {
-		err = fmt.Errorf("%d of %d rows updated", tag.RowsAffected(), len(w.touched))
+	if err == nil && int(tag.RowsAffected()) != len(w.rcConsumer) {
+		// Recorded meanwhile by a transaction that did not hold the
+		// request's lock: let the caller sort it out one by one.
+		err = fmt.Errorf("%d of %d receipts were recorded concurrently", len(w.rcConsumer)-int(tag.RowsAffected()), len(w.rcConsumer))
 	}
 	if err != nil {
-		wr.Close()
-		return fmt.Errorf("update requests: %w", err)
+		return fail(fmt.Errorf("record receipts: %w", rowError(err)))
+	}
+	for _, round := range w.changes {
+		tag, err := wr.Exec()
+		if err == nil && int(tag.RowsAffected()) != len(round) {
+			err = fmt.Errorf("%d of %d rows at the version they were changed on: %w", tag.RowsAffected(), len(round), intake.ErrVersion)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("update requests: %w", rowError(err)))
+		}
+		if slices.ContainsFunc(round, func(c requestChange) bool { return c.Entry != nil }) {
+			if _, err := wr.Exec(); err != nil {
+				return fail(fmt.Errorf("insert timelines: %w", rowError(err)))
+			}
+		}
 	}
 	if err := wr.Close(); err != nil {
-		return fmt.Errorf("update requests: %w", err)
+		return fmt.Errorf("update requests: %w", rowError(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -153,94 +130,25 @@ func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) erro
 	if len(w.outbox) > 0 {
 		s.outboxCommitted()
 	}
-	for _, u := range batch {
-		if u.Err == nil {
-			u.Result = *w.results[u]
-		}
+	for u, r := range w.results {
+		u.Result = *r
 	}
 	return nil
 }
 
-// readLocked reads what the first pipeline of UpdateRequests returns: the
-// locked requests with their timelines, by id, and the receipts already
-// recorded.
-func readLocked(br pgx.BatchResults, receipts bool) (map[string]*intake.Request, map[outbox.Receipt]bool, error) {
-	if _, err := br.Exec(); err != nil { // BEGIN
-		return nil, nil, fmt.Errorf("begin: %w", err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, nil, fmt.Errorf("lock requests: %w", err)
-	}
-	current := map[string]*intake.Request{}
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("read request: %w", err)
-		}
-		current[r.ID] = &r
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("lock requests: %w", err)
-	}
-	if rows, err = br.Query(); err != nil {
-		return nil, nil, fmt.Errorf("read timelines: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var tl timelineArrays
-		if err := rows.Scan(append([]any{&id}, tl.dest()...)...); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("read timeline: %w", err)
-		}
-		if r, ok := current[id]; ok {
-			if err := tl.fill(r); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read timelines: %w", err)
-	}
-	seen := map[outbox.Receipt]bool{}
-	if !receipts {
-		return current, seen, nil
-	}
-	if rows, err = br.Query(); err != nil {
-		return nil, nil, fmt.Errorf("read receipts: %w", err)
-	}
-	for rows.Next() {
-		var rc outbox.Receipt
-		if err := rows.Scan(&rc.Consumer, &rc.MessageID); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("read receipt: %w", err)
-		}
-		seen[rc] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read receipts: %w", err)
-	}
-	return current, seen, nil
-}
-
 // batchWrites collects what a batch of updates writes.
 type batchWrites struct {
-	touched               []string // requests changed, each once, in order of first change
+	// changes are the rounds: changes[i] holds the i-th change of every
+	// request changed at least i+1 times.
+	changes               [][]requestChange
+	rounds                map[string]int // request id -> changes so far
 	rcConsumer, rcMessage []string
-	tl                    requestArrays // timeline columns only
-	outbox                []outbox.Message
+	outbox                []outbox.Message // in batch order
 	results               map[*intake.Update]*intake.Request
 }
 
-func (w *batchWrites) empty() bool { return len(w.touched) == 0 && len(w.rcConsumer) == 0 }
-
 // apply runs one update on a copy of its request's current state and, if
-// it succeeds, makes the copy current and queues its writes.
+// it succeeds, makes the result current and queues its writes.
 func (w *batchWrites) apply(u *intake.Update, current map[string]*intake.Request, seen map[outbox.Receipt]bool) {
 	if rc := u.Receipt; rc != nil && seen[*rc] {
 		u.Err = outbox.ErrAlreadyProcessed
@@ -252,9 +160,14 @@ func (w *batchWrites) apply(u *intake.Update, current map[string]*intake.Request
 		return
 	}
 	r := cur.Clone()
+	before := r.Version
 	change, err := u.Apply(&r)
-	if err == nil && change.Receipt != nil {
+	switch {
+	case err != nil:
+	case change.Receipt != nil:
 		err = fmt.Errorf("update of %s: its receipt belongs in Update.Receipt", u.RequestID)
+	case r.Version != before+1:
+		err = fmt.Errorf("update request %s: version %d after %d: %w", u.RequestID, r.Version, before, intake.ErrVersion)
 	}
 	if err != nil {
 		u.Err = err
@@ -264,20 +177,21 @@ func (w *batchWrites) apply(u *intake.Update, current map[string]*intake.Request
 		seen[*rc] = true
 		w.rcConsumer, w.rcMessage = append(w.rcConsumer, rc.Consumer), append(w.rcMessage, rc.MessageID)
 	}
-	r.Version++
-	if e := change.Timeline; e != nil {
-		w.tl.addTimeline(r.ID, len(r.Timeline)+1, *e)
-		r.Timeline = append(r.Timeline, *e)
+	// r is written as it is; queueRequestChanges appends the entry to it,
+	// and the next update of the request starts from a copy with it.
+	n := w.rounds[r.ID]
+	w.rounds[r.ID] = n + 1
+	if n == len(w.changes) {
+		w.changes = append(w.changes, nil)
 	}
+	w.changes[n] = append(w.changes[n], requestChange{Request: &r, Entry: change.Timeline})
 	w.outbox = append(w.outbox, change.Outbox...)
-	if !slices.Contains(w.touched, r.ID) {
-		w.touched = append(w.touched, r.ID)
-	}
-	current[r.ID] = &r
-	if w.results == nil {
-		w.results = map[*intake.Update]*intake.Request{}
-	}
 	w.results[u] = &r
+	next := r.Clone()
+	if e := change.Timeline; e != nil {
+		next.Timeline = append(next.Timeline, *e)
+	}
+	current[r.ID] = &next
 }
 
 // RecordNotificationBatch implements notify.Store in one statement: the
@@ -309,7 +223,7 @@ func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record)
 	rows, err := s.pool.Query(ctx, recordNotificationBatchSQL, rcConsumer, rcMessage,
 		nConsumer, nMessage, nID, nRequest, nRecipient, nChannel, nTemplate, nBody, nAt)
 	if err != nil {
-		return nil, fmt.Errorf("record notifications: %w", err)
+		return nil, fmt.Errorf("record notifications: %w", rowError(err))
 	}
 	stored := make([]bool, len(rs))
 	for rows.Next() {
@@ -322,7 +236,7 @@ func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record notifications: %w", err)
+		return nil, fmt.Errorf("record notifications: %w", rowError(err))
 	}
 	return stored, nil
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,28 +75,62 @@ func (s *Store) notifier(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// Listener timing; variables so that tests can shorten them.
-var (
-	// listenHealthEvery is how long the listener waits for a notification
+// notifyTimeout bounds one notification; notifyEvery is the least time
+// between two (a woken relay drains the outbox, so more would only cost).
+const (
+	notifyTimeout = 2 * time.Second
+	notifyEvery   = 5 * time.Millisecond
+)
+
+// listenTiming paces the listener. It is a field of each Store (tests
+// shorten it through export_test.go), never package state.
+type listenTiming struct {
+	// healthEvery is how long the listener waits for a notification
 	// before it pings the server: a connection whose peer vanished without
 	// a reset would otherwise wait for ever (TCP keepalive takes minutes).
-	listenHealthEvery = 30 * time.Second
-	listenPingTimeout = 5 * time.Second
-	listenBackoffMin  = 100 * time.Millisecond
-	listenBackoffMax  = 5 * time.Second
-	notifyTimeout     = 2 * time.Second
-	notifyEvery       = 5 * time.Millisecond
-)
+	healthEvery, pingTimeout time.Duration
+	// probeTimeout is how long the listener waits for the notification it
+	// sends itself once listening, to check that LISTEN works at all.
+	probeTimeout time.Duration
+	// backoffMin and backoffMax bound the wait before reconnecting;
+	// noDeliveryRetry is the wait after LISTEN was found not to deliver.
+	backoffMin, backoffMax, noDeliveryRetry time.Duration
+}
+
+func defaultListenTiming() listenTiming {
+	return listenTiming{
+		healthEvery: 30 * time.Second, pingTimeout: 5 * time.Second, probeTimeout: 5 * time.Second,
+		backoffMin: 100 * time.Millisecond, backoffMax: 5 * time.Second, noDeliveryRetry: time.Minute,
+	}
+}
+
+// errNoDelivery: LISTEN was accepted but the notification the listener sent
+// itself never came back. Behind a connection pooler in transaction mode
+// (PgBouncer's default) LISTEN "works" on whichever server connection ran
+// it and nothing is ever delivered to the client.
+var errNoDelivery = errors.New("LISTEN accepted but no notification is delivered (a connection pooler in transaction mode?)")
+
+// probeSuffix marks the listener's own test notification.
+const probeSuffix = "#probe"
 
 // ListenOutbox calls wake soon after a transaction that inserted outbox
 // rows in this store's schema commits, in this process or any other (a
 // store notifies at most once per notifyEvery), so a relay can sleep until
 // there is work instead of polling. It holds one connection of its own,
-// outside the pool, LISTENing on OutboxChannel. It also calls wake each
-// time it has (re)started listening, since notifications sent while it was
-// not listening are lost; on losing the connection it reconnects with a
-// capped exponential backoff. It returns nil when ctx ends, and never
-// before; connection errors are not reported.
+// outside the pool, LISTENing on OutboxChannel, and checks once listening
+// that notifications are delivered (it sends itself one). It also calls
+// wake each time it has (re)started listening, since notifications sent
+// while it was not listening are lost; on losing the connection it
+// reconnects with a capped exponential backoff. It returns nil when ctx
+// ends, and never before.
+//
+// Failures are not silent: the first of a run is logged as a warning (and
+// how long it took to recover once it did), every one is counted
+// (yolda_outbox_listen_failures_total{reason}), and yolda_outbox_listening
+// is 1 only while notifications are known to arrive. While it is 0 the
+// relays poll; when LISTEN is found not to deliver at all (a pooler in
+// transaction mode) the listener says so once and tries again every
+// minute.
 //
 // wake runs on the listener's goroutine and should not block (a send on a
 // buffered channel of one, dropped if full, is the usual shape). Several
@@ -105,34 +140,54 @@ var (
 // listener between connections).
 func (s *Store) ListenOutbox(ctx context.Context, wake func()) error {
 	cfg := s.pool.Config().ConnConfig
-	backoff := listenBackoffMin
+	t := s.listen
+	backoff := t.backoffMin
+	var failingSince time.Time
 	for {
 		listening := false
-		_ = listenOnce(ctx, cfg, wake, &listening)
+		err := s.listenOnce(ctx, cfg, wake, &listening)
+		s.metrics.listening.Set(0)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if listening {
-			backoff = listenBackoffMin
+			backoff = t.backoffMin
 		}
-		t := time.NewTimer(backoff)
+		reason := "connection"
+		if errors.Is(err, errNoDelivery) {
+			reason = "no_delivery"
+		}
+		s.metrics.listenFailures.WithLabelValues(reason).Inc()
+		if failingSince.IsZero() || listening {
+			failingSince = time.Now()
+			s.log.Warn("outbox listener failed: relays poll until it is back", "err", err, "reason", reason)
+		} else {
+			s.log.Debug("outbox listener still failing", "err", err, "since", failingSince)
+		}
+		wait := backoff
+		if reason == "no_delivery" {
+			wait = t.noDeliveryRetry
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			timer.Stop()
 			return nil
-		case <-t.C:
+		case <-timer.C:
 		}
-		backoff = min(2*backoff, listenBackoffMax)
+		backoff = min(2*backoff, t.backoffMax)
 	}
 }
 
-// listenOnce connects, listens and calls wake for every notification of
-// this store's schema until the connection fails or ctx ends. It sets
-// *listening once LISTEN has succeeded.
-func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func(), listening *bool) error {
+// listenOnce connects, listens, checks that its own notification comes
+// back, and then calls wake for every notification of this store's schema
+// until the connection fails or ctx ends. It sets *listening once the check
+// has passed.
+func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func(), listening *bool) error {
+	t := s.listen
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("connect: %w", err)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -141,15 +196,39 @@ func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func(), listening
 	}()
 	var schema string
 	if err := conn.QueryRow(ctx, `SELECT coalesce(current_schema(), '')`).Scan(&schema); err != nil {
-		return err
+		return fmt.Errorf("read schema: %w", err)
 	}
 	if _, err := conn.Exec(ctx, `LISTEN `+OutboxChannel); err != nil {
-		return err
+		return fmt.Errorf("listen: %w", err)
 	}
+	probe := schema + probeSuffix
+	if _, err := conn.Exec(ctx, s.probeSQL, probe); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, t.probeTimeout)
+	for {
+		n, err := conn.WaitForNotification(pctx)
+		if err != nil {
+			timedOut := pctx.Err() != nil && ctx.Err() == nil
+			cancel()
+			if timedOut {
+				return errNoDelivery
+			}
+			return fmt.Errorf("wait for the probe: %w", err)
+		}
+		if n.Payload == probe {
+			break
+		}
+		if n.Payload == schema {
+			wake()
+		}
+	}
+	cancel()
 	*listening = true
+	s.metrics.listening.Set(1)
 	wake() // whatever was committed while nobody listened
 	for {
-		wctx, cancel := context.WithTimeout(ctx, listenHealthEvery)
+		wctx, cancel := context.WithTimeout(ctx, t.healthEvery)
 		n, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
 		cancel()
@@ -158,14 +237,15 @@ func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func(), listening
 			return nil
 		case err != nil && timedOut && pgconn.Timeout(err):
 			// Quiet for a while: make sure the server is still there.
-			pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+			pctx, cancel := context.WithTimeout(ctx, t.pingTimeout)
 			err = conn.Ping(pctx)
 			cancel()
+			s.listenPings.Add(1)
 			if err != nil {
-				return err
+				return fmt.Errorf("ping a quiet connection: %w", err)
 			}
 		case err != nil:
-			return err
+			return fmt.Errorf("wait for notifications: %w", err)
 		case n == nil:
 			return errors.New("listen: no notification")
 		case n.Payload == schema:

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // insertReceiptSQL records a processed-message receipt; zero rows affected
@@ -19,115 +19,6 @@ import (
 // being recorded by a transaction still in flight is waited for.
 const insertReceiptSQL = `INSERT INTO processed_messages (consumer, message_id, processed_at)
 	VALUES ($1, $2, now()) ON CONFLICT DO NOTHING`
-
-// RelayOutbox hands up to limit unsent messages, in seq order, to publish,
-// and marks sent those that publish confirms, in one transaction that
-// holds the rows it read locked (FOR UPDATE SKIP LOCKED) until it commits:
-// relays in any number of processes each take rows no other holds, so no
-// row is published twice unless a relay fails between publishing and
-// committing (the broker's deduplication absorbs that). Rows are marked
-// sent at the relay's clock after publish returned, the clock that
-// OutboxSentSince's since is read against.
-func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+outboxColumns+` FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	msgs, err := scanOutbox(rows)
-	if err != nil {
-		br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(msgs) == 0 {
-		return 0, nil
-	}
-	ok := publish(msgs)
-	seqs := make([]int64, 0, len(msgs))
-	for i, m := range msgs {
-		if i < len(ok) && ok[i] {
-			seqs = append(seqs, m.Seq)
-		}
-	}
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	// The rows are marked and the transaction committed even if ctx ended
-	// during publish: what the broker has confirmed should not be sent again.
-	wctx := context.WithoutCancel(ctx)
-	if _, err := tx.Exec(wctx, `UPDATE outbox SET sent_at = $2 WHERE seq = ANY($1)`, seqs, time.Now()); err != nil {
-		return 0, fmt.Errorf("mark outbox sent: %w", err)
-	}
-	if err := tx.Commit(wctx); err != nil {
-		return 0, fmt.Errorf("mark outbox sent: %w", err)
-	}
-	return len(seqs), nil
-}
-
-// OutboxSentSince returns messages sent at or after since, in seq order,
-// after afterSeq: what the relay publishes again when the broker may have
-// lost its unflushed tail.
-func (s *Store) OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+outboxColumns+` FROM outbox
-		WHERE sent_at >= $1 AND seq > $2 ORDER BY seq LIMIT $3`, since, afterSeq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return scanOutbox(rows)
-}
-
-// PruneOutbox deletes up to limit messages sent before the given time.
-// Concurrent pruners skip each other's rows rather than wait for them.
-func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE seq IN (
-		SELECT seq FROM outbox WHERE sent_at < $1 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)`, sentBefore, limit)
-	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-// OutboxBacklog counts unsent messages and returns when the oldest was
-// committed (zero time when there is none).
-func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
-	var n int
-	var oldest *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", err)
-	}
-	if oldest == nil {
-		return n, time.Time{}, nil
-	}
-	return n, oldest.UTC(), nil
-}
-
-// EnqueueOutbox commits messages on their own (re-driven work), in one
-// implicit transaction, one round trip.
-func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	queueOutbox(b, msgs)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("enqueue outbox: %w", err)
-	}
-	s.outboxCommitted()
-	return nil
-}
 
 // AddDeadLetter implements deadletter.Store.
 func (s *Store) AddDeadLetter(ctx context.Context, l deadletter.Letter) error {
@@ -186,28 +77,24 @@ func (s *Store) DeadLetters(ctx context.Context, before string, limit int) ([]de
 // RedriveDeadLetter implements deadletter.Store: the letter is locked,
 // marked and its message committed to the outbox in one transaction.
 func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, msg func(deadletter.Letter) outbox.Message) (deadletter.Letter, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1 FOR UPDATE`, id)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return deadletter.Letter{}, fmt.Errorf("begin: %w", err)
+	var found []deadletter.Letter
+	tx, err := s.beginRead(ctx, read{
+		sql:  `SELECT ` + deadLetterColumns + ` FROM dead_letters WHERE id = $1 FOR UPDATE`,
+		args: []any{id},
+		scan: func(row pgx.CollectableRow) error {
+			l, err := scanDeadLetter(row)
+			found = append(found, l)
+			return err
+		},
+	})
+	if err != nil {
+		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
 	}
-	l, err := scanDeadLetter(br.QueryRow())
-	if errors.Is(err, pgx.ErrNoRows) {
-		br.Close()
+	defer rollback(ctx, tx)
+	if len(found) == 0 {
 		return deadletter.Letter{}, deadletter.ErrNotFound
 	}
-	if err != nil {
-		br.Close()
-		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
-	}
-	if err := br.Close(); err != nil {
-		return deadletter.Letter{}, fmt.Errorf("read dead letter: %w", err)
-	}
+	l := found[0]
 	w := &pgx.Batch{}
 	w.Queue(`UPDATE dead_letters SET redriven_at = $2 WHERE id = $1`, id, at)
 	queueOutbox(w, []outbox.Message{msg(l)})
@@ -221,41 +108,6 @@ func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, 
 	at = at.UTC()
 	l.RedrivenAt = &at
 	return l, nil
-}
-
-// recordNotificationsSQL records the receipt and, only if it is new, the
-// notifications, in one statement; it returns whether the receipt was new.
-const recordNotificationsSQL = `WITH receipt AS (
-	INSERT INTO processed_messages (consumer, message_id, processed_at)
-	VALUES ($1, $2, now()) ON CONFLICT DO NOTHING
-	RETURNING 1
-), ins AS (
-	INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
-	SELECT n.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-		AS n(id, request_id, recipient_id, channel, template, body, created_at)
-	WHERE EXISTS (SELECT FROM receipt)
-)
-SELECT EXISTS (SELECT FROM receipt)`
-
-// RecordNotifications implements notify.Store, in one statement and one
-// round trip.
-func (s *Store) RecordNotifications(ctx context.Context, r outbox.Receipt, ns []notify.Notification) error {
-	var id, req, recipient, channel, template, body []string
-	var at []time.Time
-	for _, n := range ns {
-		id, req, recipient = append(id, n.ID), append(req, n.RequestID), append(recipient, n.RecipientID)
-		channel, template, body = append(channel, n.Channel), append(template, n.Template), append(body, n.Body)
-		at = append(at, n.CreatedAt)
-	}
-	var fresh bool
-	if err := s.pool.QueryRow(ctx, recordNotificationsSQL, r.Consumer, r.MessageID,
-		id, req, recipient, channel, template, body, at).Scan(&fresh); err != nil {
-		return fmt.Errorf("record notifications: %w", err)
-	}
-	if !fresh {
-		return outbox.ErrAlreadyProcessed
-	}
-	return nil
 }
 
 // Notifications implements notify.Store.
@@ -281,84 +133,126 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 	return out, nil
 }
 
-// NudgeStale finds up to limit requests in status whose last change and
-// last nudge are both older than olderThan, commits the jobs that move
-// them on, and marks them nudged at now, all in one transaction. It returns
-// the ids nudged. The requests are locked FOR UPDATE SKIP LOCKED, so
-// sweepers in several processes share the work, and a request that a
-// worker is changing right now is left alone.
-func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
-	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(selectWithTimeline+` WHERE r.status = $1 AND GREATEST(r.nudged_at, r.updated_at) < $2
-		ORDER BY r.updated_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`, string(status), olderThan, limit)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := br.Exec(); err != nil { // BEGIN
-		br.Close()
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	var stale []intake.Request
-	rows, err := br.Query()
-	if err == nil {
-		for rows.Next() {
-			var tl timelineArrays
-			var r intake.Request
-			if r, err = scanRequest(rows, tl.dest()...); err != nil {
-				break
-			}
-			if err = tl.fill(&r); err != nil {
-				break
-			}
-			stale = append(stale, r)
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+// DueRequests implements sweeper.Store. The requests are not locked: the
+// sweeper asks the broker about their jobs before it decides, and
+// RecordNudges applies a decision only to a request still as read.
+func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
+	rows, err := s.pool.Query(ctx, selectWithTimelineAnd(", r.nudges, r.next_nudge_at, r.stuck_at")+`
+		WHERE r.status = $1
+		AND CASE WHEN r.next_nudge_at IS NULL THEN r.updated_at < $2 ELSE r.next_nudge_at <= $3 END
+		AND GREATEST(r.updated_at, r.nudged_at) < coalesce((SELECT min(created_at) FROM outbox), 'infinity')
+		ORDER BY coalesce(r.next_nudge_at, r.updated_at) LIMIT $4`,
+		string(status), olderThan, now, limit)
 	if err != nil {
-		br.Close()
-		return nil, fmt.Errorf("find stale requests: %w", err)
+		return nil, fmt.Errorf("find due requests: %w", err)
 	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("find stale requests: %w", err)
-	}
-	if len(stale) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, 0, len(stale))
-	var msgs []outbox.Message
-	for _, r := range stale {
-		m, err := jobs(r)
+	defer rows.Close()
+	var out []sweeper.Due
+	for rows.Next() {
+		var d sweeper.Due
+		var tl timelineArrays
+		var nudges int32
+		var stuck *time.Time
+		r, err := scanRequest(rows, append(tl.dest(), &nudges, &d.Next, &stuck)...)
 		if err != nil {
+			return nil, fmt.Errorf("scan due request: %w", err)
+		}
+		if err := tl.fill(&r); err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, m...)
-		ids = append(ids, r.ID)
+		d.Request, d.Nudges, d.Stuck = r, int(nudges), stuck != nil
+		d.Next = utcPtr(d.Next)
+		out = append(out, d)
 	}
-	w := &pgx.Batch{}
-	w.Queue(`UPDATE requests SET nudged_at = $2 WHERE id = ANY($1)`, ids, now)
-	queueOutbox(w, msgs)
-	if err := tx.SendBatch(ctx, w).Close(); err != nil {
-		return nil, fmt.Errorf("nudge: %w", err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find due requests: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	if len(msgs) > 0 {
-		s.outboxCommitted()
-	}
-	return ids, nil
+	return out, nil
 }
 
-// PendingInsurance counts, per insurer, the requests whose insurance check
-// is pending, with the creation time of the oldest.
+// recordNudgesSQL applies the sweeper's decisions ($1-$7, one element per
+// request) at $8 to the requests still as read, and inserts the jobs
+// ($9-$13, with the request each is for) of those applied. It returns the
+// ids applied.
+const recordNudgesSQL = `WITH d AS (
+	SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::bool[], $7::bool[])
+		AS d(id, version, nudges, read_next, next, recommit, stuck)
+), upd AS (
+	UPDATE requests r SET
+		next_nudge_at = d.next,
+		nudges = r.nudges + CASE WHEN d.recommit THEN 1 ELSE 0 END,
+		nudged_at = CASE WHEN d.recommit THEN $8 ELSE r.nudged_at END,
+		stuck_at = CASE WHEN d.stuck THEN coalesce(r.stuck_at, $8) ELSE r.stuck_at END
+	FROM d
+	WHERE r.id = d.id AND r.version = d.version AND r.nudges = d.nudges AND r.next_nudge_at IS NOT DISTINCT FROM d.read_next
+	RETURNING r.id
+), ins AS (
+	INSERT INTO outbox (id, subject, payload, created_at)
+	SELECT o.id, o.subject, o.payload, o.created_at
+	FROM unnest($9::text[], $10::text[], $11::text[], $12::bytea[], $13::timestamptz[]) WITH ORDINALITY AS o(request_id, id, subject, payload, created_at, ord)
+	WHERE o.request_id IN (SELECT id FROM upd)
+	ORDER BY o.ord
+)
+SELECT id FROM upd`
+
+// RecordNudges implements sweeper.Store, in one statement.
+func (s *Store) RecordNudges(ctx context.Context, now time.Time, ds []sweeper.Decision) ([]string, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	var ids []string
+	var versions, nudges []int32
+	var readNext []*time.Time
+	var next []time.Time
+	var recommit, stuck []bool
+	var a requestArrays
+	for _, d := range ds {
+		ids, versions, nudges = append(ids, d.RequestID), append(versions, int32(d.Version)), append(nudges, int32(d.Nudges))
+		readNext, next = append(readNext, d.ReadNext), append(next, d.Next)
+		recommit, stuck = append(recommit, len(d.Jobs) > 0), append(stuck, d.Stuck)
+		a.addOutbox(d.RequestID, d.Jobs)
+	}
+	rows, err := s.pool.Query(ctx, recordNudgesSQL, ids, versions, nudges, readNext, next, recommit, stuck, now,
+		a.obRequest, a.obID, a.obSubject, a.obPayload, a.obAt)
+	if err != nil {
+		return nil, fmt.Errorf("record nudges: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record nudges: %w", err)
+	}
+	if len(a.obID) > 0 && len(applied) > 0 {
+		s.outboxCommitted()
+	}
+	return applied, nil
+}
+
+// StuckRequests implements sweeper.Store.
+func (s *Store) StuckRequests(ctx context.Context) (map[intake.Status]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM requests WHERE stuck_at IS NOT NULL GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("stuck requests: %w", err)
+	}
+	defer rows.Close()
+	out := map[intake.Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("scan stuck requests: %w", err)
+		}
+		out[intake.Status(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// PendingInsurance counts, per insurer, the checks that can still settle:
+// requests whose insurance is pending and whose status is not final (see
+// intake.Status.Final), with the creation time of the oldest.
 func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error) {
 	rows, err := s.pool.Query(ctx, `SELECT insurer, COUNT(*), MIN(created_at) FROM requests
-		WHERE insurance_status = 'pending' GROUP BY insurer ORDER BY insurer`)
+		WHERE insurance_status = 'pending' AND status NOT IN ('completed', 'cancelled', 'rejected')
+		GROUP BY insurer ORDER BY insurer`)
 	if err != nil {
 		return nil, fmt.Errorf("pending insurance: %w", err)
 	}

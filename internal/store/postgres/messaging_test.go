@@ -4,17 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/store/postgres/pgtest"
 	"github.com/yolda/yolda/internal/store/storetest"
+	"github.com/yolda/yolda/internal/sweeper"
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 func TestMessagingConformance(t *testing.T) {
@@ -39,7 +44,7 @@ func openProcesses(t *testing.T, n int) []*postgres.Store {
 }
 
 // Relays in separate pools (as in separate processes) never publish a row
-// twice: each locks the rows it read with SKIP LOCKED.
+// twice: each claims rows no other holds.
 func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
 	ctx := context.Background()
 	stores := openProcesses(t, 4)
@@ -66,7 +71,47 @@ func TestRelaysInSeveralProcessesPublishOnce(t *testing.T) {
 	}
 }
 
-// Sweepers in several processes nudge each stale request once.
+// A relay holds no lock and no transaction while the broker is asked: a
+// publish that hangs for as long as the broker lets it (10 s) leaves the
+// rows free for anyone to lock and the relay's connection idle.
+func TestRelayHoldsNoLockAcrossPublish(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	owner := addUser(t, s, "ayse")
+	if err := s.CreateRequests(ctx, []*intake.Creation{creation(request(owner.ID, time.Now()), "")}); err != nil {
+		t.Fatal(err)
+	}
+	inPublish, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RelayOutbox(ctx, 10, time.Minute, func(msgs []outbox.Message) []outbox.Publication {
+			close(inPublish)
+			<-release
+			return make([]outbox.Publication, len(msgs))
+		})
+		done <- err
+	}()
+	<-inPublish
+	var locked int
+	err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM (SELECT seq FROM outbox FOR UPDATE NOWAIT) o`).Scan(&locked)
+	if err != nil || locked != 3 {
+		t.Errorf("locking the outbox rows during a publish: %d rows, %v (the relay holds them)", locked, err)
+	}
+	var open int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()
+		AND query LIKE '%outbox%'`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("transactions left open on the outbox during a publish: %d %v", open, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Sweepers in several processes nudge each stale request once: they read
+// the same due requests at the same moment, and only the first decision on
+// a request is recorded.
 func TestSweepersInSeveralProcessesNudgeOnce(t *testing.T) {
 	ctx := context.Background()
 	stores := openProcesses(t, 4)
@@ -79,51 +124,58 @@ func TestSweepersInSeveralProcessesNudgeOnce(t *testing.T) {
 	if err := stores[0].CreateRequests(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	nudged := map[string]int{}
-	var wg sync.WaitGroup
 	now := time.Now()
-	for _, s := range stores {
+	jobs := func(r intake.Request) ([]outbox.Message, error) {
+		if len(r.Timeline) != 1 {
+			return nil, fmt.Errorf("request %s handed over with %d timeline entries", r.ID, len(r.Timeline))
+		}
+		m, err := outbox.New(outbox.InsuranceVerifySubject("anadolu", r.ID), "insurance.verify", now, r.ID, outbox.SystemActor, r)
+		return []outbox.Message{m}, err
+	}
+	start := make(chan struct{})
+	results := make([]sweeper.Result, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		sw := sweeper.New(s, lostEverything{}, jobs, []sweeper.Rule{{Status: intake.StatusReceived, After: time.Minute}},
+			sweeper.Options{Batch: 4, Now: func() time.Time { return now }}, nil, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				ids, err := s.NudgeStale(ctx, intake.StatusReceived, now.Add(-time.Minute), now, 4,
-					func(r intake.Request) ([]outbox.Message, error) {
-						if len(r.Timeline) != 1 {
-							return nil, fmt.Errorf("request %s handed over with %d timeline entries", r.ID, len(r.Timeline))
-						}
-						m, err := outbox.New(outbox.SubjectInsuranceVerify, "insurance.verify", now, r.ID, outbox.SystemActor, r)
-						return []outbox.Message{m}, err
-					})
-				if err != nil {
-					t.Errorf("nudge: %v", err)
-					return
-				}
-				if len(ids) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, id := range ids {
-					nudged[id]++
-				}
-				mu.Unlock()
+			<-start
+			var err error
+			if results[i], err = sw.SweepOnce(ctx); err != nil {
+				t.Errorf("sweep: %v", err)
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
-	if len(nudged) != 60 {
-		t.Errorf("nudged %d requests, want 60", len(nudged))
+	total := 0
+	for _, r := range results {
+		total += r.Nudged[intake.StatusReceived]
 	}
-	for id, n := range nudged {
+	if total != 60 {
+		t.Errorf("sweepers counted %d nudges for 60 requests", total)
+	}
+	msgs, _ := stores[0].PendingOutbox(ctx, 1000)
+	per := map[string]int{}
+	for _, m := range msgs {
+		per[m.Subject]++
+	}
+	if len(per) != 60 {
+		t.Errorf("jobs committed again for %d requests, want 60", len(per))
+	}
+	for subject, n := range per {
 		if n > 1 {
-			t.Errorf("%s nudged %d times", id, n)
+			t.Errorf("%s committed %d times", subject, n)
 		}
 	}
-	if pending, _ := stores[0].PendingOutbox(ctx, 1000); len(pending) != 60 {
-		t.Errorf("%d messages pending, want 60 (no creation outbox rows + one per nudge)", len(pending))
-	}
 }
+
+// lostEverything is a broker that has lost every job.
+type lostEverything struct{}
+
+func (lostEverything) HasMessage(context.Context, string) (bool, error) { return false, nil }
 
 // withAppName sets the application_name of the connections of dbURL.
 func withAppName(t *testing.T, dbURL, name string) string {
@@ -246,6 +298,7 @@ func TestListenOutbox(t *testing.T) {
 	receipt := outbox.Receipt{Consumer: "test", MessageID: "msg_1"}
 	update := func(cur *intake.Request) (intake.Change, error) {
 		cur.Notes += "+"
+		cur.Version++
 		return intake.Change{Outbox: []outbox.Message{ev}, Receipt: &receipt}, nil
 	}
 	drain(wakes)
@@ -275,14 +328,22 @@ func TestListenOutbox(t *testing.T) {
 	create("a creation after a reconnection")
 }
 
-// The listener pings a quiet connection and goes on listening.
+// The listener pings a quiet connection (it would otherwise never notice a
+// peer that vanished without a reset) and goes on listening.
 func TestListenOutboxQuietConnection(t *testing.T) {
-	t.Cleanup(postgres.SetListenHealthEvery(20 * time.Millisecond)) // runs after the listener's cleanup
 	s := open(t)
+	postgres.SetListenHealthEvery(s, 20*time.Millisecond)
 	owner := addUser(t, s, "ayse")
 	wakes := listener(t, s)
 	for i := range 3 {
-		time.Sleep(100 * time.Millisecond) // several pings
+		before := postgres.ListenPings(s)
+		deadline := time.Now().Add(10 * time.Second)
+		for postgres.ListenPings(s) < before+2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the listener pinged its quiet connection %d times in 10s", postgres.ListenPings(s)-before)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		drain(wakes)
 		if err := s.CreateRequests(context.Background(), []*intake.Creation{creation(request(owner.ID, time.Now()), "")}); err != nil {
 			t.Fatal(err)
@@ -291,14 +352,76 @@ func TestListenOutboxQuietConnection(t *testing.T) {
 	}
 }
 
+// LISTEN that is accepted but delivers nothing (a connection pooler in
+// transaction mode) is found out and said, once, instead of leaving the
+// relays to a wait that never ends: the listening gauge stays 0 and the
+// failures are counted.
+func TestListenOutboxThatDeliversNothingIsReported(t *testing.T) {
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	s, err := postgres.Open(context.Background(), pgtest.URL(t),
+		postgres.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), postgres.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	postgres.DropListenProbe(s, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	woken := make(chan struct{}, 1)
+	go func() { done <- s.ListenOutbox(ctx, func() { woken <- struct{}{} }) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := telemetry.Sum(reg, "yolda_outbox_listen_failures_total", map[string]string{"reason": "no_delivery"})
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no_delivery failures counted: %v", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ListenOutbox: %v", err)
+	}
+	if up, _ := telemetry.Sum(reg, "yolda_outbox_listening", nil); up != 0 {
+		t.Errorf("listening gauge %v while nothing is delivered", up)
+	}
+	select {
+	case <-woken:
+		t.Error("a listener that never got its probe back claimed to be listening")
+	default:
+	}
+	if n := strings.Count(logs.String(), "outbox listener failed"); n != 1 {
+		t.Errorf("warned %d times, want once for the whole failing run:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "transaction mode") {
+		t.Errorf("the warning does not say why:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
 // listenerPID finds the backend of the one listener whose connections
-// are named app.
+// are named app: the one whose last statement was LISTEN or its probe.
 func listenerPID(t *testing.T, s *postgres.Store, app string) int32 {
 	t.Helper()
 	var pid int32
 	for range 50 {
 		err := s.Pool().QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
-			WHERE backend_type = 'client backend' AND application_name = $1 AND query ILIKE 'listen%'`, app).Scan(&pid)
+			WHERE backend_type = 'client backend' AND application_name = $1
+			AND (query ILIKE 'listen%' OR query LIKE 'SELECT pg_notify(%')`, app).Scan(&pid)
 		if err == nil {
 			return pid
 		}

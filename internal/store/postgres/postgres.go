@@ -11,9 +11,10 @@
 //
 // Every commit of outbox rows is followed by a notification on
 // OutboxChannel (coalesced, outside the committing transaction: see
-// notifyOutboxSQL), so relays (ListenOutbox) wake instead of polling;
-// RelayOutbox and NudgeStale lock with SKIP LOCKED, so relays and sweepers
-// run in any number of processes.
+// notifyOutboxSQL), so relays (ListenOutbox) wake instead of polling.
+// Relays claim outbox rows with a lease (outbox.go) and sweepers record a
+// decision only on a request still as they read it, so both run in any
+// number of processes.
 //
 // Durability is the server's: a committed transaction is flushed unless the
 // operator turns synchronous_commit off, which this package never does for
@@ -25,18 +26,23 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/store/migrate"
+	"github.com/yolda/yolda/internal/telemetry"
 )
 
 //go:embed migrations/*.sql
@@ -45,6 +51,12 @@ var migrations embed.FS
 // Store is the PostgreSQL implementation of every store port.
 type Store struct {
 	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	metrics     storeMetrics
+	listen      listenTiming
+	listenPings atomic.Int64 // pings of a quiet listener connection, for tests
+	probeSQL    string       // how the listener notifies itself
 
 	kick     chan struct{} // outboxCommitted -> notifier
 	stop     chan struct{} // closed by Close
@@ -66,6 +78,37 @@ type options struct {
 	schema   string
 	maxConns int32
 	migrate  bool
+	log      *slog.Logger
+	reg      prometheus.Registerer
+}
+
+// WithLogger gives the store a logger for what it does on its own (the
+// outbox listener's failures). Default: none.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegisterer registers the store's metrics (the outbox listener's) on
+// reg. Default: unregistered.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// storeMetrics are the store's own series.
+type storeMetrics struct {
+	listening      prometheus.Gauge
+	listenFailures *prometheus.CounterVec
+}
+
+func newStoreMetrics(reg prometheus.Registerer) (storeMetrics, error) {
+	r := telemetry.NewRegistrar(reg)
+	m := storeMetrics{
+		listening: telemetry.Reuse(r, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "yolda_outbox_listening",
+			Help: "1 while the outbox listener receives notifications (relays wake at once), 0 while they poll.",
+		})),
+		listenFailures: telemetry.Reuse(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yolda_outbox_listen_failures_total",
+			Help: "Times the outbox listener stopped or could not start, by reason (connection; no_delivery: LISTEN accepted but nothing delivered, as behind a pooler in transaction mode).",
+		}, []string{"reason"})),
+	}
+	return m, r.Err()
 }
 
 // WithSchema makes the store live in the given schema (it must exist): it
@@ -106,7 +149,17 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	s := &Store{pool: pool, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newStoreMetrics(o.reg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store metrics: %w", err)
+	}
+	s := &Store{pool: pool, log: o.log.With("component", "postgres"), metrics: m, listen: defaultListenTiming(),
+		probeSQL: `SELECT pg_notify('` + OutboxChannel + `', $1)`,
+		kick:     make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if o.migrate {
 		if err := s.Migrate(ctx); err != nil {
 			pool.Close()
@@ -117,14 +170,30 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the relays' notifier and closes the pool, waiting for
-// connections in use to be returned. It returns nil; the error is there to
-// match the SQLite store.
+// closeTimeout bounds Close. pgx gives a broken connection 15 s to send its
+// cancel request and say goodbye, and waits for that when the pool closes;
+// against a server that stopped answering that is 15 s of a shutdown for
+// nothing. Past closeTimeout the remaining connections are abandoned to the
+// operating system, which closes them when the process exits.
+const closeTimeout = 2 * time.Second
+
+// Close stops the relays' notifier and closes the pool, waiting at most
+// closeTimeout for the connections in use to be returned and closed. It
+// reports the connections it had to abandon.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
-	<-s.stopped
-	s.pool.Close()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		<-s.stopped
+		s.pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("postgres: connections still closing after %s: abandoned", closeTimeout)
+	}
 }
 
 // Ping checks that the database answers (readiness).
@@ -163,7 +232,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		for _, m := range all[min(current, len(all)):] {
+		pending, err := migrate.Pending(all, current)
+		if err != nil {
+			return err
+		}
+		for _, m := range pending {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
@@ -174,6 +247,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// rowError wraps err with intake.ErrRowRejected when a row caused it: an
+// integrity constraint it violates (class 23) or a value the column
+// refuses (class 22). Everything else (a timeout, a lost connection, a
+// server shutting down) is the database's.
+func rowError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "22")) {
+		return fmt.Errorf("%w: %w", intake.ErrRowRejected, err)
+	}
+	return err
 }
 
 // isUniqueViolation reports whether err is a unique violation of the named

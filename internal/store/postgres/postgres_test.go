@@ -3,16 +3,21 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/store/migrate"
 	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/store/postgres/pgtest"
 	"github.com/yolda/yolda/internal/store/storetest"
@@ -36,6 +41,10 @@ func TestFleetConformance(t *testing.T) {
 	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore { return open(t) })
 }
 
+func TestDispatchConformance(t *testing.T) {
+	storetest.RunDispatch(t, func(t *testing.T) storetest.DispatchStore { return open(t) })
+}
+
 func TestWithSchemaOption(t *testing.T) {
 	_, schema := pgtest.Schema(t)
 	s, err := postgres.Open(context.Background(), pgtest.BaseURL(t), postgres.WithSchema(schema))
@@ -53,8 +62,46 @@ func TestWithSchemaOption(t *testing.T) {
 	}
 }
 
+// schemaOf describes everything the migrations made in the store's
+// schema: every column, index and constraint, and the migrations recorded.
+func schemaOf(t *testing.T, s *postgres.Store) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '')
+			FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`,
+		`SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname`,
+		`SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint
+			WHERE connamespace = current_schema()::regnamespace ORDER BY conname`,
+		`SELECT 'migrations: ' || count(*) || ' up to ' || max(version) FROM schema_migrations`,
+	} {
+		rows, err := s.Pool().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(strings.Join(lines, "\n") + "\n")
+	}
+	return b.String()
+}
+
+// Migrating an up-to-date schema changes nothing: not a column, not an
+// index, not the record of what was applied.
 func TestMigrateIsIdempotent(t *testing.T) {
 	u := pgtest.URL(t)
+	s, err := postgres.Open(context.Background(), u)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	before := schemaOf(t, s)
+	s.Close()
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 8 up to 8") {
+		t.Fatalf("schema after the first migration:\n%s", before)
+	}
 	for range 2 {
 		s, err := postgres.Open(context.Background(), u)
 		if err != nil {
@@ -63,10 +110,28 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatalf("Migrate again: %v", err)
 		}
-		if err := s.Ping(context.Background()); err != nil {
-			t.Fatalf("Ping: %v", err)
-		}
+		after := schemaOf(t, s)
 		s.Close()
+		if after != before {
+			t.Errorf("migrating again changed the schema:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	}
+}
+
+// A database migrated by a newer build is refused, with a reason.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	u := pgtest.URL(t)
+	first, err := postgres.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Pool().Exec(context.Background(),
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, '0099_future.sql', now())`); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if _, err := postgres.Open(context.Background(), u); !errors.Is(err, migrate.ErrSchemaNewer) || !strings.Contains(err.Error(), "99") {
+		t.Errorf("Open on a newer schema: %v, want migrate.ErrSchemaNewer naming version 99", err)
 	}
 }
 
@@ -254,4 +319,8 @@ func BenchmarkCreateRequests(b *testing.B) {
 			b.ReportMetric(float64(batches*bc.batch)/time.Since(start).Seconds(), "requests/s")
 		})
 	}
+}
+
+func TestAccountConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AccountStore { return open(t) })
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/outbox"
+	"github.com/yolda/yolda/internal/sweeper"
 )
 
 // recordReceipt inserts a processed-message receipt; the primary key turns
@@ -26,109 +27,6 @@ func recordReceipt(ctx context.Context, tx *sql.Tx, r outbox.Receipt, at time.Ti
 		return outbox.ErrAlreadyProcessed
 	}
 	return nil
-}
-
-// RelayOutbox hands up to limit unsent messages, in commit order, to
-// publish, and marks sent those that publish confirms. SQLite has one
-// writer, so the rows are read outside the write lock and only the marking
-// takes it; two relays on one SQLite file would publish a row twice, which
-// the broker's deduplication absorbs.
-func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func([]outbox.Message) []bool) (int, error) {
-	msgs, err := s.PendingOutbox(ctx, limit)
-	if err != nil || len(msgs) == 0 {
-		return 0, err
-	}
-	ok := publish(msgs)
-	var seqs []any
-	for i, m := range msgs {
-		if i < len(ok) && ok[i] {
-			seqs = append(seqs, m.Seq)
-		}
-	}
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	marks := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = ? WHERE seq IN (`+marks+`)`,
-			append([]any{toMicros(time.Now())}, seqs...)...)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("mark outbox sent: %w", err)
-	}
-	return len(seqs), nil
-}
-
-// OutboxSentSince returns messages sent at or after since, in commit order,
-// after afterSeq: what the relay publishes again when the broker may have
-// lost its unflushed tail.
-func (s *Store) OutboxSentSince(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]outbox.Message, error) {
-	return s.queryOutbox(ctx, `SELECT seq, id, subject, payload, created_at, sent_at FROM outbox
-		WHERE sent_at >= ? AND seq > ? ORDER BY seq LIMIT ?`, toMicros(since), afterSeq, limit)
-}
-
-// PruneOutbox deletes up to limit messages sent before the given time.
-func (s *Store) PruneOutbox(ctx context.Context, sentBefore time.Time, limit int) (int, error) {
-	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (
-			SELECT seq FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? ORDER BY seq LIMIT ?)`, toMicros(sentBefore), limit)
-		if err != nil {
-			return fmt.Errorf("prune outbox: %w", err)
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return int(n), err
-}
-
-// OutboxBacklog counts unsent messages and returns when the oldest was
-// committed (zero time when there is none).
-func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
-	var n int
-	var oldest sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", err)
-	}
-	if !oldest.Valid {
-		return n, time.Time{}, nil
-	}
-	return n, fromMicros(oldest.Int64), nil
-}
-
-// PendingOutbox returns up to limit unsent outbox messages in commit order.
-func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]outbox.Message, error) {
-	return s.queryOutbox(ctx, `SELECT seq, id, subject, payload, created_at, sent_at FROM outbox
-		WHERE sent_at IS NULL ORDER BY seq LIMIT ?`, limit)
-}
-
-func (s *Store) queryOutbox(ctx context.Context, q string, args ...any) ([]outbox.Message, error) {
-	rows, err := s.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []outbox.Message
-	for rows.Next() {
-		var m outbox.Message
-		var at int64
-		var sent sql.NullInt64
-		if err := rows.Scan(&m.Seq, &m.ID, &m.Subject, &m.Payload, &at, &sent); err != nil {
-			return nil, fmt.Errorf("scan outbox: %w", err)
-		}
-		m.CreatedAt = fromMicros(at)
-		if sent.Valid {
-			m.SentAt = fromMicros(sent.Int64)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-// EnqueueOutbox commits messages on their own (re-driven work).
-func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, msgs) })
 }
 
 // AddDeadLetter implements deadletter.Store.
@@ -210,22 +108,6 @@ func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, 
 	return out, err
 }
 
-// RecordNotifications implements notify.Store.
-func (s *Store) RecordNotifications(ctx context.Context, r outbox.Receipt, ns []notify.Notification) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := recordReceipt(ctx, tx, r, time.Now()); err != nil {
-			return err
-		}
-		for _, n := range ns {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, n.ID, n.RequestID, n.RecipientID, n.Channel, n.Template, n.Body, toMicros(n.CreatedAt)); err != nil {
-				return fmt.Errorf("insert notification: %w", err)
-			}
-		}
-		return nil
-	})
-}
-
 // Notifications implements notify.Store.
 func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.Notification, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT id, request_id, recipient_id, channel, template, body, created_at
@@ -247,56 +129,117 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 	return out, rows.Err()
 }
 
-// NudgeStale finds up to limit requests in status whose last change (or
-// last nudge) is older than olderThan, commits the jobs that move them on,
-// and marks them nudged at now, all in one transaction. It returns the ids
-// nudged.
-func (s *Store) NudgeStale(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int,
-	jobs func(intake.Request) ([]outbox.Message, error)) ([]string, error) {
-	var ids []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests
-			WHERE status = ? AND MAX(COALESCE(nudged_at, 0), updated_at) < ? ORDER BY updated_at LIMIT ?`,
-			string(status), toMicros(olderThan), limit)
+// DueRequests implements sweeper.Store.
+func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
+	var out []sweeper.Due
+	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, nudges, next_nudge_at, stuck_at FROM requests
+			WHERE status = ?
+			AND CASE WHEN next_nudge_at IS NULL THEN updated_at < ? ELSE next_nudge_at <= ? END
+			AND MAX(updated_at, COALESCE(nudged_at, 0)) < COALESCE((SELECT MIN(created_at) FROM outbox), 9223372036854775807)
+			ORDER BY COALESCE(next_nudge_at, updated_at) LIMIT ?`,
+			string(status), toMicros(olderThan), toMicros(now), limit)
 		if err != nil {
-			return fmt.Errorf("find stale requests: %w", err)
+			return fmt.Errorf("find due requests: %w", err)
 		}
-		var stale []intake.Request
+		var ids []any
 		for rows.Next() {
-			r, err := scanRequest(rows)
-			if err != nil {
+			var d sweeper.Due
+			var next, stuck sql.NullInt64
+			if err := rows.Scan(&d.Request.ID, &d.Nudges, &next, &stuck); err != nil {
 				rows.Close()
-				return fmt.Errorf("scan stale request: %w", err)
+				return fmt.Errorf("scan due request: %w", err)
 			}
-			stale = append(stale, r)
+			if next.Valid {
+				t := fromMicros(next.Int64)
+				d.Next = &t
+			}
+			d.Stuck = stuck.Valid
+			out = append(out, d)
+			ids = append(ids, d.Request.ID)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := rows.Err(); err != nil || len(ids) == 0 {
 			return err
 		}
-		for _, r := range stale {
-			msgs, err := jobs(r)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE requests SET nudged_at = ? WHERE id = ?`, toMicros(now), r.ID); err != nil {
-				return fmt.Errorf("mark nudged: %w", err)
-			}
-			if err := insertOutbox(ctx, tx, msgs); err != nil {
-				return err
-			}
-			ids = append(ids, r.ID)
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks+`)`, ids...)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]intake.Request, len(reqs))
+		for _, r := range reqs {
+			byID[r.ID] = r
+		}
+		for i := range out {
+			out[i].Request = byID[out[i].Request.ID]
 		}
 		return nil
 	})
-	return ids, err
+	return out, err
 }
 
-// PendingInsurance counts, per insurer, the requests whose insurance check
-// is pending, with the creation time of the oldest.
+// RecordNudges implements sweeper.Store.
+func (s *Store) RecordNudges(ctx context.Context, now time.Time, ds []sweeper.Decision) ([]string, error) {
+	var applied []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		applied = applied[:0]
+		for _, d := range ds {
+			recommit := len(d.Jobs) > 0
+			var readNext sql.NullInt64
+			if d.ReadNext != nil {
+				readNext = sql.NullInt64{Int64: toMicros(*d.ReadNext), Valid: true}
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE requests SET
+				next_nudge_at = ?,
+				nudges = nudges + CASE WHEN ? THEN 1 ELSE 0 END,
+				nudged_at = CASE WHEN ? THEN ? ELSE nudged_at END,
+				stuck_at = CASE WHEN ? THEN COALESCE(stuck_at, ?) ELSE stuck_at END
+				WHERE id = ? AND version = ? AND nudges = ? AND next_nudge_at IS ?`,
+				toMicros(d.Next), recommit, recommit, toMicros(now), d.Stuck, toMicros(now),
+				d.RequestID, d.Version, d.Nudges, readNext)
+			if err != nil {
+				return fmt.Errorf("record nudge: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				continue // no longer as read
+			}
+			if err := insertOutbox(ctx, tx, d.Jobs); err != nil {
+				return err
+			}
+			applied = append(applied, d.RequestID)
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// StuckRequests implements sweeper.Store.
+func (s *Store) StuckRequests(ctx context.Context) (map[intake.Status]int, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT status, COUNT(*) FROM requests WHERE stuck_at IS NOT NULL GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("stuck requests: %w", err)
+	}
+	defer rows.Close()
+	out := map[intake.Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("scan stuck requests: %w", err)
+		}
+		out[intake.Status(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// PendingInsurance counts, per insurer, the checks that can still settle:
+// requests whose insurance is pending and whose status is not final (see
+// intake.Status.Final), with the creation time of the oldest.
 func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT insurer, COUNT(*), MIN(created_at) FROM requests
-		WHERE insurance_status = 'pending' GROUP BY insurer ORDER BY insurer`)
+		WHERE insurance_status = 'pending' AND status NOT IN ('completed', 'cancelled', 'rejected')
+		GROUP BY insurer ORDER BY insurer`)
 	if err != nil {
 		return nil, fmt.Errorf("pending insurance: %w", err)
 	}

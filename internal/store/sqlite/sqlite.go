@@ -43,8 +43,8 @@ var (
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := createPrivate(path); err != nil {
+		return nil, err
 	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
@@ -80,6 +80,26 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// createPrivate makes sure the database file exists and, when it creates
+// it, that only its owner can read it: it holds password hashes, phones
+// and addresses. SQLite gives the -wal and -shm files the mode of the
+// database file, so this covers all three. A file that already exists is
+// left as it is (the server warns at start when the data directory is
+// open to others).
+func createPrivate(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	return f.Close()
+}
+
 // Close closes both connection pools.
 func (s *Store) Close() error {
 	return errors.Join(s.write.Close(), s.read.Close())
@@ -107,7 +127,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		for _, m := range all[min(current, len(all)):] {
+		pending, err := migrate.Pending(all, current)
+		if err != nil {
+			return err
+		}
+		for _, m := range pending {
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
@@ -135,6 +159,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return nil
 }
+
+// cleanupTimeout bounds the work done after the caller's context may have
+// ended (recording what the broker confirmed): it must never wait for ever.
+const cleanupTimeout = 5 * time.Second
 
 func toMicros(t time.Time) int64 { return t.UnixMicro() }
 

@@ -88,10 +88,6 @@ func testNotificationBatch(t *testing.T, s MessagingStore) {
 	if got := strings.Join(bodies(t, s, r2), ","); got != "b1,b2" {
 		t.Errorf("r2 notifications %q, want b1,b2", got)
 	}
-	// The single-record path sees the batch's receipts.
-	if err := s.RecordNotifications(ctx, notifyReceipt("msg_d"), []notify.Notification{note(r1, "d again")}); !errors.Is(err, outbox.ErrAlreadyProcessed) {
-		t.Errorf("single record of a batched receipt: %v, want ErrAlreadyProcessed", err)
-	}
 }
 
 // A record that the database refuses (its request does not exist) fails
@@ -106,8 +102,8 @@ func testNotificationBatchAtomic(t *testing.T, s MessagingStore) {
 	if _, err := s.RecordNotificationBatch(ctx, []notify.Record{
 		{Receipt: notifyReceipt("msg_good"), Notifications: []notify.Notification{note(r, "good")}},
 		{Receipt: notifyReceipt("msg_poison"), Notifications: []notify.Notification{note(ghost, "poison")}},
-	}); err == nil {
-		t.Fatal("a notification of a missing request was accepted")
+	}); !errors.Is(err, intake.ErrRowRejected) {
+		t.Fatalf("a notification of a missing request: err = %v, want ErrRowRejected", err)
 	}
 	if got := bodies(t, s, r); len(got) != 0 {
 		t.Fatalf("a failed batch left notifications: %v", got)
@@ -126,6 +122,7 @@ func testNotificationBatchAtomic(t *testing.T, s MessagingStore) {
 
 func appendNote(s string) func(*intake.Request) (intake.Change, error) {
 	return func(r *intake.Request) (intake.Change, error) {
+		r.Advance(base.Add(time.Hour))
 		r.Notes += s
 		return intake.Change{}, nil
 	}
@@ -157,17 +154,21 @@ func testUpdateBatch(t *testing.T, s MessagingStore) {
 	var sawR1, sawR2 string
 	batch := []*intake.Update{
 		{RequestID: r1.ID, Receipt: rc("msg_1"), Apply: func(r *intake.Request) (intake.Change, error) {
+			r.Advance(at)
 			r.Notes += "1"
-			r.Status, r.UpdatedAt = intake.StatusDispatching, at
+			r.Status = intake.StatusDispatching
 			return intake.Change{Timeline: &intake.TimelineEntry{Status: intake.StatusDispatching, At: at, ActorID: "system"},
 				Outbox: []outbox.Message{ev1}}, nil
 		}},
 		{RequestID: r2.ID, Receipt: rc("msg_2"), Apply: func(r *intake.Request) (intake.Change, error) {
+			r.Advance(at)
 			r.Notes += "2"
+			r.Insurance.Flags = append(r.Insurance.Flags, "left behind?")
 			return intake.Change{}, boom
 		}},
 		{RequestID: r1.ID, Receipt: rc("msg_3"), Apply: func(r *intake.Request) (intake.Change, error) {
 			sawR1 = r.Notes
+			r.Advance(at)
 			r.Notes += "3"
 			r.Status = intake.StatusAssigned
 			return intake.Change{Timeline: &intake.TimelineEntry{Status: intake.StatusAssigned, At: at, ActorID: "system"},
@@ -176,7 +177,8 @@ func testUpdateBatch(t *testing.T, s MessagingStore) {
 		{RequestID: id.New("req", time.Now()), Apply: appendNote("ghost")},
 		{RequestID: r3.ID, Receipt: rc("msg_1"), Apply: appendNote("again")}, // the same message, later in the batch
 		{RequestID: r2.ID, Receipt: rc("msg_7"), Apply: func(r *intake.Request) (intake.Change, error) {
-			sawR2 = r.Notes
+			sawR2 = r.Notes + fmt.Sprint(r.Version, r.Insurance.Flags)
+			r.Advance(at)
 			r.Notes += "7"
 			return intake.Change{Outbox: []outbox.Message{ev7}}, nil
 		}},
@@ -192,8 +194,8 @@ func testUpdateBatch(t *testing.T, s MessagingStore) {
 	if sawR1 != "1" {
 		t.Errorf("the second update of r1 saw notes %q, want the first's %q", sawR1, "1")
 	}
-	if sawR2 != "" {
-		t.Errorf("an update after a failed one saw notes %q: the failure left something behind", sawR2)
+	if want := fmt.Sprint(1, r2.Insurance.Flags); sawR2 != want {
+		t.Errorf("an update after a failed one saw %q, want %q: the failure left something behind", sawR2, want)
 	}
 
 	got1, _ := s.Request(ctx, r1.ID)
@@ -227,6 +229,7 @@ func testUpdateBatch(t *testing.T, s MessagingStore) {
 		t.Errorf("redelivery: %v, Err %v", err, again[0].Err)
 	}
 	if _, err := s.UpdateRequest(ctx, r2.ID, func(r *intake.Request) (intake.Change, error) {
+		r.Advance(at)
 		return intake.Change{Receipt: rc("msg_7")}, nil
 	}); !errors.Is(err, outbox.ErrAlreadyProcessed) {
 		t.Errorf("single update with a batched receipt: %v", err)
@@ -235,11 +238,16 @@ func testUpdateBatch(t *testing.T, s MessagingStore) {
 		t.Errorf("r1 version %d after redeliveries, want 3", got.Version)
 	}
 	// The receipt belongs on the update, not in the change.
-	misplaced := []*intake.Update{{RequestID: r3.ID, Apply: func(*intake.Request) (intake.Change, error) {
-		return intake.Change{Receipt: rc("msg_9")}, nil
-	}}}
-	if err := s.UpdateRequests(ctx, misplaced); err != nil || misplaced[0].Err == nil {
-		t.Errorf("a receipt in the change: %v, Err %v", err, misplaced[0].Err)
+	misplaced := []*intake.Update{
+		{RequestID: r3.ID, Apply: func(r *intake.Request) (intake.Change, error) {
+			r.Advance(at)
+			return intake.Change{Receipt: rc("msg_9")}, nil
+		}},
+		// A change that does not advance the version is refused.
+		{RequestID: r3.ID, Apply: func(r *intake.Request) (intake.Change, error) { return intake.Change{}, nil }},
+	}
+	if err := s.UpdateRequests(ctx, misplaced); err != nil || misplaced[0].Err == nil || !errors.Is(misplaced[1].Err, intake.ErrVersion) {
+		t.Errorf("a receipt in the change, a version not advanced: %v, Errs %v, %v", err, misplaced[0].Err, misplaced[1].Err)
 	}
 }
 
@@ -255,6 +263,7 @@ func testUpdateBatchAtomic(t *testing.T, s MessagingStore) {
 	mustCreate(t, s, creation(r1, "", ""), creation(r2, "", ""), creation(r3, "", ""))
 	before := len(pending(t, s))
 	assign := func(r *intake.Request) (intake.Change, error) {
+		r.Advance(base.Add(time.Hour))
 		r.Status = intake.StatusAssigned
 		r.Assignment = &intake.Assignment{DriverID: driver.ID, DriverName: driver.Name, VehiclePlate: "34TOW1", AssignedAt: base, ETASeconds: 60}
 		ev, _ := outbox.New(outbox.EventSubject(outbox.EventRequestStatusChanged), outbox.EventRequestStatusChanged, base, r.ID, outbox.SystemActor, nil)
@@ -266,8 +275,8 @@ func testUpdateBatchAtomic(t *testing.T, s MessagingStore) {
 		{RequestID: r2.ID, Receipt: rc("msg_2"), Apply: assign},
 		{RequestID: r3.ID, Receipt: rc("msg_3"), Apply: assign}, // the same driver on two open jobs
 	}
-	if err := s.UpdateRequests(ctx, batch); err == nil {
-		t.Fatal("a batch assigning one driver twice committed")
+	if err := s.UpdateRequests(ctx, batch); !errors.Is(err, intake.ErrRowRejected) {
+		t.Fatalf("a batch assigning one driver twice: err = %v, want ErrRowRejected", err)
 	}
 	for _, r := range []intake.Request{r1, r2, r3} {
 		if got, _ := s.Request(ctx, r.ID); got.Version != 1 || got.Notes != r.Notes || got.Assignment != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,6 +163,7 @@ func testCurrentRequest(t *testing.T, s FleetStore) {
 	set := func(st intake.Status) {
 		t.Helper()
 		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Advance(base.Add(time.Minute))
 			cur.Status = st
 			if cur.Assignment == nil {
 				cur.Assignment = &intake.Assignment{DriverID: u.ID, DriverName: u.Name, VehiclePlate: "34driver1", AssignedAt: base, ETASeconds: 60}
@@ -196,6 +198,7 @@ func testListDrivers(t *testing.T, s FleetStore) {
 	addProvider(t, s, "acme", "Acme")
 	addProvider(t, s, "zeta", "Zeta")
 	var ids []string
+	idOf := map[string]string{}
 	for i, p := range []struct {
 		kind     fleet.VehicleKind
 		provider string
@@ -215,9 +218,17 @@ func testListDrivers(t *testing.T, s FleetStore) {
 			}
 		}
 		ids = append(ids, u.ID)
+		idOf[u.Username] = u.ID
 	}
 	addUser(t, s, "ayse", identity.Customer) // not a driver: never listed
 	slices.Sort(ids)
+	// Ids made within one millisecond do not sort in creation order, so
+	// the expected lists are put in id order, the order pages follow.
+	byID := func(names ...string) []string {
+		slices.SortFunc(names, func(a, b string) int { return strings.Compare(idOf[a], idOf[b]) })
+		return names
+	}
+	order := byID("driver0", "driver1", "driver2", "driver3", "driver4")
 	list := func(f fleet.DriverFilter) []string {
 		t.Helper()
 		if f.Limit == 0 {
@@ -238,16 +249,16 @@ func testListDrivers(t *testing.T, s FleetStore) {
 		f    fleet.DriverFilter
 		want []string
 	}{
-		{"all", fleet.DriverFilter{}, []string{"driver0", "driver1", "driver2", "driver3", "driver4"}},
-		{"online", fleet.DriverFilter{Availability: fleet.Online}, []string{"driver0", "driver2", "driver3"}},
-		{"offline", fleet.DriverFilter{Availability: fleet.Offline}, []string{"driver1", "driver4"}},
-		{"tow", fleet.DriverFilter{Capability: intake.Tow}, []string{"driver0", "driver2", "driver4"}},
-		{"acme", fleet.DriverFilter{Provider: "acme"}, []string{"driver0", "driver1"}},
+		{"all", fleet.DriverFilter{}, order},
+		{"online", fleet.DriverFilter{Availability: fleet.Online}, byID("driver0", "driver2", "driver3")},
+		{"offline", fleet.DriverFilter{Availability: fleet.Offline}, byID("driver1", "driver4")},
+		{"tow", fleet.DriverFilter{Capability: intake.Tow}, byID("driver0", "driver2", "driver4")},
+		{"acme", fleet.DriverFilter{Provider: "acme"}, byID("driver0", "driver1")},
 		{"online acme jump", fleet.DriverFilter{Availability: fleet.Online, Provider: "acme", Capability: intake.JumpStart}, []string{"driver0"}},
 		{"unknown provider", fleet.DriverFilter{Provider: "nope"}, []string{}},
-		{"page 1", fleet.DriverFilter{Limit: 2}, []string{"driver0", "driver1"}},
-		{"page 2", fleet.DriverFilter{Limit: 2, After: ids[1]}, []string{"driver2", "driver3"}},
-		{"page 3", fleet.DriverFilter{Limit: 2, After: ids[3]}, []string{"driver4"}},
+		{"page 1", fleet.DriverFilter{Limit: 2}, order[:2]},
+		{"page 2", fleet.DriverFilter{Limit: 2, After: ids[1]}, order[2:4]},
+		{"page 3", fleet.DriverFilter{Limit: 2, After: ids[3]}, order[4:]},
 	}
 	for _, c := range cases {
 		if got := list(c.f); !slices.Equal(got, c.want) {

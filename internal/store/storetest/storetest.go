@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("ListFiltersAndPages", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, open(t)) })
 	t.Run("UpdateConcurrent", func(t *testing.T) { testUpdateConcurrent(t, open(t)) })
+	t.Run("ReadIsOneSnapshot", func(t *testing.T) { testReadIsOneSnapshot(t, open(t)) })
 	t.Run("DriverNeverOnTwoOpenJobs", func(t *testing.T) { testOneOpenJobPerDriver(t, open(t)) })
 }
 
@@ -54,7 +55,7 @@ func addUser(t *testing.T, s Store, username string, role identity.Role) account
 	t.Helper()
 	u := account.User{
 		ID: id.New("usr", time.Now()), Username: username, Role: role,
-		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base,
+		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base, UpdatedAt: base,
 	}
 	if role == identity.Driver {
 		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
@@ -286,8 +287,14 @@ func testBatchAtomic(t *testing.T, s Store) {
 	// An owner that does not exist violates the foreign key: the whole
 	// batch must fail and leave nothing behind.
 	bad := creation(newRequest("usr_nobody", time.Second, "İstanbul", "anadolu", intake.Tow), "k", "fp")
-	if err := s.CreateRequests(ctx, []*intake.Creation{good, bad}); err == nil {
+	err := s.CreateRequests(ctx, []*intake.Creation{good, bad})
+	if err == nil {
 		t.Fatal("batch with an invalid row committed")
+	}
+	// The store says a row caused it, so that group commit retries the
+	// rows apart rather than failing them all.
+	if !errors.Is(err, intake.ErrRowRejected) {
+		t.Errorf("batch with an invalid row: %v does not wrap ErrRowRejected", err)
 	}
 	if _, err := s.Request(ctx, good.Request.ID); !errors.Is(err, intake.ErrNotFound) {
 		t.Errorf("good row of a failed batch is visible (err=%v)", err)
@@ -359,6 +366,7 @@ func testList(t *testing.T, s Store) {
 		{"combined", intake.Filter{OwnerID: ayse.ID, Province: "İzmir", Insurer: "anadolu"}, func(r intake.Request) bool {
 			return r.OwnerID == ayse.ID && r.Location.Province == "İzmir" && r.Policy.Insurer == "anadolu"
 		}},
+		{"id", intake.Filter{ID: all[3].ID}, func(r intake.Request) bool { return r.ID == all[3].ID }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -381,6 +389,21 @@ func testList(t *testing.T, s Store) {
 			}
 		})
 	}
+	t.Run("id outside the scope", func(t *testing.T) {
+		// How intake reads one request for a caller: someone else's
+		// request is found as little as a missing one.
+		for _, r := range all {
+			if r.OwnerID == ayse.ID {
+				continue
+			}
+			got, err := s.Requests(ctx, intake.Filter{ID: r.ID, OwnerID: ayse.ID, Limit: 2})
+			if err != nil || len(got) != 0 {
+				t.Errorf("another owner's %s through ayse's scope: %d found, err %v", r.ID, len(got), err)
+			}
+			return
+		}
+		t.Fatal("fixture has no request of another owner")
+	})
 	t.Run("pages", func(t *testing.T) {
 		var got []string
 		f := intake.Filter{OwnerID: ayse.ID, Limit: 7}
@@ -415,7 +438,7 @@ func testUpdate(t *testing.T, s Store) {
 			return intake.Change{}, fmt.Errorf("fn saw status %s with %d timeline entries", cur.Status, len(cur.Timeline))
 		}
 		cur.Status = intake.StatusCancelled
-		cur.UpdatedAt = at
+		cur.Advance(at)
 		return intake.Change{Timeline: &intake.TimelineEntry{Status: intake.StatusCancelled, At: at, ActorID: owner.ID, Reason: "found help"}, Outbox: []outbox.Message{ev}}, nil
 	})
 	if err != nil {
@@ -441,6 +464,7 @@ func testUpdate(t *testing.T, s Store) {
 	boom := errors.New("boom")
 	_, err = s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
 		cur.Status = intake.StatusCompleted
+		cur.Version++
 		return intake.Change{}, boom
 	})
 	if !errors.Is(err, boom) {
@@ -458,6 +482,26 @@ func testUpdate(t *testing.T, s Store) {
 	}); !errors.Is(err, intake.ErrNotFound) {
 		t.Errorf("update of a missing request: err = %v, want ErrNotFound", err)
 	}
+
+	// A change must advance the version by exactly one, or nothing of it
+	// is stored: its messages would carry a seq that does not follow.
+	for _, step := range []int{0, 2} {
+		_, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Notes = "changed"
+			cur.Version += step
+			return intake.Change{Outbox: []outbox.Message{ev}}, nil
+		})
+		if !errors.Is(err, intake.ErrVersion) {
+			t.Errorf("version advanced by %d: err = %v, want ErrVersion", step, err)
+		}
+	}
+	after, _ = s.Request(ctx, r.ID)
+	if after.Notes == "changed" || after.Version != 2 {
+		t.Errorf("a change with a bad version was stored: notes=%q version=%d", after.Notes, after.Version)
+	}
+	if n := len(pending(t, s)); n != before+1 {
+		t.Errorf("a change with a bad version left outbox rows: %d", n-before-1)
+	}
 }
 
 func testUpdateConcurrent(t *testing.T, s Store) {
@@ -474,6 +518,7 @@ func testUpdateConcurrent(t *testing.T, s Store) {
 			defer wg.Done()
 			if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
 				cur.Notes += "x"
+				cur.Version++
 				return intake.Change{}, nil
 			}); err != nil {
 				t.Errorf("UpdateRequest: %v", err)
@@ -490,6 +535,72 @@ func testUpdateConcurrent(t *testing.T, s Store) {
 	}
 }
 
+// testReadIsOneSnapshot: a request and its timeline are read from one
+// snapshot, by Request and by Requests alike, however fast it changes.
+// Every update appends one note character and one timeline entry, so a
+// reader that mixed two states would see them disagree.
+func testReadIsOneSnapshot(t *testing.T, s Store) {
+	ctx := context.Background()
+	owner := addUser(t, s, "ayse", identity.Customer)
+	r := newRequest(owner.ID, 0, "İstanbul", "anadolu", intake.Tow)
+	r.Notes = ""
+	mustCreate(t, s, creation(r, "", ""))
+	const updates = 300
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, mixed sync.Map
+	check := func(how string, got intake.Request) {
+		reads.Store(how, true)
+		if len(got.Timeline) != 1+len(got.Notes) {
+			mixed.Store(how, fmt.Sprintf("%d timeline entries with %d notes", len(got.Timeline), len(got.Notes)))
+		}
+	}
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				got, err := s.Request(ctx, r.ID)
+				if err != nil {
+					t.Errorf("Request: %v", err)
+					return
+				}
+				check("Request", got)
+				list, err := s.Requests(ctx, intake.Filter{OwnerID: owner.ID, Limit: 10})
+				if err != nil || len(list) != 1 {
+					t.Errorf("Requests: %d %v", len(list), err)
+					return
+				}
+				check("Requests", list[0])
+			}
+		}()
+	}
+	for i := range updates {
+		if _, err := s.UpdateRequest(ctx, r.ID, func(cur *intake.Request) (intake.Change, error) {
+			cur.Notes += "x"
+			cur.Version++
+			return intake.Change{Timeline: &intake.TimelineEntry{Status: cur.Status, At: base.Add(time.Duration(i) * time.Second), ActorID: owner.ID}}, nil
+		}); err != nil {
+			t.Fatalf("UpdateRequest: %v", err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	for _, how := range []string{"Request", "Requests"} {
+		if _, ok := reads.Load(how); !ok {
+			t.Errorf("no %s read ran during the updates", how)
+		}
+		if v, ok := mixed.Load(how); ok {
+			t.Errorf("%s mixed two states: %v", how, v)
+		}
+	}
+}
+
 func testOneOpenJobPerDriver(t *testing.T, s Store) {
 	ctx := context.Background()
 	owner := addUser(t, s, "ayse", identity.Customer)
@@ -499,6 +610,7 @@ func testOneOpenJobPerDriver(t *testing.T, s Store) {
 	mustCreate(t, s, creation(r1, "", ""), creation(r2, "", ""))
 	assign := func(cur *intake.Request) (intake.Change, error) {
 		cur.Status = intake.StatusAssigned
+		cur.Version++
 		cur.Assignment = &intake.Assignment{DriverID: driver.ID, DriverName: driver.Name, VehiclePlate: "34TOW1", AssignedAt: base, ETASeconds: 300}
 		return intake.Change{}, nil
 	}
@@ -515,6 +627,7 @@ func testOneOpenJobPerDriver(t *testing.T, s Store) {
 	// Once the first job is completed the driver may take the next.
 	if _, err := s.UpdateRequest(ctx, r1.ID, func(cur *intake.Request) (intake.Change, error) {
 		cur.Status = intake.StatusCompleted
+		cur.Version++
 		return intake.Change{}, nil
 	}); err != nil {
 		t.Fatalf("complete: %v", err)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -103,4 +104,23 @@ func admin(dbURL, sql string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, sql)
 	return err
+}
+
+// Main is the TestMain of a package whose every test needs PostgreSQL.
+// Without YOLDA_TEST_POSTGRES_URL it runs none and says so, rather than
+// passing on skips: go test then shows the package as "ok ...
+// [no tests to run]", and with -v the line "SKIP: set
+// YOLDA_TEST_POSTGRES_URL". Under YOLDA_REQUIRE_SERVICES it fails instead.
+func Main(m *testing.M) int {
+	if os.Getenv(EnvURL) == "" {
+		if os.Getenv(EnvRequire) != "" {
+			fmt.Printf("FAIL: %s is not set but %s is: PostgreSQL tests must run\n", EnvURL, EnvRequire)
+			return 1
+		}
+		fmt.Printf("SKIP: set %s to run these PostgreSQL tests (scripts/postgres-test-cluster.sh starts a server)\n", EnvURL)
+		// The go command's marker for a package that ran nothing.
+		fmt.Println("testing: warning: no tests to run")
+		return 0
+	}
+	return m.Run()
 }
