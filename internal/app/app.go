@@ -40,6 +40,8 @@ Usage:
   yolda bench warehouse [flags] time warehouse loads and reports on synthetic data
   yolda warehouse rebuild       replay events into an empty warehouse, or re-derive its facts
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
+  yolda sim [flags]             simulate drivers and customers against a running Yolda
+  yolda demo [flags]            everything in one process, with simulated traffic to watch
   yolda version                 print the version
 
 Run "yolda COMMAND --help" for a command's flags. Every flag can also be set
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, env Env) error {
 		return benchIntake(ctx, rest[1:], env)
 	case "mock-insurer":
 		return mockInsurer(ctx, rest, env)
+	case "sim":
+		return simCmd(ctx, rest, env)
+	case "demo":
+		return demoCmd(ctx, rest, env)
 	case "warehouse":
 		return warehouseCmd(ctx, rest, env)
 	case "version", "--version", "-version":

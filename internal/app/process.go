@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/realtime"
 	"github.com/yolda/yolda/internal/store/postgres"
 	"github.com/yolda/yolda/internal/warehouse"
 )
@@ -52,7 +55,14 @@ type process struct {
 	// runs expirer.
 	dispatch *dispatch.Service
 	expirer  *dispatch.Expirer
-	api      *httpapi.Server
+	// reporter is the fleet as the drivers' routes and the gateway see
+	// it: accepted positions are broadcast to every gateway.
+	reporter broadcastingFleet
+	// gateway is nil unless the process runs the realtime role.
+	gateway *realtime.Gateway
+	api     *httpapi.Server
+	// wrapListener, if set, wraps the HTTP listener: a test seam.
+	wrapListener func(net.Listener) net.Listener
 	// warehouse answers reports when this process has one; otherwise
 	// reportsForward is the warehouse process an api forwards them to.
 	warehouse      *warehouse.Service
@@ -134,7 +144,10 @@ func (p *process) assemble(ctx context.Context) error {
 	}
 	p.onClose(func() { _ = p.insurers.clients.Close() })
 
-	if need&needBroker != 0 {
+	// The api role broadcasts the positions drivers report over REST to
+	// the gateways, through a broker they share: an external one. An
+	// embedded broker of an api-only process would reach no gateway.
+	if need&needBroker != 0 || p.runs("api") && p.cfg.NATSURL != "" {
 		if err := p.connectBroker(ctx); err != nil {
 			return err
 		}
@@ -172,17 +185,25 @@ func (p *process) assemble(ctx context.Context) error {
 	if err := p.openReports(ctx); err != nil {
 		return err
 	}
+	p.reporter = broadcastingFleet{Service: p.fleet, broker: p.broker, now: time.Now}
+	if err := p.buildGateway(accounts); err != nil {
+		return err
+	}
+	var ws httpapi.Realtime
+	if p.gateway != nil {
+		ws = p.gateway
+	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	deps := httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.fleet, Dispatch: p.dispatch, ReportsForward: p.reportsForward,
+		Insurers: p.insurers.clients, Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws, ReportsForward: p.reportsForward,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
 			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
-			TrustedProxies: proxies, Version: Version(),
+			TrustedProxies: proxies, Version: Version(), OnlyRealtime: !p.runs("api"),
 		},
 	}
 	if p.warehouse != nil {
@@ -227,10 +248,25 @@ func (p *process) wake() {
 	}
 }
 
-// services builds every service of the process: each role's, then what
-// every process runs (the operations listener for probes and scrapes, pprof).
+// runs reports whether the process runs the role.
+func (p *process) runs(name string) bool {
+	return slices.ContainsFunc(p.roles, func(r role) bool { return r.name == name })
+}
+
+// services builds every service of the process: the HTTP listener if a
+// role serves on it, each role's, then what every process runs (the
+// operations listener for probes and scrapes, pprof).
 func (p *process) services() ([]service, error) {
 	var all []service
+	if needed(p.roles)&needHTTP != 0 {
+		var h http.Handler = p.api
+		if p.store == nil {
+			// A warehouse-only process: reports and probes, nothing that
+			// needs the operational database.
+			h = p.api.ReportsHandler()
+		}
+		all = append(all, httpService(p.cfg, h, p.requests, p.log, p.wrapListener))
+	}
 	for _, r := range p.roles {
 		ss, err := r.services(p)
 		if err != nil {

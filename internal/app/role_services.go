@@ -19,10 +19,11 @@ import (
 
 // The services of each role of roleTable.
 
-// apiServices: the HTTP listener with the whole API on it, and the audit
-// trail's retention (the API writes the trail).
+// apiServices: the audit trail's retention (the API writes the trail).
+// The HTTP listener with the whole API on it is the process's, which runs
+// it for every role that serves on it (needHTTP).
 func (p *process) apiServices() ([]service, error) {
-	return []service{httpService(p.cfg, p.api, p.requests, p.log), {name: "audit-retention", run: p.audit.Run}}, nil
+	return []service{{name: "audit-retention", run: p.audit.Run}}, nil
 }
 
 // relayServices: the relay; on PostgreSQL, the listener through which

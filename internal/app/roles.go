@@ -30,18 +30,21 @@ const (
 	// needInsurers: the insurers file read and a client per insurer. Intake
 	// takes its rules from it (which codes exist, dispatch before cover).
 	needInsurers
+	// needHTTP: the listener on YOLDA_HTTP_ADDR (the API, the WebSocket),
+	// one for the process whichever roles serve on it.
+	needHTTP
 	// needStore: the operational database. Every role but the warehouse
 	// needs it; a process without it builds no intake.
 	needStore
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. Realtime is still to come (docs/architecture.md).
+// them.
 var roleTable = []role{
 	{
 		name:     "api",
-		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail",
-		needs:    needStore | needInsurers,
+		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail (with an external broker, positions it takes are broadcast to the gateways)",
+		needs:    needStore | needHTTP | needInsurers,
 		services: (*process).apiServices,
 	},
 	{
@@ -63,6 +66,12 @@ var roleTable = []role{
 		services: (*process).dispatchServices,
 	},
 	{
+		name:     "realtime",
+		about:    "the WebSocket gateway (GET /v1/ws): status changes, driver positions and offers as they happen",
+		needs:    needStore | needHTTP | needBroker,
+		services: (*process).realtimeServices,
+	},
+	{
 		name:     "insurance",
 		about:    "checks policies with the insurers (the only role that calls them)",
 		needs:    needStore | needBroker | needInsurers,
@@ -72,7 +81,7 @@ var roleTable = []role{
 		name:  "warehouse",
 		about: "loads events into the reporting warehouse and serves /v1/reports (never reads the operational database)",
 		// The insurers file holds each insurer's arrival SLA.
-		needs:    needBroker | needInsurers,
+		needs:    needHTTP | needBroker | needInsurers,
 		services: (*process).warehouseServices,
 	},
 }

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -73,10 +72,6 @@ func slaOf(ins insurers) warehouse.SLA {
 	return sla
 }
 
-func (p *process) runs(name string) bool {
-	return slices.ContainsFunc(p.roles, func(r role) bool { return r.name == name })
-}
-
 // openReports gives the process what answers reports: the warehouse
 // itself when the warehouse role runs here, or when the api role runs and
 // the warehouse is PostgreSQL (which any number of processes may query);
@@ -111,8 +106,9 @@ func (p *process) openReports(ctx context.Context) error {
 }
 
 // warehouseServices: the loader (a batched durable consumer of every
-// event), the lag sampler and, in a process without the api role, an HTTP
-// listener with the report routes and the probes.
+// event) and the lag sampler. The reports are served on the process's
+// HTTP listener (needHTTP): the whole API with the api role, the report
+// routes and the probes alone in a warehouse-only process.
 func (p *process) warehouseServices() ([]service, error) {
 	svc := p.warehouse
 	var dead func(ctx context.Context, d bus.Delivery, err error) error
@@ -126,9 +122,6 @@ func (p *process) warehouseServices() ([]service, error) {
 		{name: "warehouse-lag", run: func(ctx context.Context) error {
 			return svc.RunLag(ctx, backlog(p.broker), time.Second)
 		}},
-	}
-	if !p.runs("api") {
-		ss = append(ss, httpService(p.cfg, p.api.ReportsHandler(), p.requests, p.log))
 	}
 	return ss, nil
 }

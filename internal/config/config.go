@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -178,6 +179,28 @@ type Config struct {
 	// past their deadline (offers made in the process are looked at on
 	// time besides).
 	OfferExpiryInterval time.Duration
+
+	// WSAllowedOrigins is comma-separated browser origins, besides the
+	// server's own, whose pages may open GET /v1/ws: host patterns
+	// (panel.example.com, *.example.com) or whole origins
+	// (https://panel.example.com).
+	WSAllowedOrigins string
+	// WSMaxConns caps the WebSocket connections of one process.
+	WSMaxConns int
+	// WSPingInterval is how often a WebSocket client is pinged; one that
+	// does not answer within 10 s is disconnected.
+	WSPingInterval time.Duration
+	// WSStatusQueue is how many status messages may wait for a slow
+	// WebSocket client before it is disconnected (it resumes).
+	WSStatusQueue int
+	// WSTokenRecheck is how often (at a ping) an open WebSocket's token is
+	// asked whether it still speaks for its account (revoked, disabled,
+	// role changed: the connection is closed).
+	WSTokenRecheck time.Duration
+	// WSClientRate is how many messages per second one WebSocket client
+	// may send (twice that in a burst); more are answered with an error
+	// and dropped.
+	WSClientRate float64
 }
 
 // WarehousePath is the DuckDB warehouse file in DataDir.
@@ -223,6 +246,11 @@ func Defaults() Config {
 		DispatchWait:        time.Minute,
 		BatchMatchThreshold: 8,
 		OfferExpiryInterval: time.Second,
+		WSMaxConns:          50_000,
+		WSPingInterval:      25 * time.Second,
+		WSStatusQueue:       256,
+		WSClientRate:        20,
+		WSTokenRecheck:      time.Minute,
 	}
 }
 
@@ -306,6 +334,12 @@ func (c *Config) settings() []setting {
 		{"dispatch-wait", "how long a request with no free driver in reach waits before it is unfulfilled", &c.DispatchWait, shown},
 		{"batch-match-threshold", "requests of one dispatch batch competing for the same drivers above which they are matched together (0: never)", &c.BatchMatchThreshold, shown},
 		{"offer-expiry-interval", "how often the dispatch role looks for offers past their deadline", &c.OfferExpiryInterval, shown},
+		{"ws-allowed-origins", "comma-separated browser origins (host patterns such as *.example.com, or https://host) whose pages may open the WebSocket, besides the server's own", &c.WSAllowedOrigins, shown},
+		{"ws-max-conns", "WebSocket connections one process holds at most (503 past it)", &c.WSMaxConns, shown},
+		{"ws-ping-interval", "how often a WebSocket client is pinged (no pong within 10s: disconnected)", &c.WSPingInterval, shown},
+		{"ws-status-queue", "status messages that may wait for a slow WebSocket client before it is disconnected (it resumes)", &c.WSStatusQueue, shown},
+		{"ws-client-rate", "messages per second one WebSocket client may send (bursts of twice that)", &c.WSClientRate, shown},
+		{"ws-token-recheck", "how often an open WebSocket's token is checked against its account (revoked or disabled: closed)", &c.WSTokenRecheck, shown},
 	}
 }
 
@@ -557,6 +591,26 @@ func (c *Config) Validate() error {
 	if c.OfferExpiryInterval < 10*time.Millisecond || c.OfferExpiryInterval > time.Minute {
 		bad("offer-expiry-interval must be between 10ms and 1m")
 	}
+	for _, o := range c.AllowedOrigins() {
+		if _, err := path.Match(o, ""); err != nil || strings.ContainsAny(o, " /") && !strings.Contains(o, "://") {
+			bad("ws-allowed-origins: %q is not a host pattern or an origin", o)
+		}
+	}
+	if c.WSMaxConns < 1 {
+		bad("ws-max-conns must be at least 1")
+	}
+	if c.WSPingInterval < time.Second || c.WSPingInterval > 10*time.Minute {
+		bad("ws-ping-interval must be between 1s and 10m")
+	}
+	if c.WSStatusQueue < 8 || c.WSStatusQueue > 100_000 {
+		bad("ws-status-queue must be 8-100000")
+	}
+	if c.WSTokenRecheck < time.Second || c.WSTokenRecheck > time.Hour {
+		bad("ws-token-recheck must be between 1s and 1h")
+	}
+	if !(c.WSClientRate >= 1 && c.WSClientRate <= 10_000) {
+		bad("ws-client-rate must be 1-10000")
+	}
 	return errors.Join(errs...)
 }
 
@@ -668,6 +722,17 @@ func (c *Config) ProxyNets() ([]*net.IPNet, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// AllowedOrigins parses WSAllowedOrigins.
+func (c *Config) AllowedOrigins() []string {
+	var out []string
+	for part := range strings.SplitSeq(c.WSAllowedOrigins, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // DatabasePath is the SQLite file used when no database URL is set.

@@ -152,11 +152,12 @@ func (s *Server) shed(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate requires a valid bearer token and one of roles (any role if
-// roles is empty), then applies the per-identity rate limit.
-func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Handler {
+// authenticate requires a valid bearer token (with inQuery, the header or
+// the access_token query parameter) and one of roles (any role if roles is
+// empty), then applies the per-identity rate limit.
+func (s *Server) authenticate(roles []identity.Role, inQuery bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearerToken(r)
+		token, ok := tokenOf(r, inQuery)
 		if !ok {
 			s.writeProblem(w, r, auth.ErrInvalidToken)
 			return
@@ -219,6 +220,16 @@ func hasRole(roles []identity.Role, r identity.Role) bool {
 		}
 	}
 	return false
+}
+
+// tokenOf is the request's bearer token: the Authorization header's or,
+// for a route that takes it there (inQuery), the access_token parameter's.
+func tokenOf(r *http.Request, inQuery bool) (string, bool) {
+	if t, ok := bearerToken(r); ok || !inQuery {
+		return t, ok
+	}
+	t := r.URL.Query().Get("access_token")
+	return t, t != ""
 }
 
 func bearerToken(r *http.Request) (string, bool) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
@@ -22,6 +23,12 @@ type route struct {
 	// listener is where the route is served: the API listener (the
 	// default), the operations listener, or both.
 	listener listener
+	// tokenInQuery routes also take the bearer token as the access_token
+	// query parameter (browsers opening a WebSocket cannot set headers).
+	tokenInQuery bool
+	// longLived routes hold their connection (the WebSocket): they are
+	// not counted against MaxInFlight, which is for requests that end.
+	longLived bool
 	// roles that may call it; empty means any authenticated role.
 	roles   []identity.Role
 	handler http.HandlerFunc
@@ -132,6 +139,12 @@ func (s *Server) routeTable() []route {
 	}
 	if s.dispatch != nil {
 		rs = append(rs, s.dispatchRoutes()...)
+	}
+	if s.opts.OnlyRealtime {
+		rs = slices.DeleteFunc(rs, func(rt route) bool { return rt.tag != "operations" })
+	}
+	if s.realtime != nil {
+		rs = append(rs, s.realtimeRoutes()...)
 	}
 	return rs
 }

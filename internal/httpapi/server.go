@@ -82,6 +82,8 @@ type AuditTrail interface {
 type Tokens interface {
 	Issue(p identity.Principal) (string, error)
 	Verify(token string) (identity.Principal, error)
+	// Expiry is when a verified token expires.
+	Expiry(token string) (time.Time, error)
 	TTL() time.Duration
 }
 
@@ -108,7 +110,10 @@ type Options struct {
 	MaxConnsPerIP int
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []*net.IPNet
-	Version        string
+	// OnlyRealtime serves the WebSocket (and the probes) without the rest
+	// of the API: a process of the realtime role without the api role.
+	OnlyRealtime bool
+	Version      string
 }
 
 // Deps are what the server is built from.
@@ -137,6 +142,8 @@ type Deps struct {
 	// Dispatch serves offers, assignment and job progress; without it
 	// those routes do not exist.
 	Dispatch Dispatch
+	// Realtime serves GET /v1/ws; without it the route does not exist.
+	Realtime Realtime
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -156,6 +163,7 @@ type Server struct {
 	insurers  Insurers
 	fleet     Fleet
 	dispatch  Dispatch
+	realtime  Realtime
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -196,6 +204,7 @@ func New(d Deps) *Server {
 		insurers:       d.Insurers,
 		fleet:          d.Fleet,
 		dispatch:       d.Dispatch,
+		realtime:       d.Realtime,
 		ready:          d.Ready,
 		registry:       d.Registry,
 		log:            d.Logger,
@@ -262,9 +271,9 @@ func (s *Server) mux(routes []route) http.Handler {
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
 		case !rt.public:
-			h = s.authenticate(rt.roles, h)
+			h = s.authenticate(rt.roles, rt.tokenInQuery, h)
 		}
-		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
+		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" && !rt.longLived {
 			h = s.shed(h)
 		}
 		limit := rt.maxBody

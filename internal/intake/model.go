@@ -151,6 +151,13 @@ type TimelineEntry struct {
 	At      time.Time `json:"at"`
 	ActorID string    `json:"-"`
 	Reason  string    `json:"reason,omitempty"`
+	// Version is the request's version after the change that recorded
+	// the entry (the seq of its request.status_changed event; both entries
+	// written at creation are at 1). The store sets it from the request
+	// when it writes the entry; what a client that resumes after seq n
+	// is sent are the entries above n. Zero on entries written before
+	// the store kept it.
+	Version int `json:"-"`
 }
 
 // Request is an assistance request as stored and as shown (the JSON shape
