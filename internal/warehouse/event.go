@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/yolda/yolda/internal/fold"
 	"github.com/yolda/yolda/internal/geo"
 )
 
@@ -189,11 +190,11 @@ func decodeCreated(data json.RawMessage) (*Created, error) {
 	r := d.Request
 	c := &Created{
 		At: r.CreatedAt.UTC(), Status: r.Status, ServiceType: label(r.ServiceType), VehicleType: label(r.Vehicle.Type),
-		Insurer: label(r.Policy.Insurer), Province: label(r.Location.Province), District: label(r.Location.District),
+		Insurer: label(r.Policy.Insurer), Province: label(fold.Province(r.Location.Province)), District: label(r.Location.District),
 		Cell: Cell(r.Location.Lat, r.Location.Lng), InsuranceStatus: label(r.Insurance.Status),
 	}
 	if dst := r.Destination; dst != nil {
-		c.DestProvince = label(dst.Province)
+		c.DestProvince = label(fold.Province(dst.Province))
 		c.DestCell = Cell(dst.Lat, dst.Lng)
 		km := math.Round(geo.DistanceKm(r.Location.Lat, r.Location.Lng, dst.Lat, dst.Lng)*10) / 10
 		c.TowDistanceKm = &km

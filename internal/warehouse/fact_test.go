@@ -126,3 +126,17 @@ func TestScrubAndCell(t *testing.T) {
 		t.Errorf("Cell south of the equator = %q", got)
 	}
 }
+
+// A province is grouped under one name however it was typed (issue 13's
+// rule for names, shared with the operational filters).
+func TestProvincesGroupHoweverTyped(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	for _, typed := range []string{"İzmir", "Izmir", "IZMIR", "izmir"} {
+		req := id.New("req", t0)
+		created := envelope(t, "request.created", req, t0, 1, map[string]any{"request": map[string]any{
+			"status": "dispatching", "created_at": t0, "location": map[string]any{"lat": 38.42, "lng": 27.14, "province": typed}}})
+		if f := warehouse.Derive(req, []warehouse.Event{decode(t, created)}); f.Province != "İzmir" {
+			t.Errorf("province typed %q is grouped as %q, want İzmir", typed, f.Province)
+		}
+	}
+}
