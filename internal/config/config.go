@@ -43,9 +43,17 @@ type Config struct {
 	// CacheTTL is the longest a hot-read cache entry is served (0: the
 	// cache is off); changes invalidate entries long before.
 	CacheTTL time.Duration
-	// WarehouseURL is reserved for the reporting warehouse; nothing in
-	// this build uses it yet (a start-up warning says so when it is set).
+	// WarehouseURL is the reporting warehouse: empty for a DuckDB file in
+	// DataDir (served by the one process that runs the warehouse role), or
+	// a postgres:// URL of a database apart from the operational one.
 	WarehouseURL string
+	// ReportsURL is where an api process without the warehouse role
+	// forwards /v1/reports/... (the warehouse role's http-addr, e.g.
+	// http://10.0.0.5:8081) when the warehouse is DuckDB; empty: such a
+	// process answers reports with 503 (or put the route in the proxy,
+	// docs/reports.md). With a PostgreSQL warehouse the api reads it
+	// itself.
+	ReportsURL string
 	// JWTSecret signs access tokens (HS256, 32 bytes or more). Empty: a
 	// secret generated once into DataDir, which then must be shared by
 	// every API process.
@@ -70,6 +78,9 @@ type Config struct {
 
 	// TokenTTL is the lifetime of an access token.
 	TokenTTL time.Duration
+	// TrackingLinkTTL is the lifetime of a customer's tracking link
+	// (POST /v1/requests/{id}/tracking-link).
+	TrackingLinkTTL time.Duration
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight work.
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes is the largest request body accepted (413 past it).
@@ -206,6 +217,9 @@ type Config struct {
 	WSClientRate float64
 }
 
+// WarehousePath is the DuckDB warehouse file in DataDir.
+func (c *Config) WarehousePath() string { return filepath.Join(c.DataDir, "warehouse.duckdb") }
+
 // Defaults returns the embedded-laptop defaults.
 func Defaults() Config {
 	return Config{
@@ -218,6 +232,7 @@ func Defaults() Config {
 		LogLevel:          "info",
 		LogFormat:         "json",
 		TokenTTL:          time.Hour,
+		TrackingLinkTTL:   2 * time.Hour,
 		ShutdownTimeout:   20 * time.Second,
 		MaxBodyBytes:      64 << 10,
 		MaxInFlight:       4096,
@@ -303,7 +318,8 @@ func (c *Config) settings() []setting {
 		{"consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)", &c.ConsumerBatchWait, shown},
 		{"redis-url", "position index, rate limits and cache: empty for in-process, or redis://...", &c.RedisURL, urls},
 		{"cache-ttl", "longest a hot-read cache entry is served (0: cache off); changes invalidate at once", &c.CacheTTL, shown},
-		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
+		{"warehouse-url", "reporting warehouse: empty for DuckDB in the data dir, or postgres://... (not the operational database)", &c.WarehouseURL, urls},
+		{"reports-url", "where an api without the warehouse role forwards /v1/reports (http://host:port of the warehouse process)", &c.ReportsURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
 		{"insurers-file", "YAML list of insurers", &c.InsurersFile, shown},
 		{"roles", "comma-separated roles this process runs, or all", &c.Roles, shown},
@@ -311,6 +327,7 @@ func (c *Config) settings() []setting {
 		{"log-level", "debug, info, warn or error", &c.LogLevel, shown},
 		{"log-format", "json or text", &c.LogFormat, shown},
 		{"token-ttl", "lifetime of an access token", &c.TokenTTL, shown},
+		{"tracking-link-ttl", "lifetime of a customer's tracking link", &c.TrackingLinkTTL, shown},
 		{"shutdown-timeout", "how long shutdown waits for in-flight work", &c.ShutdownTimeout, shown},
 		{"max-body-bytes", "largest request body accepted", &c.MaxBodyBytes, shown},
 		{"max-in-flight", "concurrent HTTP requests before answering 503 (0: no cap)", &c.MaxInFlight, shown},
@@ -474,6 +491,14 @@ func (c *Config) Validate() error {
 	if err := checkURLs(c.WarehouseURL, "postgres", "postgresql"); err != nil {
 		bad("warehouse-url: %w", err)
 	}
+	if c.WarehouseURL != "" && c.WarehouseURL == c.DatabaseURL {
+		bad("warehouse-url must not be the operational database (database-url): reports must never load it")
+	}
+	if strings.Contains(c.ReportsURL, ",") {
+		bad("reports-url: one URL")
+	} else if err := checkURLs(c.ReportsURL, "http", "https"); err != nil {
+		bad("reports-url: %w", err)
+	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("jwt-secret must be at least 32 bytes")
 	}
@@ -488,6 +513,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 24*time.Hour {
 		bad("token-ttl must be between 1m and 24h")
+	}
+	if c.TrackingLinkTTL < time.Minute || c.TrackingLinkTTL > 72*time.Hour {
+		bad("tracking-link-ttl must be between 1m and 72h")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout must be positive")
@@ -640,9 +668,6 @@ func (c *Config) Warnings() []string {
 	var w []string
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		w = append(w, fmt.Sprintf("pprof-addr %s is not a loopback address: profiles reveal internals to whoever reaches it", c.PprofAddr))
-	}
-	if c.WarehouseURL != "" {
-		w = append(w, "warehouse-url is set but nothing in this build uses a warehouse yet")
 	}
 	return w
 }

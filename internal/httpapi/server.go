@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -136,6 +137,13 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
+	// Pending adds the pending checks to the insurers' health; optional.
+	Pending PendingChecks
+	// Reports is the warehouse, when this process has one. Without it,
+	// ReportsForward (if set) serves the report routes: the warehouse
+	// role's process, reached over HTTP. Neither: the routes answer 503.
+	Reports        Reports
+	ReportsForward *url.URL
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
 	// Dispatch serves offers, assignment and job progress; without it
@@ -143,6 +151,19 @@ type Deps struct {
 	Dispatch Dispatch
 	// Realtime serves GET /v1/ws; without it the route does not exist.
 	Realtime Realtime
+	// Tracking issues and checks the customer's tracking links; without
+	// it their routes do not exist. Approaches (optional) adds the
+	// driver's live position and arrival estimate to the tracking view.
+	Tracking   TrackingLinks
+	Approaches Approaches
+	// Candidates lists the drivers an operator may assign a request to
+	// (with Dispatch); without it that route does not exist.
+	Candidates Candidates
+	// OfferHistory (with Candidates) lists the offers made for a request.
+	OfferHistory OfferHistory
+	// Web serves the browser apps under / (pages and their assets); nil:
+	// none, / answers 404.
+	Web Site
 	// Limiter spends from the rate limits' budgets: in-process when nil,
 	// or shared by every API process (ratelimit/redis).
 	Limiter Limiter
@@ -155,31 +176,42 @@ type Deps struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	intake   Intake
-	accounts Accounts
-	tokens   Tokens
-	admin    AccountAdmin
-	audit    AuditTrail
-	dead     DeadLetters
-	notes    Notifications
-	insurers Insurers
-	fleet    Fleet
-	dispatch Dispatch
-	realtime Realtime
-	ready    func(ctx context.Context) error
-	registry *prometheus.Registry
-	log      *slog.Logger
-	opts     Options
-	metrics  *metrics
-	limiter  Limiter
-	limits   ratelimit.Policies
+	intake       Intake
+	accounts     Accounts
+	tokens       Tokens
+	admin        AccountAdmin
+	audit        AuditTrail
+	dead         DeadLetters
+	notes        Notifications
+	insurers     Insurers
+	pending      PendingChecks
+	fleet        Fleet
+	dispatch     Dispatch
+	realtime     Realtime
+	tracking     TrackingLinks
+	approaches   Approaches
+	candidates   Candidates
+	offerHistory OfferHistory
+	web          Site
+	ready        func(ctx context.Context) error
+	registry     *prometheus.Registry
+	log          *slog.Logger
+	opts         Options
+	metrics      *metrics
+	limiter      Limiter
+	limits       ratelimit.Policies
 	// limiterWarned is when (UnixNano) limiterFailed last logged.
 	limiterWarned atomic.Int64
 	routes        []route
+	reports      Reports
+	// reportsForward serves the report routes when reports is nil.
+	reportsForward http.Handler
 	// openAPIDoc is generated from routes once.
 	openAPIDoc map[string]any
 	handler    http.Handler
 	ops        http.Handler
+	// reportsOnly is the report routes and the API listener's probes.
+	reportsOnly http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
 	inFlight chan struct{}
 }
@@ -193,24 +225,32 @@ func New(d Deps) *Server {
 		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	s := &Server{
-		intake:   d.Intake,
-		accounts: d.Accounts,
-		tokens:   d.Tokens,
-		admin:    d.Admin,
-		audit:    d.Audit,
-		dead:     d.DeadLetters,
-		notes:    d.Notifications,
-		insurers: d.Insurers,
-		fleet:    d.Fleet,
-		dispatch: d.Dispatch,
-		realtime: d.Realtime,
-		ready:    d.Ready,
-		registry: d.Registry,
-		log:      d.Logger,
-		opts:     d.Options,
-		metrics:  newMetrics(d.Registry),
-		limiter:  d.Limiter,
-		limits:   d.Options.RateLimits,
+		intake:         d.Intake,
+		accounts:       d.Accounts,
+		tokens:         d.Tokens,
+		admin:          d.Admin,
+		audit:          d.Audit,
+		dead:           d.DeadLetters,
+		notes:          d.Notifications,
+		insurers:       d.Insurers,
+		pending:        d.Pending,
+		fleet:          d.Fleet,
+		dispatch:       d.Dispatch,
+		realtime:       d.Realtime,
+		tracking:       d.Tracking,
+		approaches:     d.Approaches,
+		candidates:     d.Candidates,
+		offerHistory:   d.OfferHistory,
+		web:            d.Web,
+		ready:          d.Ready,
+		registry:       d.Registry,
+		log:            d.Logger,
+		opts:           d.Options,
+		metrics:        newMetrics(d.Registry),
+		limiter:        d.Limiter,
+		limits:         d.Options.RateLimits,
+		reports:        d.Reports,
+		reportsForward: forwarder(d.ReportsForward, d.Logger),
 	}
 	if s.limiter == nil {
 		s.limiter = memory.New(nil)
@@ -236,8 +276,15 @@ func New(d Deps) *Server {
 			ops = append(ops, rt)
 		}
 	}
-	s.handler = s.mux(api)
-	s.ops = s.mux(ops)
+	s.handler = s.mux(api, true)
+	s.ops = s.mux(ops, false)
+	var reports []route
+	for _, rt := range api {
+		if rt.tag == "operations" || rt.tag == "reports" {
+			reports = append(reports, rt)
+		}
+	}
+	s.reportsOnly = s.mux(reports, false)
 	return s
 }
 
@@ -249,21 +296,34 @@ func New(d Deps) *Server {
 // is memory an outsider could grow.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
+// ReportsHandler serves the report routes and the probes on the API
+// listener: what a warehouse process without the api role answers there
+// (its metrics are on the operations listener, as everyone's).
+func (s *Server) ReportsHandler() http.Handler { return s.reportsOnly }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // mux registers every path once and dispatches on the method itself, so
-// that a wrong method and an unknown path get problem documents too.
-func (s *Server) mux(routes []route) http.Handler {
+// that a wrong method and an unknown path get problem documents too. With
+// web, the paths no route claims may be the web apps' pages and assets.
+func (s *Server) mux(routes []route, web bool) http.Handler {
 	byPath := map[string]map[string]http.Handler{}
 	var paths []string
 	for _, rt := range routes {
 		h := s.checkQuery(rt.query, rt.handler)
-		if class := rt.rateClass(); class != "" {
-			h = s.limit(class, h)
-		}
-		if !rt.public {
-			h = s.authenticate(rt.roles, rt.tokenInQuery, h)
+		class := rt.rateClass()
+		switch {
+		case rt.tracking:
+			// The address's budget is spent before the link is checked:
+			// guessing links costs budget too.
+			h = s.limit(class, s.authenticateTracking(h))
+		case rt.public:
+			if class != "" {
+				h = s.limit(class, h)
+			}
+		default:
+			h = s.authenticate(rt.roles, rt.tokenInQuery, s.limit(class, h))
 		}
 		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" && !rt.longLived {
 			h = s.shed(h)
@@ -297,9 +357,25 @@ func (s *Server) mux(routes []route) http.Handler {
 			notAllowed.ServeHTTP(w, r)
 		}))
 	}
-	mux.Handle("/", s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
+	}))
+	if !web || s.web == nil {
+		mux.Handle("/", notFound)
+		return mux
+	}
+	pages := s.observe(webRoute, s.shed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.serveWeb(w, r) {
+			s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
+		}
 	})))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.web.Lookup(r.URL.Path); ok {
+			pages.ServeHTTP(w, r)
+			return
+		}
+		notFound.ServeHTTP(w, r)
+	}))
 	return mux
 }
 
