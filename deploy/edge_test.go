@@ -51,6 +51,22 @@ func TestEdge(t *testing.T) {
 		}
 	})
 
+	t.Run("web assets are cached at the edge", func(t *testing.T) {
+		first := c.do(t, "GET", "/assets/css/yolda.css", "", "")
+		if first.status != 200 || !strings.Contains(first.header.Get("Content-Type"), "css") {
+			t.Fatalf("asset: %d %q", first.status, first.header.Get("Content-Type"))
+		}
+		before := c.metric(t, "api", `yolda_http_requests_total{code="200",method="GET",route="/ (web)"}`)
+		for range 3 {
+			if a := c.do(t, "GET", "/assets/css/yolda.css", "", ""); a.header.Get("X-Cache") != "HIT" || a.body != first.body {
+				t.Errorf("a repeated asset: X-Cache %q, same body %v", a.header.Get("X-Cache"), a.body == first.body)
+			}
+		}
+		if after := c.metric(t, "api", `yolda_http_requests_total{code="200",method="GET",route="/ (web)"}`); after != before {
+			t.Errorf("the api processes served %v cached assets again", after-before)
+		}
+	})
+
 	t.Run("X-Forwarded-For from a client is ignored", func(t *testing.T) {
 		rid := fmt.Sprintf("xff-%d", time.Now().UnixNano())
 		a := c.do(t, "GET", "/v1/me", token, "", "X-Forwarded-For", "203.0.113.9", "X-Request-Id", rid)

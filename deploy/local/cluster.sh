@@ -193,6 +193,12 @@ up() {
 
 	"${common[@]}" "$YOLDA" migrate >>"$dir/logs/migrate.log" 2>&1 || die "migrate failed (see $dir/logs/migrate.log)"
 
+	# The warehouse listens where the api processes forward reports.
+	local reports_port=""
+	if grep -Eq '^[a-z]+ +1 +reports' "${YOLDA_CLUSTER_ROLES:-$here/roles.txt}" && [[ " $(yolda_roles | tr '\n' ' ') " == *" warehouse "* ]]; then
+		free_port reports_port
+		common+=(YOLDA_REPORTS_URL="http://127.0.0.1:$reports_port")
+	fi
 	local first="" have role count listens api_servers="" rt_servers="" api_addrs="" ops_addrs="" hp op n
 	have=" $(yolda_roles | tr '\n' ' ') "
 	while read -r role count listens; do
@@ -205,6 +211,9 @@ up() {
 			n=$role-$i
 			free_port op
 			local args=("${common[@]}" YOLDA_ROLES="$role" YOLDA_DATA_DIR="$dir/yolda/$n" YOLDA_OPS_ADDR="127.0.0.1:$op")
+			if [[ $listens == reports && -n $reports_port ]]; then
+				args+=(YOLDA_HTTP_ADDR="127.0.0.1:$reports_port")
+			fi
 			if [[ $listens == http ]]; then
 				free_port hp
 				args+=(YOLDA_HTTP_ADDR="127.0.0.1:$hp")
@@ -215,6 +224,9 @@ up() {
 					api_addrs+="127.0.0.1:$hp,"
 				fi
 			fi
+			# (Made here: the warehouse opens its DuckDB file in it before
+			# yolda creates the directory.)
+			mkdir -p "$dir/yolda/$n"
 			script "$n" "${args[@]}" "$YOLDA" serve
 			ops_addrs+="$n=127.0.0.1:$op,"
 			launch "$n"
