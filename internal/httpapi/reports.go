@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/validate"
 	"github.com/yolda/yolda/internal/warehouse"
 )
@@ -153,6 +154,9 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, params []param, 
 		return
 	}
 	if wantsCSV(r) {
+		// A CSV leaves the building as a file: the audit trail says who
+		// took which report. (A warehouse-only process has no trail.)
+		s.record(r.Context(), audit.Exported, r.URL.Path, map[string]string{"query": r.URL.RawQuery, "rows": strconv.Itoa(len(rep.Rows))})
 		writeReportCSV(w, rep)
 		return
 	}

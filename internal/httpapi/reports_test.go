@@ -8,13 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/identity"
@@ -26,6 +29,31 @@ import (
 // reportsFixture is the API over a real DuckDB warehouse holding the
 // conformance fixture, with a token per role.
 func reportsFixture(t *testing.T, forward *url.URL) (*httptest.Server, map[identity.Role]string, warehousetest.Fixture) {
+	srv, toks, f, _ := reportsFixtureAudited(t, forward)
+	return srv, toks, f
+}
+
+// exports is an audit trail that keeps what it is told, in memory.
+type exports struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (e *exports) Record(_ context.Context, ev audit.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, ev)
+}
+
+func (e *exports) List(context.Context, audit.Filter) (audit.Page, error) { return audit.Page{}, nil }
+
+func (e *exports) taken() []audit.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.events)
+}
+
+func reportsFixtureAudited(t *testing.T, forward *url.URL) (*httptest.Server, map[identity.Role]string, warehousetest.Fixture, *exports) {
 	t.Helper()
 	st, err := duckdb.Open(context.Background(), "")
 	if err != nil {
@@ -48,13 +76,34 @@ func reportsFixture(t *testing.T, forward *url.URL) (*httptest.Server, map[ident
 	for _, r := range []identity.Role{identity.Customer, identity.Driver, identity.Operator, identity.Admin} {
 		toks[r], _ = tokens.Issue(identity.Principal{UserID: "usr_" + string(r), Username: string(r), Role: r})
 	}
-	deps := httpapi.Deps{Accounts: claimedAccounts{}, Tokens: tokens, Registry: prometheus.NewRegistry(), ReportsForward: forward}
+	trail := &exports{}
+	deps := httpapi.Deps{Accounts: claimedAccounts{}, Tokens: tokens, Registry: prometheus.NewRegistry(), ReportsForward: forward, Audit: trail}
 	if forward == nil {
 		deps.Reports = svc
 	}
 	srv := httptest.NewServer(httpapi.New(deps))
 	t.Cleanup(srv.Close)
-	return srv, toks, f
+	return srv, toks, f, trail
+}
+
+// A report taken as CSV is an export, and the audit trail says who took
+// which; JSON reads are not recorded.
+func TestReportExportsAreAudited(t *testing.T) {
+	srv, tok, _, trail := reportsFixtureAudited(t, nil)
+	if a := call(t, srv, tok[identity.Operator], "/v1/reports/requests?from=2026-11-28&group_by=province", ""); a.status != 200 {
+		t.Fatalf("JSON report: %d %s", a.status, a.body)
+	}
+	if got := trail.taken(); len(got) != 0 {
+		t.Fatalf("a JSON read was audited: %+v", got)
+	}
+	if a := call(t, srv, tok[identity.Operator], "/v1/reports/requests?from=2026-11-28&group_by=province", "text/csv"); a.status != 200 {
+		t.Fatalf("CSV report: %d %s", a.status, a.body)
+	}
+	got := trail.taken()
+	if len(got) != 1 || got[0].Action != audit.Exported || got[0].ActorID != "usr_operator" ||
+		got[0].Target != "/v1/reports/requests" || got[0].Details["query"] != "from=2026-11-28&group_by=province" {
+		t.Fatalf("audit after a CSV export: %+v", got)
+	}
 }
 
 // claimedAccounts takes a verified token at its word: these tests are about
