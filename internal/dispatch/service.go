@@ -114,19 +114,35 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		change.Outbox = append(change.Outbox, ev)
 		return change, nil
 	})
+	fctx, cancel := followUp(ctx)
+	defer cancel()
 	switch {
 	case err == nil:
 		s.committed()
-		s.refresh(ctx, who.UserID)
+		s.refresh(fctx, who.UserID)
 		return r, nil
 	case errors.Is(err, ErrDriverBusy):
 		// The driver took another job since the offer was made: the
 		// request goes on to the next candidate.
-		s.release(ctx, offerID, "the driver is on another job")
+		s.release(fctx, offerID, "the driver is on another job")
 	case errors.Is(err, ErrOfferExpired):
 		s.expired()
 	}
 	return intake.Request{}, err
+}
+
+// followUpTimeout bounds what a use case does after its commit on the
+// caller's behalf: refreshing the position index, withdrawing offers that
+// can no longer be taken.
+const followUpTimeout = 5 * time.Second
+
+// followUp is the context of that work: ctx's values without its
+// cancellation. The caller's context ends when its client hangs up, which
+// may be the moment the commit's answer is on its way; work skipped then
+// would leave a freed driver busy in the index (never offered a job
+// again) or an offer open until its deadline.
+func followUp(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), followUpTimeout)
 }
 
 // take is an assignment's change of the request: the driver on it and the
@@ -239,13 +255,15 @@ func (s *Service) Assign(ctx context.Context, who identity.Principal, requestID,
 		return intake.Request{}, err
 	}
 	s.committed()
-	s.refresh(ctx, driverID)
-	held, err := s.store.OpenOffers(ctx, driverID, time.Time{})
+	fctx, cancel := followUp(ctx)
+	defer cancel()
+	s.refresh(fctx, driverID)
+	held, err := s.store.OpenOffers(fctx, driverID, time.Time{})
 	if err != nil {
 		s.log.Warn("driver's other offers not read; they will expire", "driver_id", driverID, "err", err)
 	}
 	for _, o := range held {
-		s.release(ctx, o.OfferID, "the driver was assigned another job by hand")
+		s.release(fctx, o.OfferID, "the driver was assigned another job by hand")
 	}
 	return r, nil
 }
@@ -306,7 +324,9 @@ func (s *Service) Progress(ctx context.Context, who identity.Principal, requestI
 	}
 	s.committed()
 	if !r.Status.Active() {
-		s.refresh(ctx, who.UserID)
+		fctx, cancel := followUp(ctx)
+		defer cancel()
+		s.refresh(fctx, who.UserID)
 	}
 	return r, nil
 }
