@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/geo"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
@@ -101,6 +102,9 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 			return intake.Change{}, fmt.Errorf("accept an offer that expired at %s: %w", o.ExpiresAt.Format(time.RFC3339), ErrOfferExpired)
 		case a.Request.Status != intake.StatusDispatching:
 			return intake.Change{}, fmt.Errorf("accept an offer for a request that is %s: %w", a.Request.Status, ErrOfferClosed)
+		case a.Driver.Availability != fleet.Online:
+			// Going offline raced the accept and committed first.
+			return intake.Change{}, ErrDriverOffline
 		}
 		change, err := s.take(a, who, o.ETASeconds, "", now)
 		if err != nil {
@@ -125,6 +129,8 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		// The driver took another job since the offer was made: the
 		// request goes on to the next candidate.
 		s.release(fctx, offerID, "the driver is on another job")
+	case errors.Is(err, ErrDriverOffline):
+		s.release(fctx, offerID, reasonOffline)
 	case errors.Is(err, ErrOfferExpired):
 		s.expired()
 	}
@@ -239,14 +245,16 @@ func (s *Service) Assign(ctx context.Context, who identity.Principal, requestID,
 	if !id.Valid("req", requestID) {
 		return intake.Request{}, intake.ErrNotFound
 	}
-	eta := s.manualETA(ctx, requestID, driverID)
+	pos, err := s.position(ctx, driverID)
+	if err != nil {
+		return intake.Request{}, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	r, err := s.store.Assign(ctx, AssignTarget{RequestID: requestID, DriverID: driverID}, func(a *Assigning) (intake.Change, error) {
-		seconds := 0
-		if eta != nil {
-			seconds = eta(a.Request.Location)
+		if err := s.assignable(a, pos); err != nil {
+			return intake.Change{}, err
 		}
-		return s.take(a, who, seconds, "assigned by "+who.Username, now)
+		return s.take(a, who, s.manualETA(ctx, pos, a.Request.Location), "assigned by "+who.Username, now)
 	})
 	if errors.Is(err, ErrUnknownDriver) {
 		return intake.Request{}, validate.Errors{{Field: "driver_id", Message: "is not a driver"}}
@@ -258,35 +266,77 @@ func (s *Service) Assign(ctx context.Context, who identity.Principal, requestID,
 	fctx, cancel := followUp(ctx)
 	defer cancel()
 	s.refresh(fctx, driverID)
-	held, err := s.store.OpenOffers(fctx, driverID, time.Time{})
-	if err != nil {
-		s.log.Warn("driver's other offers not read; they will expire", "driver_id", driverID, "err", err)
-	}
-	for _, o := range held {
-		s.release(fctx, o.OfferID, "the driver was assigned another job by hand")
-	}
+	s.releaseHeld(fctx, driverID, "the driver was assigned another job by hand")
 	return r, nil
 }
 
-// manualETA returns, if the driver's position is known, how to estimate
-// its drive to a request's location; nil otherwise (the ETA is then 0).
-func (s *Service) manualETA(ctx context.Context, requestID, driverID string) func(intake.Location) int {
+// reasonOffline is why the offers of a driver who went offline end.
+const reasonOffline = "the driver went offline"
+
+// DriverOffline withdraws the offers held by a driver who went offline,
+// so that their requests move on now rather than at the deadline. It runs
+// after the change has committed (fleet.Options.WentOffline): no offer
+// is made to the driver after that (the store's checks), and an accept
+// racing it is refused (Accept, under the driver's lock). If it does not
+// get to run, the offers expire at their deadline all the same.
+func (s *Service) DriverOffline(ctx context.Context, driverID string) {
+	fctx, cancel := followUp(ctx)
+	defer cancel()
+	s.releaseHeld(fctx, driverID, reasonOffline)
+}
+
+// releaseHeld withdraws every offer the driver holds (release).
+func (s *Service) releaseHeld(ctx context.Context, driverID, reason string) {
+	held, err := s.store.OpenOffers(ctx, driverID, time.Time{})
+	if err != nil {
+		s.log.Warn("driver's offers not read; they will expire", "driver_id", driverID, "err", err)
+	}
+	for _, o := range held {
+		s.release(ctx, o.OfferID, reason)
+	}
+}
+
+// position is what the index knows of a driver a manual assignment names
+// (nil if nothing).
+func (s *Service) position(ctx context.Context, driverID string) (*fleet.Entry, error) {
 	entries, err := s.positions.Lookup(ctx, []string{driverID})
 	if err != nil {
-		s.log.Warn("driver position unknown for a manual assignment", "request_id", requestID, "driver_id", driverID, "err", err)
+		return nil, fmt.Errorf("look up the driver's position: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return &entries[0], nil
+}
+
+// assignable refuses a manual assignment to a driver who could not take
+// the job: offline, unfit for the service, or without a recent position
+// (a driver whose device went quiet would not see it). The driver's state
+// is as locked by the assignment; its position is the index's.
+func (s *Service) assignable(a *Assigning, pos *fleet.Entry) error {
+	d := a.Driver
+	var msg string
+	switch {
+	case d.Availability != fleet.Online:
+		msg = "is offline"
+	case !fleet.CanServe(d.VehicleKind, d.Capabilities, a.Request.ServiceType):
+		msg = "cannot do " + string(a.Request.ServiceType)
+	case pos == nil || !pos.HasFix || !s.fleet.Fresh(pos.Fix):
+		msg = "has no recent position"
+	default:
 		return nil
 	}
-	if len(entries) == 0 || !entries[0].HasFix {
-		return nil
+	return validate.Errors{{Field: "driver_id", Message: msg}}
+}
+
+// manualETA estimates the drive from the driver's position to loc, in
+// seconds (0 if it cannot).
+func (s *Service) manualETA(ctx context.Context, pos *fleet.Entry, loc intake.Location) int {
+	dst := make([]float64, 1)
+	if err := s.eta.Matrix(ctx, []geo.Point{pos.Fix.Point()}, []geo.Point{{Lat: loc.Lat, Lng: loc.Lng}}, dst); err != nil {
+		return 0
 	}
-	pos := entries[0].Fix.Point()
-	return func(loc intake.Location) int {
-		dst := make([]float64, 1)
-		if err := s.eta.Matrix(ctx, []geo.Point{pos}, []geo.Point{{Lat: loc.Lat, Lng: loc.Lng}}, dst); err != nil {
-			return 0
-		}
-		return int(math.Round(dst[0]))
-	}
+	return int(math.Round(dst[0]))
 }
 
 // progressSteps are what a driver may report.

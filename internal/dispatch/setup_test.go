@@ -114,7 +114,8 @@ func build(t *testing.T, engine string, now func() time.Time, c *clock, opts ...
 	if h.accounts, err = account.NewService(st, &account.Hasher{Memory: 64, Time: 1, Threads: 1}); err != nil {
 		t.Fatal(err)
 	}
-	h.fleet = fleet.NewService(st, h.index, fleet.Options{Now: now, StaleAfter: time.Hour})
+	h.fleet = fleet.NewService(st, h.index, fleet.Options{Now: now, StaleAfter: time.Hour,
+		WentOffline: func(ctx context.Context, id string) { h.svc.DriverOffline(ctx, id) }})
 	h.intake = intake.NewService(st, intake.Options{Now: now, Offers: st, Batch: intake.BatchOptions{Writers: 2},
 		DriverFreed: func(ctx context.Context, id string) { _, _ = h.fleet.Refresh(ctx, id) }})
 	t.Cleanup(h.intake.Close)

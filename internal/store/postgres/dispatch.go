@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/yolda/yolda/internal/dispatch"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 )
@@ -385,12 +386,22 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 	found, busy := false, false
 	reads = append(reads,
 		read{
-			sql: `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
+			sql: `SELECT u.id, u.name, d.vehicle_plate, d.availability, d.vehicle_kind, d.capabilities
+				FROM users u JOIN drivers d ON d.user_id = u.id
 				WHERE u.role = 'driver' AND u.id = ` + driver + ` FOR UPDATE OF d`,
 			args: []any{driverArg},
 			scan: func(row pgx.CollectableRow) error {
 				found = true
-				return row.Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
+				var avail, kind string
+				var caps []string
+				if err := row.Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate, &avail, &kind, &caps); err != nil {
+					return err
+				}
+				a.Driver.Availability, a.Driver.VehicleKind = fleet.Availability(avail), fleet.VehicleKind(kind)
+				for _, c := range caps {
+					a.Driver.Capabilities = append(a.Driver.Capabilities, intake.ServiceType(c))
+				}
+				return nil
 			},
 		},
 		// After the driver's lock: sees every assignment committed before.

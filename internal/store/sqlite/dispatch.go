@@ -3,12 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/dispatch"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 )
@@ -294,13 +296,19 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 			return err
 		}
 		a.Request = &r
-		err = tx.QueryRowContext(ctx, `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
-			WHERE u.id = ? AND u.role = 'driver'`, driverID).Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
+		var avail, kind, caps string
+		err = tx.QueryRowContext(ctx, `SELECT u.id, u.name, d.vehicle_plate, d.availability, d.vehicle_kind, d.capabilities
+			FROM users u JOIN drivers d ON d.user_id = u.id
+			WHERE u.id = ? AND u.role = 'driver'`, driverID).Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate, &avail, &kind, &caps)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dispatch.ErrUnknownDriver
 		}
 		if err != nil {
 			return fmt.Errorf("read driver: %w", err)
+		}
+		a.Driver.Availability, a.Driver.VehicleKind = fleet.Availability(avail), fleet.VehicleKind(kind)
+		if err := json.Unmarshal([]byte(caps), &a.Driver.Capabilities); err != nil {
+			return fmt.Errorf("decode capabilities: %w", err)
 		}
 		seen := r.Version
 		change, err := fn(a)
