@@ -205,7 +205,8 @@ func TestInvariantsUnderContention(t *testing.T) {
 						}
 						for _, o := range offers {
 							if rnd.IntN(10) < 2 {
-								if err := h.svc.Decline(actx, d, o.OfferID); err != nil && !errors.Is(err, dispatch.ErrOfferClosed) && actx.Err() == nil {
+								if err := h.svc.Decline(actx, d, o.OfferID); err != nil && !errors.Is(err, dispatch.ErrOfferClosed) &&
+									!errors.Is(err, dispatch.ErrOfferExpired) && actx.Err() == nil {
 									t.Errorf("decline: %v", err)
 								}
 								continue

@@ -97,7 +97,7 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		case o.DriverID != who.UserID:
 			return intake.Change{}, ErrOfferNotFound
 		case o.Status != OfferOpen:
-			return intake.Change{}, fmt.Errorf("accept an offer that is %s: %w", o.Status, ErrOfferClosed)
+			return intake.Change{}, fmt.Errorf("accept an offer that is %s: %w", o.Status, notOpen(o.Status))
 		case !now.Before(o.ExpiresAt):
 			return intake.Change{}, fmt.Errorf("accept an offer that expired at %s: %w", o.ExpiresAt.Format(time.RFC3339), ErrOfferExpired)
 		case a.Request.Status != intake.StatusDispatching:
@@ -149,6 +149,15 @@ const followUpTimeout = 5 * time.Second
 // again) or an offer open until its deadline.
 func followUp(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), followUpTimeout)
+}
+
+// notOpen is the error of answering an offer that has ended: expired
+// (the expirer got there first) or closed otherwise.
+func notOpen(st OfferStatus) error {
+	if st == OfferExpired {
+		return ErrOfferExpired
+	}
+	return ErrOfferClosed
 }
 
 // take is an assignment's change of the request: the driver on it and the
@@ -218,7 +227,7 @@ func (s *Service) Decline(ctx context.Context, who identity.Principal, offerID s
 			return nil, ErrOfferNotFound
 		}
 		if o.Status != OfferOpen {
-			return nil, fmt.Errorf("decline an offer that is %s: %w", o.Status, ErrOfferClosed)
+			return nil, fmt.Errorf("decline an offer that is %s: %w", o.Status, notOpen(o.Status))
 		}
 		o.close(OfferDeclined, now)
 		return nextRound(*o, *r, outbox.ActorOf(who), "declined", now)
