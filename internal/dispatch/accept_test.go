@@ -38,3 +38,43 @@ func TestAnsweringAnExpiredOfferSaysExpired(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptingAgainAnswersTheJob: a driver whose accept committed but
+// whose answer was lost (a timeout, a dropped connection) tries again; it
+// is told it has the job, not that the offer was taken, and nothing
+// changes.
+func TestAcceptingAgainAnswersTheJob(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			h := setup(t, engine)
+			ctx := context.Background()
+			drv := h.driver("drv")
+			h.online(drv, north(1))
+			r := h.request(h.user("ayse", identity.Customer), intake.JumpStart, fatih)
+			h.dispatch()
+			o := h.onlyOffer(drv)
+			first, err := h.svc.Accept(ctx, drv, o.OfferID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.clock.Advance(time.Minute) // past the deadline, too
+			again, err := h.svc.Accept(ctx, drv, o.OfferID)
+			if err != nil {
+				t.Fatalf("accepting again: %v, want the job", err)
+			}
+			if again.ID != r.ID || again.Status != intake.StatusAssigned || again.Version != first.Version ||
+				again.Assignment == nil || again.Assignment.DriverID != drv.UserID || len(again.Timeline) != len(first.Timeline) {
+				t.Errorf("accepting again answered %s v%d %+v, want the request as the first accept left it (v%d)",
+					again.Status, again.Version, again.Assignment, first.Version)
+			}
+			if got := h.get(r.ID); got.Version != first.Version {
+				t.Errorf("accepting again changed the request: v%d, want v%d", got.Version, first.Version)
+			}
+			// Another driver's accepted offer stays someone else's.
+			other := h.driver("other")
+			if _, err := h.svc.Accept(ctx, other, o.OfferID); !errors.Is(err, dispatch.ErrOfferNotFound) {
+				t.Errorf("another driver accepts it: %v, want ErrOfferNotFound", err)
+			}
+		})
+	}
+}

@@ -96,8 +96,8 @@ func TestAcceptAssigns(t *testing.T) {
 	if want := []intake.Status{intake.StatusReceived, intake.StatusDispatching, intake.StatusAssigned}; !slices.Equal(statuses(h.get(r.ID)), want) {
 		t.Errorf("timeline %v, want %v", statuses(h.get(r.ID)), want)
 	}
-	if _, err := h.svc.Accept(ctx, drv, o.OfferID); !errors.Is(err, dispatch.ErrOfferClosed) {
-		t.Errorf("accepting again: %v, want ErrOfferClosed", err)
+	if again, err := h.svc.Accept(ctx, drv, o.OfferID); err != nil || again.Version != got.Version {
+		t.Errorf("accepting again: v%d, %v; want the job as it was (v%d)", again.Version, err, got.Version)
 	}
 	h.relay()
 	var change intake.StatusChange

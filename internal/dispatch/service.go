@@ -80,9 +80,11 @@ func (s *Service) Offers(ctx context.Context, who identity.Principal) ([]OfferVi
 
 // Accept assigns the offer's request to the calling driver, in one
 // transaction that fails unless the offer is open and not past its
-// deadline, the request is dispatching and the driver is on no other job.
-// An offer that lost (the driver busy, the deadline passed) is ended
-// and its request moves on to the next candidate.
+// deadline, the request is dispatching and the driver is online and on no
+// other job. An offer that lost (the driver busy or offline, the deadline
+// passed) is ended and its request moves on to the next candidate. An
+// accept of an offer the caller accepted before changes nothing and
+// answers the request as it is.
 func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID string) (intake.Request, error) {
 	if who.Role != identity.Driver {
 		return intake.Request{}, intake.ErrForbidden
@@ -91,11 +93,17 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		return intake.Request{}, ErrOfferNotFound
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
+	var taken *intake.Request // set when the caller's accept had committed before
 	r, err := s.store.Assign(ctx, AssignTarget{OfferID: offerID}, func(a *Assigning) (intake.Change, error) {
 		o := a.Offer
 		switch {
 		case o.DriverID != who.UserID:
 			return intake.Change{}, ErrOfferNotFound
+		case o.Status == OfferAccepted && a.Request.Assignment != nil && a.Request.Assignment.DriverID == who.UserID:
+			// A retry of an accept whose answer was lost: the driver has
+			// the job, and is told so rather than that it went elsewhere.
+			taken = a.Request
+			return intake.Change{}, errAcceptedBefore
 		case o.Status != OfferOpen:
 			return intake.Change{}, fmt.Errorf("accept an offer that is %s: %w", o.Status, notOpen(o.Status))
 		case !now.Before(o.ExpiresAt):
@@ -125,6 +133,8 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		s.committed()
 		s.refresh(fctx, who.UserID)
 		return r, nil
+	case errors.Is(err, errAcceptedBefore):
+		return *taken, nil
 	case errors.Is(err, ErrDriverBusy):
 		// The driver took another job since the offer was made: the
 		// request goes on to the next candidate.
@@ -136,6 +146,10 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 	}
 	return intake.Request{}, err
 }
+
+// errAcceptedBefore aborts an accept's transaction that has nothing to
+// do: the caller accepted the offer before.
+var errAcceptedBefore = errors.New("offer accepted before by this driver")
 
 // followUpTimeout bounds what a use case does after its commit on the
 // caller's behalf: refreshing the position index, withdrawing offers that
