@@ -405,8 +405,10 @@ func (s *Service) Progress(ctx context.Context, who identity.Principal, requestI
 }
 
 // refresh tells the fleet a driver's state changed. The database is right
-// already; a failure leaves the index stale until the next refresh, which
-// the database's checks make safe.
+// already. A failure leaves the index stale until the next refresh or the
+// dispatch role's reconciliation (fleet.Service.Reconcile): a driver
+// wrongly free there is refused by the database's checks, one wrongly busy
+// is passed over until then.
 func (s *Service) refresh(ctx context.Context, driverID string) {
 	if _, err := s.fleet.Refresh(ctx, driverID); err != nil {
 		s.log.Warn("position index not refreshed", "driver_id", driverID, "err", err)
