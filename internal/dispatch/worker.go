@@ -121,7 +121,9 @@ func NewWorker(store Store, fleet Fleet, o WorkerOptions) (*Worker, error) {
 // Handle decides for a batch of jobs and returns each job's outcome: nil
 // (done: an offer made, the request unfulfilled, or nothing left to do), a
 // *RetryError, or a failure. Several jobs for one request share one
-// decision. A non-nil error means nothing was committed.
+// decision. A non-nil error means nothing was committed: once a pass has
+// committed, a later pass's error is the outcome of the jobs it was
+// deciding again.
 func (w *Worker) Handle(ctx context.Context, jobs []Job) ([]error, error) {
 	start := time.Now()
 	results := make([]error, len(jobs))
@@ -147,8 +149,16 @@ func (w *Worker) Handle(ctx context.Context, jobs []Job) ([]error, error) {
 			break
 		}
 		outcomes, again, err := w.pass(ctx, todo, start)
-		if err != nil {
+		if err != nil && pass == 0 {
 			return nil, err
+		}
+		if err != nil {
+			for _, j := range todo {
+				for _, i := range byRequest[j.RequestID] {
+					results[i] = fmt.Errorf("decide again: %w", err)
+				}
+			}
+			break
 		}
 		for reqID, out := range outcomes {
 			for _, i := range byRequest[reqID] {
