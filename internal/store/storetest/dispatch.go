@@ -38,6 +38,29 @@ func RunDispatch(t *testing.T, open func(t *testing.T) DispatchStore) {
 	t.Run("ExpireOffers", func(t *testing.T) { testExpireOffers(t, open(t)) })
 	t.Run("ExpireConcurrent", func(t *testing.T) { testExpireConcurrent(t, open(t)) })
 	t.Run("AssignConcurrent", func(t *testing.T) { testAssignConcurrent(t, open(t)) })
+	t.Run("FreeDriversOfManyCandidates", func(t *testing.T) { testFreeDriversMany(t, open(t)) })
+}
+
+// testFreeDriversMany: a batch of requests at a peak, each having asked
+// the index for hundreds of candidates, checks tens of thousands of
+// drivers at once (more than SQLite's 32766 bound variables).
+func testFreeDriversMany(t *testing.T, s DispatchStore) {
+	f := newDispatchFixture(t, s, 3)
+	ids := make([]string, 0, 40_000)
+	for i := range cap(ids) - len(f.drivers) {
+		ids = append(ids, fmt.Sprintf("usr_%026d", i))
+	}
+	for _, d := range f.drivers {
+		ids = append(ids, d.ID)
+	}
+	free, err := s.FreeDrivers(context.Background(), ids)
+	if err != nil {
+		t.Fatalf("FreeDrivers of %d ids: %v", len(ids), err)
+	}
+	slices.Sort(free)
+	if want := sortedIDs(f.drivers[0].ID, f.drivers[1].ID, f.drivers[2].ID); !slices.Equal(free, want) {
+		t.Errorf("FreeDrivers = %v, want %v", free, want)
+	}
 }
 
 // dispatchFixture is a customer and drivers around Fatih, online.
