@@ -359,20 +359,27 @@ func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispa
 		if err != nil {
 			return err
 		}
-		msgs, err := fn(&o, &r)
-		if err != nil {
-			return err
-		}
-		if err := endOffer(ctx, tx, &o); err != nil {
-			return err
-		}
-		if err := insertOutbox(ctx, tx, msgs); err != nil {
+		if err := closeOffer(ctx, tx, &o, &r, fn); err != nil {
 			return err
 		}
 		out = o
 		return nil
 	})
 	return out, err
+}
+
+// closeOffer lets fn end o, an offer for r, and writes the end with fn's
+// outbox messages.
+func closeOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer, r *intake.Request,
+	fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) error {
+	msgs, err := fn(o, r)
+	if err != nil {
+		return err
+	}
+	if err := endOffer(ctx, tx, o); err != nil {
+		return err
+	}
+	return insertOutbox(ctx, tx, msgs)
 }
 
 // ExpireOffers implements dispatch.Store. One writer: nothing to skip.
@@ -398,19 +405,29 @@ func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn f
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("find expired offers: %w", err)
 		}
+		if len(due) == 0 {
+			return nil
+		}
+		// Their requests in one read, not one each: this runs in the one
+		// writer's transaction.
+		reqIDs := make([]any, len(due))
+		for i, o := range due {
+			reqIDs[i] = o.RequestID
+		}
+		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks(len(reqIDs))+`)`, reqIDs...)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]*intake.Request, len(reqs))
+		for i := range reqs {
+			byID[reqs[i].ID] = &reqs[i]
+		}
 		for _, o := range due {
-			r, err := readRequest(ctx, tx, o.RequestID)
-			if err != nil {
-				return err
+			r := byID[o.RequestID]
+			if r == nil {
+				return fmt.Errorf("offer %s: %w", o.ID, intake.ErrNotFound) // unreachable: a foreign key
 			}
-			msgs, err := fn(&o, &r)
-			if err != nil {
-				return err
-			}
-			if err := endOffer(ctx, tx, &o); err != nil {
-				return err
-			}
-			if err := insertOutbox(ctx, tx, msgs); err != nil {
+			if err := closeOffer(ctx, tx, &o, r, fn); err != nil {
 				return err
 			}
 			out = append(out, o)
