@@ -17,14 +17,17 @@ import (
 
 // The dispatch store: offers, decisions and assignments.
 //
-// Locks, always taken in this order so that no two transactions wait for
-// each other in a circle: request rows (FOR UPDATE, in id order:
-// lockRequests, which intake's updates take too), then offer rows, then
-// driver rows. The withdrawal trigger of the dispatch migration runs
-// inside a request's update and so keeps the order. Worker transactions
-// lock many requests and many drivers (FOR SHARE, in id order) and insert
-// offers in driver order, so two of them meet on a driver's unique key in
-// one order only.
+// Locks, and why no two transactions wait for each other in a circle:
+// request rows come first (FOR UPDATE, several in id order: lockRequests,
+// which intake's updates take too). An offer row is waited for only by a
+// transaction that holds the offer's request (Assign, CloseOffer, the
+// withdrawal trigger of the dispatch migration inside a request's update),
+// or by none: ExpireOffers skips locked offers and locks nothing else.
+// Driver rows come after the request (Assign FOR UPDATE; worker batches
+// FOR SHARE in id order, then insert offers in driver order, so two of
+// them meet on a driver's unique key in one order only). A manual Assign
+// fires the trigger after locking the driver; by the rule above, whoever
+// holds that offer holds its request too, so it cannot be waiting for us.
 
 var _ dispatch.Store = (*Store)(nil)
 
