@@ -78,3 +78,29 @@ func TestAcceptingAgainAnswersTheJob(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptingAJobGivenByHandAnswersTheJob: an operator gives a request
+// to the very driver it is offered to (which withdraws the offer); the
+// driver's accept, on its way meanwhile, is told it has the job.
+func TestAcceptingAJobGivenByHandAnswersTheJob(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			h := setup(t, engine)
+			ctx := context.Background()
+			op := h.user("operator", identity.Operator)
+			drv := h.driver("drv")
+			h.online(drv, north(1))
+			r := h.request(h.user("ayse", identity.Customer), intake.JumpStart, fatih)
+			h.dispatch()
+			o := h.onlyOffer(drv)
+			byHand, err := h.svc.Assign(ctx, op, r.ID, drv.UserID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := h.svc.Accept(ctx, drv, o.OfferID)
+			if err != nil || got.Version != byHand.Version || got.Assignment == nil || got.Assignment.DriverID != drv.UserID {
+				t.Errorf("accept of an offer for a job given by hand: %+v, %v; want the job (v%d)", got.Assignment, err, byHand.Version)
+			}
+		})
+	}
+}

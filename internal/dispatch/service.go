@@ -83,8 +83,9 @@ func (s *Service) Offers(ctx context.Context, who identity.Principal) ([]OfferVi
 // deadline, the request is dispatching and the driver is online and on no
 // other job. An offer that lost (the driver busy or offline, the deadline
 // passed) is ended and its request moves on to the next candidate. An
-// accept of an offer the caller accepted before changes nothing and
-// answers the request as it is.
+// accept of an offer whose request is the caller's already (accepted
+// before, or assigned to it by hand) changes nothing and answers the
+// request as it is.
 func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID string) (intake.Request, error) {
 	if who.Role != identity.Driver {
 		return intake.Request{}, intake.ErrForbidden
@@ -99,9 +100,12 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		switch {
 		case o.DriverID != who.UserID:
 			return intake.Change{}, ErrOfferNotFound
-		case o.Status == OfferAccepted && a.Request.Assignment != nil && a.Request.Assignment.DriverID == who.UserID:
-			// A retry of an accept whose answer was lost: the driver has
-			// the job, and is told so rather than that it went elsewhere.
+		case o.Status != OfferOpen && a.Request.Assignment != nil && a.Request.Assignment.DriverID == who.UserID &&
+			(o.Status == OfferAccepted || a.Request.Status.Active()):
+			// A retry of an accept whose answer was lost, or an accept of
+			// an offer withdrawn because an operator gave the driver the
+			// job by hand: the driver has the job, and is told so rather
+			// than that it went elsewhere.
 			taken = a.Request
 			return intake.Change{}, errAcceptedBefore
 		case o.Status != OfferOpen:
@@ -148,8 +152,8 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 }
 
 // errAcceptedBefore aborts an accept's transaction that has nothing to
-// do: the caller accepted the offer before.
-var errAcceptedBefore = errors.New("offer accepted before by this driver")
+// do: the caller has the job already.
+var errAcceptedBefore = errors.New("the driver has the job already")
 
 // followUpTimeout bounds what a use case does after its commit on the
 // caller's behalf: refreshing the position index, withdrawing offers that
