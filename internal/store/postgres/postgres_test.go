@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -99,7 +100,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := schemaOf(t, s)
 	s.Close()
-	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 7 up to 7") {
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, migrationsLine(t)) {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {
@@ -319,4 +320,19 @@ func BenchmarkCreateRequests(b *testing.B) {
 			b.ReportMetric(float64(batches*bc.batch)/time.Since(start).Seconds(), "requests/s")
 		})
 	}
+}
+
+func TestAccountConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AccountStore { return open(t) })
+}
+
+// migrationsLine is what schema says when every migration of this build
+// has been applied once: as many as the migrations directory holds.
+func migrationsLine(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v (%d files)", err, len(files))
+	}
+	return fmt.Sprintf("migrations: %d up to %d", len(files), len(files))
 }

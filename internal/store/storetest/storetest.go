@@ -18,6 +18,7 @@ import (
 
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/fleet"
+	"github.com/yolda/yolda/internal/fold"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -45,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("UpdateConcurrent", func(t *testing.T) { testUpdateConcurrent(t, open(t)) })
 	t.Run("ReadIsOneSnapshot", func(t *testing.T) { testReadIsOneSnapshot(t, open(t)) })
 	t.Run("DriverNeverOnTwoOpenJobs", func(t *testing.T) { testOneOpenJobPerDriver(t, open(t)) })
+	t.Run("TimelineVersions", func(t *testing.T) { testTimelineVersions(t, open(t)) })
+	t.Run("ProvinceKeyAgreesWithFold", func(t *testing.T) { testProvinceKey(t, open(t)) })
 }
 
 // fixtures
@@ -55,7 +58,7 @@ func addUser(t *testing.T, s Store, username string, role identity.Role) account
 	t.Helper()
 	u := account.User{
 		ID: id.New("usr", time.Now()), Username: username, Role: role,
-		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base,
+		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base, UpdatedAt: base,
 	}
 	if role == identity.Driver {
 		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
@@ -358,6 +361,7 @@ func testList(t *testing.T, s Store) {
 		{"status", intake.Filter{Statuses: []intake.Status{intake.StatusDispatching}}, func(r intake.Request) bool { return r.Status == intake.StatusDispatching }},
 		{"statuses", intake.Filter{Statuses: []intake.Status{intake.StatusDispatching, intake.StatusReceived}}, func(intake.Request) bool { return true }},
 		{"province", intake.Filter{Province: "Ankara"}, func(r intake.Request) bool { return r.Location.Province == "Ankara" }},
+		{"province as typed without Turkish letters", intake.Filter{Province: "IZMIR"}, func(r intake.Request) bool { return r.Location.Province == "İzmir" }},
 		{"insurer", intake.Filter{Insurer: "axa"}, func(r intake.Request) bool { return r.Policy.Insurer == "axa" }},
 		{"service type", intake.Filter{ServiceType: intake.Tow}, func(r intake.Request) bool { return r.ServiceType == intake.Tow }},
 		{"time range", intake.Filter{From: base.Add(5 * time.Minute), To: base.Add(10 * time.Minute)}, func(r intake.Request) bool {
@@ -634,5 +638,43 @@ func testOneOpenJobPerDriver(t *testing.T, s Store) {
 	}
 	if _, err := s.UpdateRequest(ctx, r2.ID, assign); err != nil {
 		t.Errorf("assignment after completion: %v", err)
+	}
+}
+
+// The store's province key (a generated column) and fold.Key agree: every
+// way of typing a Turkish province finds it, and only it.
+func testProvinceKey(t *testing.T, s Store) {
+	ctx := context.Background()
+	ayse := addUser(t, s, "ayse", identity.Customer)
+	provinces := map[string][]string{
+		"İzmir":     {"Izmir", "izmir", "IZMIR", "ızmir", "İZMİR"},
+		"Şanlıurfa": {"Sanliurfa", "SANLIURFA", "şanlıurfa"},
+		"Çanakkale": {"canakkale", "ÇANAKKALE"},
+		"Muğla":     {"mugla", "MUĞLA"},
+		"Düzce":     {"duzce", "DÜZCE"},
+		"Kırşehir":  {"kirsehir", "KIRŞEHİR"},
+		"Ağrı":      {"agri", "AĞRI"},
+		"Ankara":    {"ankara", " Ankara "},
+	}
+	want := map[string]string{}
+	var cs []*intake.Creation
+	i := 0
+	for name := range provinces {
+		r := newRequest(ayse.ID, time.Duration(i)*time.Second, name, "anadolu", intake.Tow)
+		want[name] = r.ID
+		cs = append(cs, creation(r, "", ""))
+		i++
+	}
+	mustCreate(t, s, cs...)
+	for name, typed := range provinces {
+		for _, q := range append(typed, name) {
+			got, err := s.Requests(ctx, intake.Filter{Province: q, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].ID != want[name] {
+				t.Errorf("province %q (fold key %q): %d requests, want the one in %s", q, fold.Key(q), len(got), name)
+			}
+		}
 	}
 }
