@@ -66,6 +66,13 @@ var engines = map[string]func(t testing.TB) storetest.DispatchStore{
 	},
 }
 
+// forEngines runs test on each engine, as a subtest named after it.
+func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) { test(t, engine) })
+	}
+}
+
 // harness is dispatch over a real store and the in-process position
 // index, with the relay replaced by reading the outbox.
 type harness struct {
