@@ -27,15 +27,8 @@ func TestReconcileFreesADriverTheIndexKeptBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := intake.Request{
-		ID: "req_0001", OwnerID: cust.ID, Status: intake.StatusAssigned, ServiceType: intake.Tow,
-		Location: intake.Location{Lat: fatih.Lat, Lng: fatih.Lng}, Destination: &intake.Location{Lat: 41.05, Lng: 29.01},
-		Vehicle: intake.Vehicle{Plate: "34ABC123", Type: "car"}, Policy: intake.Policy{Insurer: "anadolu", PolicyNumber: "POL-1"},
-		Contact: intake.Contact{Name: "Ayşe", Phone: "+905551112233"}, Insurance: intake.Insurance{Status: intake.InsurancePending},
-		Assignment: &intake.Assignment{DriverID: d.UserID, DriverName: "truck", VehiclePlate: "34TRUCK", AssignedAt: now},
-		Timeline:   []intake.TimelineEntry{{Status: intake.StatusAssigned, At: now}},
-		CreatedAt:  now, UpdatedAt: now, Version: 1,
-	}
+	req := towAt(fatih, cust.ID, intake.StatusAssigned)
+	req.Assignment = &intake.Assignment{DriverID: d.UserID, DriverName: "truck", VehiclePlate: "34TRUCK", AssignedAt: now}
 	if err := b.store.CreateRequests(ctx, []*intake.Creation{{Request: req}}); err != nil {
 		t.Fatal(err)
 	}
