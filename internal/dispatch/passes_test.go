@@ -85,3 +85,40 @@ func TestLaterPassFailureKeepsWhatCommitted(t *testing.T) {
 		})
 	}
 }
+
+// TestSpentJobDoesNotSwallowAFreshOne: a job delivered again (its ack was
+// lost) after its offer was declined, in one batch with the next round's
+// job for the same request: the old job's receipt is spent, and the batch
+// must still make the next round's offer, not acknowledge both jobs with
+// nothing done (the request would sit with no offer and no job).
+func TestSpentJobDoesNotSwallowAFreshOne(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine string) {
+		h := setup(t, engine)
+		ctx := context.Background()
+		a, b := h.driver("alpha"), h.driver("bravo")
+		h.online(a, north(1))
+		h.online(b, north(2))
+		r := h.request(h.user("ayse", identity.Customer), intake.JumpStart, fatih)
+		first := jobsIn(t, h.relay())
+		if len(first) != 1 {
+			t.Fatalf("jobs %+v", first)
+		}
+		if res := must(h.worker.Handle(ctx, first)); res[0] != nil {
+			t.Fatal(res[0])
+		}
+		if err := h.svc.Decline(ctx, a, h.onlyOffer(a).OfferID); err != nil {
+			t.Fatal(err)
+		}
+		next := jobsIn(t, h.relay())
+		if len(next) != 1 || next[0].RequestID != r.ID {
+			t.Fatalf("next round's jobs %+v", next)
+		}
+		res, err := h.worker.Handle(ctx, []dispatch.Job{first[0], next[0]})
+		if err != nil || res[0] != nil || res[1] != nil {
+			t.Fatalf("Handle: %v %v", res, err)
+		}
+		if o := h.offers(b); len(o) != 1 || o[0].RequestID != r.ID {
+			t.Errorf("bravo's offers %+v: the next round was not made", o)
+		}
+	})
+}
