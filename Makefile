@@ -2,7 +2,7 @@
 # runs every test. `make check` is the fast loop while editing.
 GO ?= go
 
-.PHONY: demo serve build vet check test
+.PHONY: demo serve build vet check test screenshots web-assets
 
 demo: serve
 
@@ -17,12 +17,13 @@ vet:
 	$(GO) vet ./...
 
 # Fast feedback, under a minute: vet, then the unit and conformance tests on
-# SQLite, without the race detector, leaving out the two packages that run
+# SQLite, without the race detector, leaving out the packages that run
 # whole processes (internal/app starts the binary, kills it and restarts it;
-# internal/relay runs brokers and kills them). make test runs everything.
-CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/app$$' -e '/internal/relay$$')
+# internal/relay runs brokers and kills them; web/e2e drives a browser
+# against the binary). make test runs everything.
+CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/app$$' -e '/internal/relay$$' -e '/web/e2e$$')
 check: vet
-	@echo "go test -count=1 (every package but internal/app and internal/relay, on SQLite)"
+	@echo "go test -count=1 (every package but internal/app, internal/relay and web/e2e, on SQLite)"
 	@YOLDA_TEST_POSTGRES_URL= YOLDA_REQUIRE_SERVICES= $(GO) test -count=1 $(CHECK_PKGS)
 
 # Every test, with the race detector. PostgreSQL tests run when
@@ -36,3 +37,13 @@ test: vet
 	@if [ -z "$$YOLDA_TEST_POSTGRES_URL" ]; then \
 		echo "SKIP: set YOLDA_TEST_POSTGRES_URL to run the PostgreSQL suites (scripts/postgres-test-cluster.sh start DIR prints one)"; \
 	fi
+
+# The README's screenshots: the browser tests (web/e2e, Chromium headless)
+# write one PNG per main screen into docs/screenshots.
+screenshots:
+	YOLDA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run . ./web/e2e
+
+# Refresh the vendored map library and regenerate the offline basemap
+# (needs Node and npm; the output is committed, so nothing else does).
+web-assets:
+	bash web/build/build.sh

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,7 +97,12 @@ func demoCmd(ctx context.Context, args []string, env Env) error {
 	if err := seedDemoAccounts(ctx, p.store, o); err != nil {
 		return err
 	}
-	printWhereToLook(env.Stdout, demoLinks(cfg, dir))
+	// The panel's link signs the demo operator in with one click.
+	opsToken, err := demoLogin(ctx, "http://"+cfg.HTTPAddr, "ops")
+	if err != nil {
+		return err
+	}
+	printWhereToLook(env.Stdout, demoLinks(cfg, dir, opsToken))
 
 	rep, err := sim.Run(ctx, o)
 	stop()
@@ -182,9 +188,11 @@ type link struct{ what, where string }
 
 // demoLinks are the demo's "where to look" lines. Whatever serves
 // something worth seeing adds its line here (the web panel: its URL).
-func demoLinks(cfg config.Config, dir string) []link {
+func demoLinks(cfg config.Config, dir, opsToken string) []link {
 	api, ops := "http://"+cfg.HTTPAddr, "http://"+cfg.OpsAddr
 	return []link{
+		{"panel", api + "/#access_token=" + opsToken + " (signed in as ops for an hour; or sign in at " + api + "/ as ops / ops-password)"},
+		{"driver", api + "/driver?sim=1 (the driver app as ali / ali-password, on a simulated route)"},
 		{"API", api + "/openapi.json (every route)"},
 		{"WebSocket", "ws://" + cfg.HTTPAddr + "/v1/ws (docs/realtime.md)"},
 		{"fleet", `curl -s ` + api + `/v1/drivers -H "Authorization: Bearer $(curl -s ` + api +
@@ -209,6 +217,28 @@ func printWhereToLook(w io.Writer, links []link) {
 		fmt.Fprintf(w, "  %-9s %s / %s-password\n", a.role, a.username, a.username)
 	}
 	fmt.Fprintln(w)
+}
+
+// demoLogin signs a demo account in over the API and returns its token.
+func demoLogin(ctx context.Context, api, username string) (string, error) {
+	body := fmt.Sprintf(`{"username":%q,"password":%q}`, username, username+"-password")
+	req, err := http.NewRequestWithContext(ctx, "POST", api+"/v1/auth/login", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("demo login: %w", err)
+	}
+	defer resp.Body.Close()
+	var a struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != http.StatusOK || a.AccessToken == "" {
+		return "", fmt.Errorf("demo login as %s: %d %v", username, resp.StatusCode, err)
+	}
+	return a.AccessToken, nil
 }
 
 // waitListening polls url until it answers (the listener is up).

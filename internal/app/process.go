@@ -24,6 +24,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/realtime"
 	"github.com/yolda/yolda/internal/store/postgres"
+	"github.com/yolda/yolda/web"
 )
 
 // process is what the roles of one `yolda serve` share: the adapters it
@@ -111,6 +112,14 @@ func (p *process) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	trackingLinks, err := auth.NewTrackingLinks(secret, p.cfg.TrackingLinkTTL, nil)
+	if err != nil {
+		return err
+	}
+	site, err := web.New()
+	if err != nil {
+		return err
+	}
 	accounts, trail, err := accountServices(p.cfg, store, p.registry, p.log)
 	if err != nil {
 		return err
@@ -183,6 +192,7 @@ func (p *process) assemble(ctx context.Context) error {
 	p.api = httpapi.New(httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
 		Insurers: p.insurers.clients, Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws,
+		Tracking: trackingLinks, Approaches: p.fleet, Candidates: p.fleet, OfferHistory: store, Pending: store, Web: site,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,

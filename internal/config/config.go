@@ -65,6 +65,9 @@ type Config struct {
 
 	// TokenTTL is the lifetime of an access token.
 	TokenTTL time.Duration
+	// TrackingLinkTTL is the lifetime of a customer's tracking link
+	// (POST /v1/requests/{id}/tracking-link).
+	TrackingLinkTTL time.Duration
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight work.
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes is the largest request body accepted (413 past it).
@@ -207,6 +210,7 @@ func Defaults() Config {
 		LogLevel:          "info",
 		LogFormat:         "json",
 		TokenTTL:          time.Hour,
+		TrackingLinkTTL:   2 * time.Hour,
 		ShutdownTimeout:   20 * time.Second,
 		MaxBodyBytes:      64 << 10,
 		MaxInFlight:       4096,
@@ -298,6 +302,7 @@ func (c *Config) settings() []setting {
 		{"log-level", "debug, info, warn or error", &c.LogLevel, shown},
 		{"log-format", "json or text", &c.LogFormat, shown},
 		{"token-ttl", "lifetime of an access token", &c.TokenTTL, shown},
+		{"tracking-link-ttl", "lifetime of a customer's tracking link", &c.TrackingLinkTTL, shown},
 		{"shutdown-timeout", "how long shutdown waits for in-flight work", &c.ShutdownTimeout, shown},
 		{"max-body-bytes", "largest request body accepted", &c.MaxBodyBytes, shown},
 		{"max-in-flight", "concurrent HTTP requests before answering 503 (0: no cap)", &c.MaxInFlight, shown},
@@ -474,6 +479,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 24*time.Hour {
 		bad("token-ttl must be between 1m and 24h")
+	}
+	if c.TrackingLinkTTL < time.Minute || c.TrackingLinkTTL > 72*time.Hour {
+		bad("tracking-link-ttl must be between 1m and 72h")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout must be positive")

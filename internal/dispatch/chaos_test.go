@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,8 +49,9 @@ func TestEveryPathAtOnce(t *testing.T) {
 			p := startPipeline(t, h, nWorkers, 8)
 			defer p.stop()
 
-			actx, stopActors := context.WithCancel(ctx)
-			defer stopActors()
+			// Actors stop between calls, never in one: a call cut short
+			// may have committed, and its success would be lost.
+			var stopping atomic.Bool
 			var mu sync.Mutex
 			ids := make([]string, 0, nRequests)
 			told := map[string]string{} // request -> the driver a caller was told has it
@@ -71,18 +73,17 @@ func TestEveryPathAtOnce(t *testing.T) {
 			}
 			unexpected := func(what string, err error) {
 				t.Helper()
-				if actx.Err() == nil {
-					t.Errorf("%s: %v", what, err)
-				}
+				t.Errorf("%s: %v", what, err)
 			}
 
 			var actors sync.WaitGroup
+			defer func() { stopping.Store(true); actors.Wait() }() // also when the test fails early
 			actors.Go(func() { // customers: requests come in over time
 				for i := range nRequests {
-					if actx.Err() != nil {
+					if stopping.Load() {
 						return
 					}
-					cr, err := h.intake.Create(actx, customer, submission(intake.JumpStart, north(float64(i%6)*0.7)), "")
+					cr, err := h.intake.Create(ctx, customer, submission(intake.JumpStart, north(float64(i%6)*0.7)), "")
 					if err != nil {
 						unexpected("create", err)
 						return
@@ -99,10 +100,10 @@ func TestEveryPathAtOnce(t *testing.T) {
 				actors.Go(func() {
 					rnd := rand.New(rand.NewPCG(uint64(i), 11))
 					job, offline := "", false
-					for actx.Err() == nil {
+					for !stopping.Load() {
 						time.Sleep(time.Millisecond) // a driver's app polling, not a synchronisation
 						if job != "" {
-							r, err := h.store.Request(actx, job)
+							r, err := h.store.Request(ctx, job)
 							if err != nil {
 								unexpected("read job", err)
 								return
@@ -115,7 +116,7 @@ func TestEveryPathAtOnce(t *testing.T) {
 							if rnd.IntN(3) != 0 {
 								continue
 							}
-							_, err = h.svc.Progress(actx, d, job, to)
+							_, err = h.svc.Progress(ctx, d, job, to)
 							switch {
 							case err == nil && to == intake.StatusCompleted:
 								job = ""
@@ -128,18 +129,18 @@ func TestEveryPathAtOnce(t *testing.T) {
 						if rnd.IntN(60) == 0 {
 							offline = !offline
 							if offline {
-								if _, err := h.fleet.SetAvailability(actx, d, fleet.Offline); err != nil {
+								if _, err := h.fleet.SetAvailability(ctx, d, fleet.Offline); err != nil {
 									unexpected("go offline", err)
 									continue
 								}
-								if held, err := h.svc.Offers(actx, d); (err != nil || len(held) != 0) && actx.Err() == nil {
+								if held, err := h.svc.Offers(ctx, d); err != nil || len(held) != 0 {
 									t.Errorf("%s went offline and still holds %+v (%v)", d.Username, held, err)
 								}
 							} else {
 								h.online(d, north(float64(i%8)*0.5))
 							}
 						}
-						offers, err := h.svc.Offers(actx, d)
+						offers, err := h.svc.Offers(ctx, d)
 						if err != nil {
 							unexpected("offers", err)
 							continue
@@ -147,7 +148,7 @@ func TestEveryPathAtOnce(t *testing.T) {
 						for _, o := range offers {
 							switch n := rnd.IntN(100); {
 							case n < 65:
-								r, err := h.svc.Accept(actx, d, o.OfferID)
+								r, err := h.svc.Accept(ctx, d, o.OfferID)
 								switch {
 								case err == nil:
 									win(r.ID, d.UserID, "accept")
@@ -158,7 +159,7 @@ func TestEveryPathAtOnce(t *testing.T) {
 									unexpected("accept", err)
 								}
 							case n < 80:
-								err := h.svc.Decline(actx, d, o.OfferID)
+								err := h.svc.Decline(ctx, d, o.OfferID)
 								if err != nil && !errors.Is(err, dispatch.ErrOfferClosed) && !errors.Is(err, dispatch.ErrOfferExpired) {
 									unexpected("decline", err)
 								}
@@ -170,14 +171,14 @@ func TestEveryPathAtOnce(t *testing.T) {
 			}
 			actors.Go(func() { // an operator assigning by hand, into the same drivers
 				rnd := rand.New(rand.NewPCG(99, 1))
-				for actx.Err() == nil {
+				for !stopping.Load() {
 					time.Sleep(15 * time.Millisecond) // an operator's pace, not a synchronisation
 					req := some(rnd)
 					if req == "" {
 						continue
 					}
 					d := drivers[rnd.IntN(nDrivers)]
-					r, err := h.svc.Assign(actx, op, req, d.UserID)
+					r, err := h.svc.Assign(ctx, op, req, d.UserID)
 					var fields validate.Errors
 					switch {
 					case err == nil:
@@ -190,13 +191,13 @@ func TestEveryPathAtOnce(t *testing.T) {
 			})
 			actors.Go(func() { // customers calling some off
 				rnd := rand.New(rand.NewPCG(7, 7))
-				for actx.Err() == nil {
+				for !stopping.Load() {
 					time.Sleep(150 * time.Millisecond) // customers' pace, not a synchronisation
 					req := some(rnd)
 					if req == "" {
 						continue
 					}
-					if _, err := h.intake.Cancel(actx, customer, req, "changed my mind"); err != nil && !errors.Is(err, intake.ErrConflict) {
+					if _, err := h.intake.Cancel(ctx, customer, req, "changed my mind"); err != nil && !errors.Is(err, intake.ErrConflict) {
 						unexpected("cancel", err)
 					}
 				}
@@ -224,7 +225,7 @@ func TestEveryPathAtOnce(t *testing.T) {
 				}
 				return true
 			})
-			stopActors()
+			stopping.Store(true)
 			actors.Wait()
 			p.stop()
 			if p.failed.Load() > 0 {

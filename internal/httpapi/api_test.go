@@ -50,8 +50,10 @@ type fixture struct {
 	accounts *account.Service
 	tokens   map[string]string
 	issuer   *auth.Tokens
-	intake   *intake.Service
-	api      *httpapi.Server
+	// links issues the fixture's tracking links.
+	links  *auth.TrackingLinks
+	intake *intake.Service
+	api    *httpapi.Server
 	// registry holds the server's metrics.
 	registry *prometheus.Registry
 }
@@ -95,7 +97,11 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	}
 	svc := intake.NewService(store, intake.Options{Batch: intake.BatchOptions{MaxBatch: 32, Writers: 2}})
 	t.Cleanup(svc.Close)
-	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc, accounts: accounts}
+	links, err := auth.NewTrackingLinks([]byte(testSecret), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, links: links, intake: svc, accounts: accounts}
 	for _, u := range []account.NewUser{
 		{Username: "ayse", Password: "ayse-password", Role: identity.Customer, Name: "Ayşe Yılmaz"},
 		{Username: "mehmet", Password: "mehmet-password", Role: identity.Customer},
@@ -119,7 +125,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	// served and the matrices generated from it cover them all.
 	fl := fleet.NewService(store.(fleet.Store), memory.New(memory.Options{}), fleet.Options{})
 	f.api = httpapi.New(httpapi.Deps{
-		Intake: svc, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, Fleet: fl,
+		Intake: svc, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, Fleet: fl, Tracking: links, Approaches: fl,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
 	})

@@ -125,7 +125,7 @@ func setupDispatch(t *testing.T, engine string) *dispatchFixture {
 		t.Fatal(err)
 	}
 	f.trail = trail
-	api := httpapi.New(httpapi.Deps{Intake: requests, Accounts: accounts, Tokens: tokens, Dispatch: svc, Audit: trail,
+	api := httpapi.New(httpapi.Deps{Intake: requests, Accounts: accounts, Tokens: tokens, Dispatch: svc, Audit: trail, Candidates: fl, OfferHistory: store,
 		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry()})
 	f.srv = httptest.NewServer(api)
 	t.Cleanup(f.srv.Close)

@@ -13,6 +13,8 @@ type RouteInfo struct {
 	Public          bool
 	// OpsOnly routes are served on the operations listener alone.
 	OpsOnly bool
+	// Tracking routes take a tracking link's token, not an access token.
+	Tracking bool
 	// Roles may call the route; empty is any authenticated role.
 	Roles []identity.Role
 	// Object is what the pattern's {id} names.
@@ -27,7 +29,7 @@ type RouteInfo struct {
 func (s *Server) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(s.routes))
 	for _, rt := range s.routes {
-		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success, OpsOnly: rt.listener == onOps}
+		ri := RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.public, Roles: rt.roles, Object: rt.object, Success: rt.success, OpsOnly: rt.listener == onOps, Tracking: rt.tracking}
 		if rt.example != nil {
 			ri.Example, _ = json.Marshal(rt.example)
 		}

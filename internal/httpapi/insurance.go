@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/intake"
@@ -36,6 +38,17 @@ type insurerHealth struct {
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
 	InFlight     int     `json:"in_flight"`
+	// PendingChecks counts the requests whose check with this insurer can
+	// still settle; OldestPendingAt is the oldest one's creation (null
+	// when none). Both need Deps.Pending; without it they are 0 and null.
+	PendingChecks   int        `json:"pending_checks"`
+	OldestPendingAt *time.Time `json:"oldest_pending_at"`
+}
+
+// PendingChecks counts the insurance checks that can still settle, per
+// insurer (the operational store).
+type PendingChecks interface {
+	PendingInsurance(ctx context.Context) ([]intake.PendingChecks, error)
 }
 
 type insurerList struct {
@@ -66,13 +79,30 @@ func (s *Server) handleDecideInsurance(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleInsurers(w http.ResponseWriter, r *http.Request) {
 	out := insurerList{Items: []insurerHealth{}}
+	pending := map[string]intake.PendingChecks{}
+	if s.pending != nil {
+		counts, err := s.pending.PendingInsurance(r.Context())
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		for _, c := range counts {
+			pending[c.Insurer] = c
+		}
+	}
 	if s.insurers != nil {
 		for _, h := range s.insurers.Health() {
-			out.Items = append(out.Items, insurerHealth{
+			ih := insurerHealth{
 				Code: h.Code, Name: h.Name, Breaker: h.Breaker, Calls: h.Calls, Errors: h.Errors, ErrorRate: h.ErrorRate,
 				LatencyP50Ms: float64(h.LatencyP50.Microseconds()) / 1000, LatencyP99Ms: float64(h.LatencyP99.Microseconds()) / 1000,
 				InFlight: h.InFlight,
-			})
+			}
+			if p, ok := pending[h.Code]; ok && p.Count > 0 {
+				ih.PendingChecks = p.Count
+				oldest := p.Oldest.UTC()
+				ih.OldestPendingAt = &oldest
+			}
+			out.Items = append(out.Items, ih)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -25,6 +25,7 @@ const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
 	keyAccessLog
+	keyTracking
 )
 
 // accessLog is what inner middleware tells the access log about a

@@ -20,6 +20,9 @@ type route struct {
 	// limited per address.
 	public  bool
 	limited bool
+	// tracking routes take a tracking link's token (scoped to the path's
+	// request) instead of an access token.
+	tracking bool
 	// listener is where the route is served: the API listener (the
 	// default), the operations listener, or both.
 	listener listener
@@ -129,6 +132,12 @@ func (s *Server) routeTable() []route {
 	}
 	if s.dispatch != nil {
 		rs = append(rs, s.dispatchRoutes()...)
+		if s.candidates != nil {
+			rs = append(rs, s.candidateRoutes()...)
+		}
+	}
+	if s.tracking != nil {
+		rs = append(rs, s.trackingRoutes()...)
 	}
 	if s.opts.OnlyRealtime {
 		rs = slices.DeleteFunc(rs, func(rt route) bool { return rt.tag != "operations" })

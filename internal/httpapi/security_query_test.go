@@ -30,6 +30,9 @@ func TestQueryParametersOneRule(t *testing.T) {
 		if len(rt.Roles) > 0 && !slices.Contains(rt.Roles, identity.Admin) {
 			user = callers[rt.Roles[0]]
 		}
+		if rt.Tracking { // a link for the path's request
+			user = f.trackingToken(t, strings.TrimPrefix(path, "/v1/track/")[:len("req_01JDQ3M6Y9B1X4G0ZC5V7N2K8P")], f.users["ayse"].ID)
+		}
 		a := f.doAt(t, base, rt.Method, path+"?colour=red", user, "")
 		if a.status != 422 || !strings.Contains(a.body, `"field":"colour"`) {
 			t.Errorf("%s %s?colour=red: %d %s", rt.Method, rt.Pattern, a.status, a.body)

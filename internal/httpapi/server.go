@@ -131,6 +131,8 @@ type Deps struct {
 	DeadLetters   DeadLetters
 	Notifications Notifications
 	Insurers      Insurers
+	// Pending adds the pending checks to the insurers' health; optional.
+	Pending PendingChecks
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
 	// Dispatch serves offers, assignment and job progress; without it
@@ -138,6 +140,19 @@ type Deps struct {
 	Dispatch Dispatch
 	// Realtime serves GET /v1/ws; without it the route does not exist.
 	Realtime Realtime
+	// Tracking issues and checks the customer's tracking links; without
+	// it their routes do not exist. Approaches (optional) adds the
+	// driver's live position and arrival estimate to the tracking view.
+	Tracking   TrackingLinks
+	Approaches Approaches
+	// Candidates lists the drivers an operator may assign a request to
+	// (with Dispatch); without it that route does not exist.
+	Candidates Candidates
+	// OfferHistory (with Candidates) lists the offers made for a request.
+	OfferHistory OfferHistory
+	// Web serves the browser apps under / (pages and their assets); nil:
+	// none, / answers 404.
+	Web Site
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -147,25 +162,31 @@ type Deps struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	intake    Intake
-	accounts  Accounts
-	tokens    Tokens
-	admin     AccountAdmin
-	audit     AuditTrail
-	dead      DeadLetters
-	notes     Notifications
-	insurers  Insurers
-	fleet     Fleet
-	dispatch  Dispatch
-	realtime  Realtime
-	ready     func(ctx context.Context) error
-	registry  *prometheus.Registry
-	log       *slog.Logger
-	opts      Options
-	metrics   *metrics
-	userLimit Limiter
-	ipLimit   Limiter
-	routes    []route
+	intake       Intake
+	accounts     Accounts
+	tokens       Tokens
+	admin        AccountAdmin
+	audit        AuditTrail
+	dead         DeadLetters
+	notes        Notifications
+	insurers     Insurers
+	pending      PendingChecks
+	fleet        Fleet
+	dispatch     Dispatch
+	realtime     Realtime
+	tracking     TrackingLinks
+	approaches   Approaches
+	candidates   Candidates
+	offerHistory OfferHistory
+	web          Site
+	ready        func(ctx context.Context) error
+	registry     *prometheus.Registry
+	log          *slog.Logger
+	opts         Options
+	metrics      *metrics
+	userLimit    Limiter
+	ipLimit      Limiter
+	routes       []route
 	// openAPIDoc is generated from routes once.
 	openAPIDoc map[string]any
 	handler    http.Handler
@@ -183,24 +204,30 @@ func New(d Deps) *Server {
 		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	s := &Server{
-		intake:    d.Intake,
-		accounts:  d.Accounts,
-		tokens:    d.Tokens,
-		admin:     d.Admin,
-		audit:     d.Audit,
-		dead:      d.DeadLetters,
-		notes:     d.Notifications,
-		insurers:  d.Insurers,
-		fleet:     d.Fleet,
-		dispatch:  d.Dispatch,
-		realtime:  d.Realtime,
-		ready:     d.Ready,
-		registry:  d.Registry,
-		log:       d.Logger,
-		opts:      d.Options,
-		metrics:   newMetrics(d.Registry),
-		userLimit: NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
-		ipLimit:   NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+		intake:       d.Intake,
+		accounts:     d.Accounts,
+		tokens:       d.Tokens,
+		admin:        d.Admin,
+		audit:        d.Audit,
+		dead:         d.DeadLetters,
+		notes:        d.Notifications,
+		insurers:     d.Insurers,
+		pending:      d.Pending,
+		fleet:        d.Fleet,
+		dispatch:     d.Dispatch,
+		realtime:     d.Realtime,
+		tracking:     d.Tracking,
+		approaches:   d.Approaches,
+		candidates:   d.Candidates,
+		offerHistory: d.OfferHistory,
+		web:          d.Web,
+		ready:        d.Ready,
+		registry:     d.Registry,
+		log:          d.Logger,
+		opts:         d.Options,
+		metrics:      newMetrics(d.Registry),
+		userLimit:    NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
+		ipLimit:      NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -219,8 +246,8 @@ func New(d Deps) *Server {
 			ops = append(ops, rt)
 		}
 	}
-	s.handler = s.mux(api)
-	s.ops = s.mux(ops)
+	s.handler = s.mux(api, true)
+	s.ops = s.mux(ops, false)
 	return s
 }
 
@@ -236,13 +263,16 @@ func (s *Server) OpsHandler() http.Handler { return s.ops }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // mux registers every path once and dispatches on the method itself, so
-// that a wrong method and an unknown path get problem documents too.
-func (s *Server) mux(routes []route) http.Handler {
+// that a wrong method and an unknown path get problem documents too. With
+// web, the paths no route claims may be the web apps' pages and assets.
+func (s *Server) mux(routes []route, web bool) http.Handler {
 	byPath := map[string]map[string]http.Handler{}
 	var paths []string
 	for _, rt := range routes {
 		h := s.checkQuery(rt.query, rt.handler)
 		switch {
+		case rt.tracking:
+			h = s.limitIP(s.authenticateTracking(h))
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
 		case !rt.public:
@@ -280,9 +310,25 @@ func (s *Server) mux(routes []route) http.Handler {
 			notAllowed.ServeHTTP(w, r)
 		}))
 	}
-	mux.Handle("/", s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := s.observe(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
+	}))
+	if !web || s.web == nil {
+		mux.Handle("/", notFound)
+		return mux
+	}
+	pages := s.observe(webRoute, s.shed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.serveWeb(w, r) {
+			s.writeProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource."))
+		}
 	})))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.web.Lookup(r.URL.Path); ok {
+			pages.ServeHTTP(w, r)
+			return
+		}
+		notFound.ServeHTTP(w, r)
+	}))
 	return mux
 }
 

@@ -85,6 +85,10 @@ func (s Status) Active() bool {
 	return false
 }
 
+// CustomerMayCancel reports whether a request's customer may still call
+// it off alone (the tracking page shows its cancel button by it).
+func (s Status) CustomerMayCancel() bool { return customerMayCancel(s) }
+
 // customerMayCancel is how far a request may go before its customer can no
 // longer call it off alone: once the driver is there, an operator decides.
 func customerMayCancel(s Status) bool {
