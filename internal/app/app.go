@@ -37,6 +37,8 @@ Usage:
                                 enable, reset-password, revoke-tokens
   yolda providers add|list      the companies drivers work for
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda bench warehouse [flags] time warehouse loads and reports on synthetic data
+  yolda warehouse rebuild       replay events into an empty warehouse, or re-derive its facts
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
   yolda sim [flags]             simulate drivers and customers against a running Yolda
   yolda demo [flags]            everything in one process, with simulated traffic to watch
@@ -72,8 +74,11 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "providers":
 		return providersCmd(ctx, rest, env)
 	case "bench":
+		if len(rest) > 0 && rest[0] == "warehouse" {
+			return benchWarehouse(ctx, rest[1:], env)
+		}
 		if len(rest) == 0 || rest[0] != "intake" {
-			fmt.Fprintln(env.Stderr, "usage: yolda bench intake [flags]")
+			fmt.Fprintln(env.Stderr, "usage: yolda bench intake|warehouse [flags]")
 			return ErrUsage
 		}
 		return benchIntake(ctx, rest[1:], env)
@@ -83,6 +88,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return simCmd(ctx, rest, env)
 	case "demo":
 		return demoCmd(ctx, rest, env)
+	case "warehouse":
+		return warehouseCmd(ctx, rest, env)
 	case "version", "--version", "-version":
 		printVersion(env.Stdout)
 		return nil

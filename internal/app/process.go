@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/realtime"
 	"github.com/yolda/yolda/internal/store/postgres"
+	"github.com/yolda/yolda/internal/warehouse"
 	"github.com/yolda/yolda/web"
 )
 
@@ -61,6 +64,10 @@ type process struct {
 	api     *httpapi.Server
 	// wrapListener, if set, wraps the HTTP listener: a test seam.
 	wrapListener func(net.Listener) net.Listener
+	// warehouse answers reports when this process has one; otherwise
+	// reportsForward is the warehouse process an api forwards them to.
+	warehouse      *warehouse.Service
+	reportsForward *url.URL
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -94,6 +101,11 @@ func (p *process) assemble(ctx context.Context) error {
 	// Released last, after everything in the directory is closed.
 	if err := p.lockDataDir(); err != nil {
 		return err
+	}
+	if need&needStore == 0 {
+		// A warehouse-only process never opens the operational database:
+		// reports answer while it is down.
+		return p.assembleWithoutStore(ctx, need)
 	}
 	store, err := openStore(ctx, p.cfg, postgres.WithLogger(p.log), postgres.WithRegisterer(p.registry))
 	if err != nil {
@@ -179,6 +191,9 @@ func (p *process) assemble(ctx context.Context) error {
 	if err := p.buildDispatch(); err != nil {
 		return err
 	}
+	if err := p.openReports(ctx); err != nil {
+		return err
+	}
 	p.reporter = broadcastingFleet{Service: p.fleet, broker: p.broker, now: time.Now}
 	if err := p.buildGateway(accounts); err != nil {
 		return err
@@ -189,10 +204,10 @@ func (p *process) assemble(ctx context.Context) error {
 	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
-	p.api = httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
 		Insurers: p.insurers.clients, Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws,
-		Tracking: trackingLinks, Approaches: p.fleet, Candidates: p.fleet, OfferHistory: store, Pending: store, Web: site,
+		Tracking: trackingLinks, Approaches: p.fleet, Candidates: p.fleet, OfferHistory: store, Pending: store, Web: site, ReportsForward: p.reportsForward,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
@@ -200,7 +215,11 @@ func (p *process) assemble(ctx context.Context) error {
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
 			TrustedProxies: proxies, Version: Version(), OnlyRealtime: !p.runs("api"),
 		},
-	})
+	}
+	if p.warehouse != nil {
+		deps.Reports = p.warehouse
+	}
+	p.api = httpapi.New(deps)
 	return nil
 }
 
@@ -250,7 +269,13 @@ func (p *process) runs(name string) bool {
 func (p *process) services() ([]service, error) {
 	var all []service
 	if needed(p.roles)&needHTTP != 0 {
-		all = append(all, httpService(p.cfg, p.api, p.requests, p.log, p.wrapListener))
+		var h http.Handler = p.api
+		if p.store == nil {
+			// A warehouse-only process: reports and probes, nothing that
+			// needs the operational database.
+			h = p.api.ReportsHandler()
+		}
+		all = append(all, httpService(p.cfg, h, p.requests, p.log, p.wrapListener))
 	}
 	for _, r := range p.roles {
 		ss, err := r.services(p)

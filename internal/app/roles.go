@@ -33,46 +33,56 @@ const (
 	// needHTTP: the listener on YOLDA_HTTP_ADDR (the API, the WebSocket),
 	// one for the process whichever roles serve on it.
 	needHTTP
+	// needStore: the operational database. Every role but the warehouse
+	// needs it; a process without it builds no intake.
+	needStore
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. The warehouse is still to come (docs/architecture.md).
+// them.
 var roleTable = []role{
 	{
 		name:     "api",
 		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail (with an external broker, positions it takes are broadcast to the gateways)",
-		needs:    needHTTP | needInsurers,
+		needs:    needStore | needHTTP | needInsurers,
 		services: (*process).apiServices,
 	},
 	{
 		name:     "relay",
 		about:    "outbox rows -> broker; runs the sweeper (re-commits jobs of stuck requests)",
-		needs:    needBroker | needInsurers,
+		needs:    needStore | needBroker | needInsurers,
 		services: (*process).relayServices,
 	},
 	{
 		name:     "notify",
 		about:    "turns request events into customer notifications",
-		needs:    needBroker,
+		needs:    needStore | needBroker,
 		services: (*process).notifyServices,
 	},
 	{
 		name:     "dispatch",
 		about:    "offers dispatching requests to drivers, round after round; expires unanswered offers",
-		needs:    needBroker,
+		needs:    needStore | needBroker,
 		services: (*process).dispatchServices,
 	},
 	{
 		name:     "realtime",
 		about:    "the WebSocket gateway (GET /v1/ws): status changes, driver positions and offers as they happen",
-		needs:    needHTTP | needBroker,
+		needs:    needStore | needHTTP | needBroker,
 		services: (*process).realtimeServices,
 	},
 	{
 		name:     "insurance",
 		about:    "checks policies with the insurers (the only role that calls them)",
-		needs:    needBroker | needInsurers,
+		needs:    needStore | needBroker | needInsurers,
 		services: (*process).insuranceServices,
+	},
+	{
+		name:  "warehouse",
+		about: "loads events into the reporting warehouse and serves /v1/reports (never reads the operational database)",
+		// The insurers file holds each insurer's arrival SLA.
+		needs:    needHTTP | needBroker | needInsurers,
+		services: (*process).warehouseServices,
 	},
 }
 

@@ -99,7 +99,9 @@ func httpService(cfg config.Config, h http.Handler, requests *intake.Service, lo
 		drainCtx, cancel := context.WithTimeout(context.Background(), drainBudget(cfg.ShutdownTimeout))
 		defer cancel()
 		err = srv.Shutdown(drainCtx)
-		_ = requests.Shutdown(drainCtx)
+		if requests != nil {
+			_ = requests.Shutdown(drainCtx)
+		}
 		// Handlers still running (a read of a database that does not
 		// answer) have their requests cancelled with their connections.
 		_ = srv.Close()

@@ -38,9 +38,17 @@ type Config struct {
 	// RedisURL is the shared driver position index (and, later, the
 	// cache): empty keeps positions in the process.
 	RedisURL string
-	// WarehouseURL is reserved for the reporting warehouse; nothing in
-	// this build uses it yet (a start-up warning says so when it is set).
+	// WarehouseURL is the reporting warehouse: empty for a DuckDB file in
+	// DataDir (served by the one process that runs the warehouse role), or
+	// a postgres:// URL of a database apart from the operational one.
 	WarehouseURL string
+	// ReportsURL is where an api process without the warehouse role
+	// forwards /v1/reports/... (the warehouse role's http-addr, e.g.
+	// http://10.0.0.5:8081) when the warehouse is DuckDB; empty: such a
+	// process answers reports with 503 (or put the route in the proxy,
+	// docs/reports.md). With a PostgreSQL warehouse the api reads it
+	// itself.
+	ReportsURL string
 	// JWTSecret signs access tokens (HS256, 32 bytes or more). Empty: a
 	// secret generated once into DataDir, which then must be shared by
 	// every API process.
@@ -198,6 +206,9 @@ type Config struct {
 	WSClientRate float64
 }
 
+// WarehousePath is the DuckDB warehouse file in DataDir.
+func (c *Config) WarehousePath() string { return filepath.Join(c.DataDir, "warehouse.duckdb") }
+
 // Defaults returns the embedded-laptop defaults.
 func Defaults() Config {
 	return Config{
@@ -294,7 +305,8 @@ func (c *Config) settings() []setting {
 		{"consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)", &c.ConsumerBatchMax, shown},
 		{"consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)", &c.ConsumerBatchWait, shown},
 		{"redis-url", "driver position index: empty for in-process, or redis://...", &c.RedisURL, urls},
-		{"warehouse-url", "not used yet: reserved for the reporting warehouse (postgres://...)", &c.WarehouseURL, urls},
+		{"warehouse-url", "reporting warehouse: empty for DuckDB in the data dir, or postgres://... (not the operational database)", &c.WarehouseURL, urls},
+		{"reports-url", "where an api without the warehouse role forwards /v1/reports (http://host:port of the warehouse process)", &c.ReportsURL, urls},
 		{"jwt-secret", "HS256 signing secret, at least 32 bytes (default: generated once into the data dir)", &c.JWTSecret, secret},
 		{"insurers-file", "YAML list of insurers", &c.InsurersFile, shown},
 		{"roles", "comma-separated roles this process runs, or all", &c.Roles, shown},
@@ -465,6 +477,14 @@ func (c *Config) Validate() error {
 	if err := checkURLs(c.WarehouseURL, "postgres", "postgresql"); err != nil {
 		bad("warehouse-url: %w", err)
 	}
+	if c.WarehouseURL != "" && c.WarehouseURL == c.DatabaseURL {
+		bad("warehouse-url must not be the operational database (database-url): reports must never load it")
+	}
+	if strings.Contains(c.ReportsURL, ",") {
+		bad("reports-url: one URL")
+	} else if err := checkURLs(c.ReportsURL, "http", "https"); err != nil {
+		bad("reports-url: %w", err)
+	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("jwt-secret must be at least 32 bytes")
 	}
@@ -628,9 +648,6 @@ func (c *Config) Warnings() []string {
 	var w []string
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		w = append(w, fmt.Sprintf("pprof-addr %s is not a loopback address: profiles reveal internals to whoever reaches it", c.PprofAddr))
-	}
-	if c.WarehouseURL != "" {
-		w = append(w, "warehouse-url is set but nothing in this build uses a warehouse yet")
 	}
 	return w
 }

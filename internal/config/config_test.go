@@ -99,6 +99,7 @@ func TestValidate(t *testing.T) {
 		"YOLDA_PASSWORD_HASH_CONCURRENCY=-1":         "password-hash-concurrency",
 		"YOLDA_AUDIT_RETENTION=1h":                   "audit-retention",
 		"YOLDA_WAREHOUSE_URL=duckdb://x":             "warehouse-url",
+		"YOLDA_REPORTS_URL=ftp://warehouse:8081":     "reports-url",
 		"YOLDA_WORKER_CONCURRENCY=eight":             "YOLDA_WORKER_CONCURRENCY",
 		"YOLDA_RATE_LIMIT_USER=fast":                 "YOLDA_RATE_LIMIT_USER",
 		"YOLDA_DATABASE_URL=postgres://u:pw@:5432x/": "database-url",
@@ -250,6 +251,17 @@ func TestRegisterOnly(t *testing.T) {
 	}
 	if err := c.RegisterOnly(flag.NewFlagSet("x", flag.ContinueOnError), func(string) string { return "" }, "no-such"); err == nil {
 		t.Error("unknown setting accepted")
+	}
+}
+
+func TestWarehouseIsNotTheOperationalDatabase(t *testing.T) {
+	const u = "postgres://yolda@db:5432/yolda"
+	_, err := load(t, map[string]string{"YOLDA_DATABASE_URL": u, "YOLDA_WAREHOUSE_URL": u})
+	if err == nil || !strings.Contains(err.Error(), "warehouse-url must not be the operational database") {
+		t.Fatalf("err = %v, want a refusal of the operational database as warehouse", err)
+	}
+	if _, err := load(t, map[string]string{"YOLDA_DATABASE_URL": u, "YOLDA_WAREHOUSE_URL": u + "_reports"}); err != nil {
+		t.Fatalf("a separate warehouse database refused: %v", err)
 	}
 }
 

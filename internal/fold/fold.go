@@ -40,3 +40,31 @@ func Key(name string) string {
 		return r
 	}, s)
 }
+
+// provinces are Turkey's 81 provinces as they are spelled, by their key.
+var provinces = func() map[string]string {
+	names := []string{"Adana", "Adıyaman", "Afyonkarahisar", "Ağrı", "Amasya", "Ankara", "Antalya", "Artvin", "Aydın",
+		"Balıkesir", "Bilecik", "Bingöl", "Bitlis", "Bolu", "Burdur", "Bursa", "Çanakkale", "Çankırı", "Çorum",
+		"Denizli", "Diyarbakır", "Edirne", "Elazığ", "Erzincan", "Erzurum", "Eskişehir", "Gaziantep", "Giresun",
+		"Gümüşhane", "Hakkari", "Hatay", "Isparta", "Mersin", "İstanbul", "İzmir", "Kars", "Kastamonu", "Kayseri",
+		"Kırklareli", "Kırşehir", "Kocaeli", "Konya", "Kütahya", "Malatya", "Manisa", "Kahramanmaraş", "Mardin",
+		"Muğla", "Muş", "Nevşehir", "Niğde", "Ordu", "Rize", "Sakarya", "Samsun", "Siirt", "Sinop", "Sivas",
+		"Tekirdağ", "Tokat", "Trabzon", "Tunceli", "Şanlıurfa", "Uşak", "Van", "Yozgat", "Zonguldak", "Aksaray",
+		"Bayburt", "Karaman", "Kırıkkale", "Batman", "Şırnak", "Bartın", "Ardahan", "Iğdır", "Yalova", "Karabük",
+		"Kilis", "Osmaniye", "Düzce"}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[Key(n)] = n
+	}
+	return m
+}()
+
+// Province is the name reports group a province under: the province's own
+// spelling when the name is one of Turkey's 81 however it was typed
+// ("IZMIR" and "izmir" are "İzmir"), otherwise the name as given, trimmed.
+func Province(name string) string {
+	if p, ok := provinces[Key(name)]; ok {
+		return p
+	}
+	return strings.TrimSpace(name)
+}

@@ -119,6 +119,16 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/requests/{id}/notifications", summary: "What the customer was told about a request", tag: "requests",
 			object: objectRequest, handler: s.handleNotifications, success: 200, result: notificationList{}, errors: []int{401, 404, 429}},
 
+		{method: "GET", pattern: "/v1/reports/requests", summary: "Requests per group: counts and how they ended (from the warehouse)", tag: "reports",
+			roles: staff, handler: s.handleReportRequests, success: 200, result: reportAnswer{}, query: requestsParams,
+			errors: []int{401, 403, 422, 429, 503}},
+		{method: "GET", pattern: "/v1/reports/sla", summary: "Time to assign and to arrive, p50/p90, and the share of arrivals within the insurer's SLA; or the breaches", tag: "reports",
+			roles: staff, handler: s.handleReportSLA, success: 200, result: reportAnswer{}, query: slaParams,
+			errors: []int{401, 403, 422, 429, 503}},
+		{method: "GET", pattern: "/v1/reports/insurers", summary: "Per insurer: checks and their outcomes, calls, errors and latency", tag: "reports",
+			roles: staff, handler: s.handleReportInsurers, success: 200, result: reportAnswer{}, query: insurerParams,
+			errors: []int{401, 403, 422, 429, 503}},
+
 		{method: "GET", pattern: "/v1/admin/dead-letters", summary: "Messages a worker gave up on", tag: "admin", roles: staff,
 			handler: s.handleDeadLetters, success: 200, result: deadLetterList{},
 			query:  []param{limitParam, cursorParam},

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -133,6 +134,11 @@ type Deps struct {
 	Insurers      Insurers
 	// Pending adds the pending checks to the insurers' health; optional.
 	Pending PendingChecks
+	// Reports is the warehouse, when this process has one. Without it,
+	// ReportsForward (if set) serves the report routes: the warehouse
+	// role's process, reached over HTTP. Neither: the routes answer 503.
+	Reports        Reports
+	ReportsForward *url.URL
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
 	// Dispatch serves offers, assignment and job progress; without it
@@ -187,10 +193,15 @@ type Server struct {
 	userLimit    Limiter
 	ipLimit      Limiter
 	routes       []route
+	reports      Reports
+	// reportsForward serves the report routes when reports is nil.
+	reportsForward http.Handler
 	// openAPIDoc is generated from routes once.
 	openAPIDoc map[string]any
 	handler    http.Handler
 	ops        http.Handler
+	// reportsOnly is the report routes and the API listener's probes.
+	reportsOnly http.Handler
 	// inFlight is a semaphore of MaxInFlight slots; nil means no cap.
 	inFlight chan struct{}
 }
@@ -204,30 +215,32 @@ func New(d Deps) *Server {
 		d.Options.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	s := &Server{
-		intake:       d.Intake,
-		accounts:     d.Accounts,
-		tokens:       d.Tokens,
-		admin:        d.Admin,
-		audit:        d.Audit,
-		dead:         d.DeadLetters,
-		notes:        d.Notifications,
-		insurers:     d.Insurers,
-		pending:      d.Pending,
-		fleet:        d.Fleet,
-		dispatch:     d.Dispatch,
-		realtime:     d.Realtime,
-		tracking:     d.Tracking,
-		approaches:   d.Approaches,
-		candidates:   d.Candidates,
-		offerHistory: d.OfferHistory,
-		web:          d.Web,
-		ready:        d.Ready,
-		registry:     d.Registry,
-		log:          d.Logger,
-		opts:         d.Options,
-		metrics:      newMetrics(d.Registry),
-		userLimit:    NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
-		ipLimit:      NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+		intake:         d.Intake,
+		accounts:       d.Accounts,
+		tokens:         d.Tokens,
+		admin:          d.Admin,
+		audit:          d.Audit,
+		dead:           d.DeadLetters,
+		notes:          d.Notifications,
+		insurers:       d.Insurers,
+		pending:        d.Pending,
+		fleet:          d.Fleet,
+		dispatch:       d.Dispatch,
+		realtime:       d.Realtime,
+		tracking:       d.Tracking,
+		approaches:     d.Approaches,
+		candidates:     d.Candidates,
+		offerHistory:   d.OfferHistory,
+		web:            d.Web,
+		ready:          d.Ready,
+		registry:       d.Registry,
+		log:            d.Logger,
+		opts:           d.Options,
+		metrics:        newMetrics(d.Registry),
+		userLimit:      NewTokenBuckets(d.Options.UserRate, d.Options.UserBurst, nil),
+		ipLimit:        NewTokenBuckets(d.Options.IPRate, d.Options.IPBurst, nil),
+		reports:        d.Reports,
+		reportsForward: forwarder(d.ReportsForward, d.Logger),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -248,6 +261,13 @@ func New(d Deps) *Server {
 	}
 	s.handler = s.mux(api, true)
 	s.ops = s.mux(ops, false)
+	var reports []route
+	for _, rt := range api {
+		if rt.tag == "operations" || rt.tag == "reports" {
+			reports = append(reports, rt)
+		}
+	}
+	s.reportsOnly = s.mux(reports, false)
 	return s
 }
 
@@ -258,6 +278,11 @@ func New(d Deps) *Server {
 // metrics: they tell an outsider what the process is doing, and any label
 // is memory an outsider could grow.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
+
+// ReportsHandler serves the report routes and the probes on the API
+// listener: what a warehouse process without the api role answers there
+// (its metrics are on the operations listener, as everyone's).
+func (s *Server) ReportsHandler() http.Handler { return s.reportsOnly }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

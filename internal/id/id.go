@@ -60,3 +60,21 @@ func Valid(prefix, s string) bool {
 	}
 	return true
 }
+
+// Time returns the creation time an id carries (millisecond precision), and
+// whether s is an id at all. Ids stay opaque to clients; Yolda's own
+// consumers may read the time, for example to place a row in its month
+// before the event that created it has arrived.
+func Time(s string) (time.Time, bool) {
+	prefix, rest, ok := strings.Cut(s, "_")
+	if !ok || !Valid(prefix, s) {
+		return time.Time{}, false
+	}
+	// The first 10 characters hold the top 50 bits: 2 zero bits and the
+	// 48-bit millisecond count.
+	var ms uint64
+	for i := 0; i < 10; i++ {
+		ms = ms<<5 | uint64(strings.IndexByte(crockford, rest[i]))
+	}
+	return time.UnixMilli(int64(ms)).UTC(), true
+}

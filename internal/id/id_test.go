@@ -59,3 +59,19 @@ func TestTimestampRoundTrip(t *testing.T) {
 		t.Fatalf("max time encodes as %q", b[2:12])
 	}
 }
+
+func TestTimeReadsTheCreationMillisecond(t *testing.T) {
+	at := time.Date(2026, 11, 30, 23, 59, 59, 999_600_000, time.UTC)
+	got, ok := Time(New("req", at))
+	if !ok {
+		t.Fatal("Time refused an id New made")
+	}
+	if want := at.Truncate(time.Millisecond); !got.Equal(want) {
+		t.Fatalf("Time = %s, want %s", got, want)
+	}
+	for _, bad := range []string{"", "req", "req_short", "req_01JDQ3M6Y9B1X4G0ZC5V7N2K8!"} {
+		if _, ok := Time(bad); ok {
+			t.Errorf("Time(%q) accepted a non-id", bad)
+		}
+	}
+}

@@ -25,6 +25,9 @@ const (
 	DefaultHalfOpenProbes = 1
 	DefaultBulkhead       = 16
 	DefaultPatience       = 10 * time.Minute
+	// DefaultArrivalSLAMinutes is the arrival time an insurer contracts
+	// for when the file says nothing; the SLA report measures against it.
+	DefaultArrivalSLAMinutes = 45
 )
 
 // Config is one insurer, as configured in the insurers file
@@ -55,6 +58,10 @@ type Config struct {
 	// VerifyBeforeDispatch: dispatch waits for cover (true) or starts at
 	// once while the check runs (false). Used by intake and the worker.
 	VerifyBeforeDispatch bool
+	// ArrivalSLAMinutes is the time from request to the driver's arrival
+	// the insurer contracted for; the SLA report counts arrivals within
+	// it. Used by the warehouse only.
+	ArrivalSLAMinutes int
 }
 
 // Auth is how a call proves who Yolda is: Header: "Scheme Value", or
@@ -137,6 +144,7 @@ func (c Config) Default() Config {
 	defInt(&c.Breaker.HalfOpenProbes, DefaultHalfOpenProbes)
 	defInt(&c.Bulkhead, DefaultBulkhead)
 	def(&c.Patience, DefaultPatience)
+	defInt(&c.ArrivalSLAMinutes, DefaultArrivalSLAMinutes)
 	return c
 }
 
@@ -242,6 +250,9 @@ func (c Config) Problems() []error {
 		bad("bulkhead", "must be in [1, 10000], got %d", c.Bulkhead)
 	}
 	positive("patience", c.Patience, 7*24*time.Hour)
+	if c.ArrivalSLAMinutes < 1 || c.ArrivalSLAMinutes > 24*60 {
+		bad("arrival_sla_minutes", "must be in [1, 1440], got %d", c.ArrivalSLAMinutes)
+	}
 
 	return errs
 }
@@ -258,11 +269,11 @@ func (c Config) String() string {
 	}
 	return fmt.Sprintf("insurer %s (%q) adapter=%s base_url=%s timeout=%s auth=[%s] "+
 		"retry=[attempts=%d base_delay=%s max_delay=%s budget=%v] "+
-		"breaker=[failures=%d open_for=%s half_open_probes=%d] bulkhead=%d patience=%s verify_before_dispatch=%t",
+		"breaker=[failures=%d open_for=%s half_open_probes=%d] bulkhead=%d patience=%s verify_before_dispatch=%t arrival_sla_minutes=%d",
 		c.Code, c.Name, c.Adapter, c.BaseURL, c.Timeout, auth,
 		c.Retry.Attempts, c.Retry.BaseDelay, c.Retry.MaxDelay, c.Retry.Budget,
 		c.Breaker.Failures, c.Breaker.OpenFor, c.Breaker.HalfOpenProbes,
-		c.Bulkhead, c.Patience, c.VerifyBeforeDispatch)
+		c.Bulkhead, c.Patience, c.VerifyBeforeDispatch, c.ArrivalSLAMinutes)
 }
 
 // LogValue logs c as its masked one-line dump.

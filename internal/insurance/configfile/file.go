@@ -37,6 +37,7 @@ type (
 		Bulkhead             *int        `yaml:"bulkhead"`
 		Patience             *string     `yaml:"patience"`
 		VerifyBeforeDispatch bool        `yaml:"verify_before_dispatch"`
+		ArrivalSLAMinutes    *int        `yaml:"arrival_sla_minutes"`
 	}
 	rawAuth struct {
 		Header   string `yaml:"header"`
@@ -182,6 +183,7 @@ func (r rawInsurer) config(getenv func(string) string) (insurance.Config, []erro
 	}
 	set(r.Bulkhead, &c.Bulkhead)
 	dur("patience", r.Patience, &c.Patience)
+	set(r.ArrivalSLAMinutes, &c.ArrivalSLAMinutes)
 	return c, errs
 }
 

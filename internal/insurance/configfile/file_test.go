@@ -37,7 +37,7 @@ insurers:
 		Timeout:  2 * time.Second,
 		Retry:    insurance.Retry{Attempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, Budget: 0.2},
 		Breaker:  insurance.Breaker{Failures: 5, OpenFor: 30 * time.Second, HalfOpenProbes: 1},
-		Bulkhead: 16, Patience: 10 * time.Minute,
+		Bulkhead: 16, Patience: 10 * time.Minute, ArrivalSLAMinutes: insurance.DefaultArrivalSLAMinutes,
 	}}
 	if diff := cmp.Diff(want, cfgs, cmpopts.IgnoreUnexported(insurance.Secret{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -62,6 +62,7 @@ insurers:
     bulkhead: 32
     patience: 30m
     verify_before_dispatch: true
+    arrival_sla_minutes: 60
   - code: anadolu
     base_url: http://127.0.0.1:9100
     auth: {header: X-Api-Key, value_env: ANADOLU_KEY}
@@ -76,14 +77,14 @@ insurers:
 		Auth:     insurance.Auth{Header: "Authorization", Scheme: "Bearer", ValueEnv: "AXA_TOKEN"},
 		Retry:    insurance.Retry{Attempts: 5, BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second, Budget: 0.1},
 		Breaker:  insurance.Breaker{Failures: 7, OpenFor: time.Minute, HalfOpenProbes: 2},
-		Bulkhead: 32, Patience: 30 * time.Minute, VerifyBeforeDispatch: true,
+		Bulkhead: 32, Patience: 30 * time.Minute, VerifyBeforeDispatch: true, ArrivalSLAMinutes: 60,
 	}, {
 		Code: "anadolu", Name: "anadolu", Adapter: "rest", BaseURL: "http://127.0.0.1:9100",
 		Timeout:  2 * time.Second,
 		Auth:     insurance.Auth{Header: "X-Api-Key", ValueEnv: "ANADOLU_KEY"},
 		Retry:    insurance.Retry{Attempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, Budget: 0.2},
 		Breaker:  insurance.Breaker{Failures: 5, OpenFor: 30 * time.Second, HalfOpenProbes: 1},
-		Bulkhead: 16, Patience: 10 * time.Minute,
+		Bulkhead: 16, Patience: 10 * time.Minute, ArrivalSLAMinutes: insurance.DefaultArrivalSLAMinutes,
 	}}
 	if diff := cmp.Diff(want, cfgs, cmpopts.IgnoreUnexported(insurance.Secret{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -132,6 +133,8 @@ func TestParseErrors(t *testing.T) {
 		{"ftp base_url", "code: ok\n    base_url: ftp://x", []string{"(ok): base_url: must be an absolute http(s) URL"}},
 		{"credentials in base_url", "code: ok\n    base_url: https://u:p@x", []string{"(ok): base_url: must not hold credentials"}},
 		{"query in base_url", "code: ok\n    base_url: https://x/?key=1", []string{"(ok): base_url: must not have a query"}},
+		{"zero arrival SLA", ok + "arrival_sla_minutes: 0", []string{"(ok): arrival_sla_minutes: must be in [1, 1440], got 0"}},
+		{"day-long arrival SLA", ok + "arrival_sla_minutes: 1441", []string{"(ok): arrival_sla_minutes: must be in [1, 1440]"}},
 		{"bad timeout", ok + "timeout: 2", []string{`(ok): timeout: want a duration like 2s or 500ms, got "2"`}},
 		{"zero timeout", ok + "timeout: 0s", []string{"(ok): timeout: must be in (0, 5m0s], got 0s"}},
 		{"negative timeout", ok + "timeout: -1s", []string{"(ok): timeout: must be in (0, 5m0s], got -1s"}},
