@@ -39,9 +39,10 @@ func (p *process) buildDispatch() error {
 }
 
 // dispatchServices: the consumer of dispatch jobs, which decides for a
-// batch of jobs at once and commits its offers in one transaction, and the
+// batch of jobs at once and commits its offers in one transaction; the
 // expirer, which ends offers past their deadline and commits their
-// requests' next jobs (in any number of processes: see docs/events.md).
+// requests' next jobs (in any number of processes: see docs/events.md);
+// and the reconciler of the position index with the store.
 func (p *process) dispatchServices() ([]service, error) {
 	worker, err := dispatch.NewWorker(p.hot.dispatch, p.fleet, dispatch.WorkerOptions{
 		Config: dispatchConfig(p.cfg), Committed: p.wake, Deadline: p.expirer.Wake, Logger: p.log, Registerer: p.registry,
@@ -52,8 +53,16 @@ func (p *process) dispatchServices() ([]service, error) {
 	return []service{
 		p.batchConsumer("dispatch-consumer", dispatchConsumer(p.cfg, p.deadLetters), dispatchHandler(worker)),
 		{name: "offer-expirer", run: p.expirer.Run},
+		{name: "index-reconciler", run: func(ctx context.Context) error {
+			return p.fleet.RunReconciler(ctx, reconcileEvery, p.log)
+		}},
 	}, nil
 }
+
+// reconcileEvery is how often the dispatch role puts right what the
+// position index holds of drivers' states (fleet.Service.Reconcile): how
+// long a driver a dead process left busy in the index can be passed over.
+const reconcileEvery = time.Minute
 
 // dispatchConsumer is the durable consumer of dispatch jobs: batches of
 // jobs, each batch's offers in one transaction.

@@ -27,16 +27,26 @@ func (p *process) openPositionIndex() (fleet.Index, string) {
 func (p *process) openFleet(store fleet.Store) {
 	idx, engine := p.openPositionIndex()
 	p.positions = idx
-	p.fleet = newFleet(p.cfg, store, idx)
+	p.fleet = newFleet(p.cfg, store, idx, p.driverOffline)
 	p.log.Info("position index ready", "engine", engine)
 }
 
-// newFleet builds the fleet service over the store and the index.
-func newFleet(cfg config.Config, store fleet.Store, index fleet.Index) *fleet.Service {
+// newFleet builds the fleet service over the store and the index;
+// wentOffline is told of every driver going offline.
+func newFleet(cfg config.Config, store fleet.Store, index fleet.Index, wentOffline func(context.Context, string)) *fleet.Service {
 	return fleet.NewService(store, index, fleet.Options{
-		StaleAfter: cfg.DriverStaleAfter,
-		ETA:        etaOf(cfg),
+		StaleAfter:  cfg.DriverStaleAfter,
+		ETA:         etaOf(cfg),
+		WentOffline: wentOffline,
 	})
+}
+
+// driverOffline withdraws the offers of a driver who went offline (the
+// dispatch use cases are built after the fleet, which calls this).
+func (p *process) driverOffline(ctx context.Context, driverID string) {
+	if p.dispatch != nil {
+		p.dispatch.DriverOffline(ctx, driverID)
+	}
 }
 
 // etaOf is the arrival estimate the configuration describes.

@@ -181,6 +181,15 @@ func (n *node) createRequest(t *testing.T, token string) string {
 	return out.ID
 }
 
+// onDuty puts a driver online with a fresh position near Fatih: an
+// operator may assign it a job by hand.
+func (n *node) onDuty(t *testing.T, token string) {
+	t.Helper()
+	n.must(t, 200, "PUT", "/v1/drivers/me/availability", token, map[string]string{"availability": "online"})
+	n.must(t, 204, "POST", "/v1/drivers/me/location", token, map[string]any{"lat": 41.0082, "lng": 28.9784,
+		"recorded_at": time.Now().UTC().Format(time.RFC3339Nano)})
+}
+
 // must calls and requires the status code.
 func (n *node) must(t *testing.T, want int, method, path, token string, body any) {
 	t.Helper()

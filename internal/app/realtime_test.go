@@ -35,6 +35,7 @@ func TestRealtimeAcrossGateways(t *testing.T) {
 	a.addUser(t, identity.Operator, "ops")
 	_ = customer
 	custTok, drvTok, opsTok := b.login(t, "ayse"), a.login(t, "ali"), b.login(t, "ops")
+	a.onDuty(t, drvTok)
 
 	reqID := a.createRequest(t, custTok)
 	cust := dial(t, b, custTok) // on B
@@ -98,6 +99,7 @@ func TestRealtimeSlowClient(t *testing.T) {
 	driver := n.addUser(t, identity.Driver, "ali")
 	n.addUser(t, identity.Operator, "ops")
 	custTok, drvTok, opsTok := n.login(t, "ayse"), n.login(t, "ali"), n.login(t, "ops")
+	n.onDuty(t, drvTok)
 	reqID := n.createRequest(t, custTok)
 	n.must(t, 200, "POST", "/v1/requests/"+reqID+"/assign", opsTok, map[string]string{"driver_id": driver.ID})
 
@@ -209,6 +211,7 @@ func TestRealtimeResume(t *testing.T) {
 	driver := n.addUser(t, identity.Driver, "ali")
 	n.addUser(t, identity.Operator, "ops")
 	custTok, drvTok, opsTok := n.login(t, "ayse"), n.login(t, "ali"), n.login(t, "ops")
+	n.onDuty(t, drvTok)
 	reqID := n.createRequest(t, custTok)
 
 	c := dial(t, n, custTok)

@@ -71,10 +71,10 @@ func TestRoleServices(t *testing.T) {
 		{"api,realtime", []string{"http", "audit-retention", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
 		{"relay", []string{"relay", "sweeper", "ops"}, true},
 		{"notify", []string{"notify-consumer", "ops"}, true},
-		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "ops"}, true},
+		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "index-reconciler", "ops"}, true},
 		{"insurance", []string{"insurer-gauges", "ops"}, true},
 		{"warehouse", []string{"http", "warehouse-loader", "warehouse-lag", "ops"}, true},
-		{"all", []string{"http", "audit-retention", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer",
+		{"all", []string{"http", "audit-retention", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer", "index-reconciler",
 			"realtime-gateway", "realtime-positions", "realtime-events", "insurer-gauges", "warehouse-loader", "warehouse-lag", "ops"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {

@@ -13,6 +13,9 @@ var (
 	ErrOfferClosed = errors.New("offer no longer open")
 	// ErrDriverBusy: the driver is on another job.
 	ErrDriverBusy = errors.New("driver is on another job")
+	// ErrDriverOffline: the driver is offline (an accept that raced the
+	// driver going offline; the offer is withdrawn).
+	ErrDriverOffline = errors.New("driver is offline")
 	// ErrUnknownDriver: the id names no driver account.
 	ErrUnknownDriver = errors.New("no such driver")
 

@@ -208,7 +208,8 @@ func TestInvariantsUnderContention(t *testing.T) {
 						}
 						for _, o := range offers {
 							if rnd.IntN(10) < 2 {
-								if err := h.svc.Decline(ctx, d, o.OfferID); err != nil && !errors.Is(err, dispatch.ErrOfferClosed) {
+								if err := h.svc.Decline(ctx, d, o.OfferID); err != nil && !errors.Is(err, dispatch.ErrOfferClosed) &&
+									!errors.Is(err, dispatch.ErrOfferExpired) {
 									t.Errorf("decline: %v", err)
 								}
 								continue

@@ -20,6 +20,9 @@ type Fleet interface {
 	// Refresh tells the fleet that a commit made the driver busy or free:
 	// the index reloads the driver's state from the database.
 	Refresh(ctx context.Context, driverID string) (fleet.Driver, error)
+	// Fresh reports whether a driver's last fix is recent enough for the
+	// driver to be given jobs.
+	Fresh(fix fleet.Fix) bool
 }
 
 // Positions looks up drivers' last positions (fleet.Index is one).
@@ -64,11 +67,15 @@ type Decision struct {
 	Err error
 }
 
-// Driver is the driver an assignment names.
+// Driver is the driver an assignment names, as its row is under the
+// assignment's lock.
 type Driver struct {
 	ID           string
 	Name         string
 	VehiclePlate string
+	Availability fleet.Availability
+	VehicleKind  fleet.VehicleKind
+	Capabilities []intake.ServiceType
 }
 
 // AssignTarget names what an assignment takes: an offer (a driver's

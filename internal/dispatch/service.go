@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/geo"
 	"github.com/yolda/yolda/internal/id"
 	"github.com/yolda/yolda/internal/identity"
@@ -79,9 +80,12 @@ func (s *Service) Offers(ctx context.Context, who identity.Principal) ([]OfferVi
 
 // Accept assigns the offer's request to the calling driver, in one
 // transaction that fails unless the offer is open and not past its
-// deadline, the request is dispatching and the driver is on no other job.
-// An offer that lost (the driver busy, the deadline passed) is ended
-// and its request moves on to the next candidate.
+// deadline, the request is dispatching and the driver is online and on no
+// other job. An offer that lost (the driver busy or offline, the deadline
+// passed) is ended and its request moves on to the next candidate. An
+// accept of an offer whose request is the caller's already (accepted
+// before, or assigned to it by hand) changes nothing and answers the
+// request as it is.
 func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID string) (intake.Request, error) {
 	if who.Role != identity.Driver {
 		return intake.Request{}, intake.ErrForbidden
@@ -90,17 +94,29 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		return intake.Request{}, ErrOfferNotFound
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
+	var taken *intake.Request // set when the caller's accept had committed before
 	r, err := s.store.Assign(ctx, AssignTarget{OfferID: offerID}, func(a *Assigning) (intake.Change, error) {
 		o := a.Offer
 		switch {
 		case o.DriverID != who.UserID:
 			return intake.Change{}, ErrOfferNotFound
+		case o.Status != OfferOpen && a.Request.Assignment != nil && a.Request.Assignment.DriverID == who.UserID &&
+			(o.Status == OfferAccepted || a.Request.Status.Active()):
+			// A retry of an accept whose answer was lost, or an accept of
+			// an offer withdrawn because an operator gave the driver the
+			// job by hand: the driver has the job, and is told so rather
+			// than that it went elsewhere.
+			taken = a.Request
+			return intake.Change{}, errAcceptedBefore
 		case o.Status != OfferOpen:
-			return intake.Change{}, fmt.Errorf("accept an offer that is %s: %w", o.Status, ErrOfferClosed)
+			return intake.Change{}, fmt.Errorf("accept an offer that is %s: %w", o.Status, notOpen(o.Status))
 		case !now.Before(o.ExpiresAt):
 			return intake.Change{}, fmt.Errorf("accept an offer that expired at %s: %w", o.ExpiresAt.Format(time.RFC3339), ErrOfferExpired)
 		case a.Request.Status != intake.StatusDispatching:
 			return intake.Change{}, fmt.Errorf("accept an offer for a request that is %s: %w", a.Request.Status, ErrOfferClosed)
+		case a.Driver.Availability != fleet.Online:
+			// Going offline raced the accept and committed first.
+			return intake.Change{}, ErrDriverOffline
 		}
 		change, err := s.take(a, who, o.ETASeconds, "", now)
 		if err != nil {
@@ -114,19 +130,52 @@ func (s *Service) Accept(ctx context.Context, who identity.Principal, offerID st
 		change.Outbox = append(change.Outbox, ev)
 		return change, nil
 	})
+	fctx, cancel := followUp(ctx)
+	defer cancel()
 	switch {
 	case err == nil:
 		s.committed()
-		s.refresh(ctx, who.UserID)
+		s.refresh(fctx, who.UserID)
 		return r, nil
+	case errors.Is(err, errAcceptedBefore):
+		return *taken, nil
 	case errors.Is(err, ErrDriverBusy):
 		// The driver took another job since the offer was made: the
 		// request goes on to the next candidate.
-		s.release(ctx, offerID, "the driver is on another job")
+		s.release(fctx, offerID, "the driver is on another job")
+	case errors.Is(err, ErrDriverOffline):
+		s.release(fctx, offerID, reasonOffline)
 	case errors.Is(err, ErrOfferExpired):
 		s.expired()
 	}
 	return intake.Request{}, err
+}
+
+// errAcceptedBefore aborts an accept's transaction that has nothing to
+// do: the caller has the job already.
+var errAcceptedBefore = errors.New("the driver has the job already")
+
+// followUpTimeout bounds what a use case does after its commit on the
+// caller's behalf: refreshing the position index, withdrawing offers that
+// can no longer be taken.
+const followUpTimeout = 5 * time.Second
+
+// followUp is the context of that work: ctx's values without its
+// cancellation. The caller's context ends when its client hangs up, which
+// may be the moment the commit's answer is on its way; work skipped then
+// would leave a freed driver busy in the index (never offered a job
+// again) or an offer open until its deadline.
+func followUp(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), followUpTimeout)
+}
+
+// notOpen is the error of answering an offer that has ended: expired
+// (the expirer got there first) or closed otherwise.
+func notOpen(st OfferStatus) error {
+	if st == OfferExpired {
+		return ErrOfferExpired
+	}
+	return ErrOfferClosed
 }
 
 // take is an assignment's change of the request: the driver on it and the
@@ -196,7 +245,7 @@ func (s *Service) Decline(ctx context.Context, who identity.Principal, offerID s
 			return nil, ErrOfferNotFound
 		}
 		if o.Status != OfferOpen {
-			return nil, fmt.Errorf("decline an offer that is %s: %w", o.Status, ErrOfferClosed)
+			return nil, fmt.Errorf("decline an offer that is %s: %w", o.Status, notOpen(o.Status))
 		}
 		o.close(OfferDeclined, now)
 		return nextRound(*o, *r, outbox.ActorOf(who), "declined", now)
@@ -223,14 +272,16 @@ func (s *Service) Assign(ctx context.Context, who identity.Principal, requestID,
 	if !id.Valid("req", requestID) {
 		return intake.Request{}, intake.ErrNotFound
 	}
-	eta := s.manualETA(ctx, requestID, driverID)
+	pos, err := s.position(ctx, driverID)
+	if err != nil {
+		return intake.Request{}, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	r, err := s.store.Assign(ctx, AssignTarget{RequestID: requestID, DriverID: driverID}, func(a *Assigning) (intake.Change, error) {
-		seconds := 0
-		if eta != nil {
-			seconds = eta(a.Request.Location)
+		if err := s.assignable(a, pos); err != nil {
+			return intake.Change{}, err
 		}
-		return s.take(a, who, seconds, "assigned by "+who.Username, now)
+		return s.take(a, who, s.manualETA(ctx, pos, a.Request.Location), "assigned by "+who.Username, now)
 	})
 	if errors.Is(err, ErrUnknownDriver) {
 		return intake.Request{}, validate.Errors{{Field: "driver_id", Message: "is not a driver"}}
@@ -239,36 +290,80 @@ func (s *Service) Assign(ctx context.Context, who identity.Principal, requestID,
 		return intake.Request{}, err
 	}
 	s.committed()
-	s.refresh(ctx, driverID)
-	held, err := s.store.OpenOffers(ctx, driverID, time.Time{})
-	if err != nil {
-		s.log.Warn("driver's other offers not read; they will expire", "driver_id", driverID, "err", err)
-	}
-	for _, o := range held {
-		s.release(ctx, o.OfferID, "the driver was assigned another job by hand")
-	}
+	fctx, cancel := followUp(ctx)
+	defer cancel()
+	s.refresh(fctx, driverID)
+	s.releaseHeld(fctx, driverID, "the driver was assigned another job by hand")
 	return r, nil
 }
 
-// manualETA returns, if the driver's position is known, how to estimate
-// its drive to a request's location; nil otherwise (the ETA is then 0).
-func (s *Service) manualETA(ctx context.Context, requestID, driverID string) func(intake.Location) int {
+// reasonOffline is why the offers of a driver who went offline end.
+const reasonOffline = "the driver went offline"
+
+// DriverOffline withdraws the offers held by a driver who went offline,
+// so that their requests move on now rather than at the deadline. It runs
+// after the change has committed (fleet.Options.WentOffline): no offer
+// is made to the driver after that (the store's checks), and an accept
+// racing it is refused (Accept, under the driver's lock). If it does not
+// get to run, the offers expire at their deadline all the same.
+func (s *Service) DriverOffline(ctx context.Context, driverID string) {
+	fctx, cancel := followUp(ctx)
+	defer cancel()
+	s.releaseHeld(fctx, driverID, reasonOffline)
+}
+
+// releaseHeld withdraws every offer the driver holds (release).
+func (s *Service) releaseHeld(ctx context.Context, driverID, reason string) {
+	held, err := s.store.OpenOffers(ctx, driverID, time.Time{})
+	if err != nil {
+		s.log.Warn("driver's offers not read; they will expire", "driver_id", driverID, "err", err)
+	}
+	for _, o := range held {
+		s.release(ctx, o.OfferID, reason)
+	}
+}
+
+// position is what the index knows of a driver a manual assignment names
+// (nil if nothing).
+func (s *Service) position(ctx context.Context, driverID string) (*fleet.Entry, error) {
 	entries, err := s.positions.Lookup(ctx, []string{driverID})
 	if err != nil {
-		s.log.Warn("driver position unknown for a manual assignment", "request_id", requestID, "driver_id", driverID, "err", err)
+		return nil, fmt.Errorf("look up the driver's position: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return &entries[0], nil
+}
+
+// assignable refuses a manual assignment to a driver who could not take
+// the job: offline, unfit for the service, or without a recent position
+// (a driver whose device went quiet would not see it). The driver's state
+// is as locked by the assignment; its position is the index's.
+func (s *Service) assignable(a *Assigning, pos *fleet.Entry) error {
+	d := a.Driver
+	var msg string
+	switch {
+	case d.Availability != fleet.Online:
+		msg = "is offline"
+	case !fleet.CanServe(d.VehicleKind, d.Capabilities, a.Request.ServiceType):
+		msg = "cannot do " + string(a.Request.ServiceType)
+	case pos == nil || !pos.HasFix || !s.fleet.Fresh(pos.Fix):
+		msg = "has no recent position"
+	default:
 		return nil
 	}
-	if len(entries) == 0 || !entries[0].HasFix {
-		return nil
+	return validate.Errors{{Field: "driver_id", Message: msg}}
+}
+
+// manualETA estimates the drive from the driver's position to loc, in
+// seconds (0 if it cannot).
+func (s *Service) manualETA(ctx context.Context, pos *fleet.Entry, loc intake.Location) int {
+	dst := make([]float64, 1)
+	if err := s.eta.Matrix(ctx, []geo.Point{pos.Fix.Point()}, []geo.Point{{Lat: loc.Lat, Lng: loc.Lng}}, dst); err != nil {
+		return 0
 	}
-	pos := entries[0].Fix.Point()
-	return func(loc intake.Location) int {
-		dst := make([]float64, 1)
-		if err := s.eta.Matrix(ctx, []geo.Point{pos}, []geo.Point{{Lat: loc.Lat, Lng: loc.Lng}}, dst); err != nil {
-			return 0
-		}
-		return int(math.Round(dst[0]))
-	}
+	return int(math.Round(dst[0]))
 }
 
 // progressSteps are what a driver may report.
@@ -306,14 +401,18 @@ func (s *Service) Progress(ctx context.Context, who identity.Principal, requestI
 	}
 	s.committed()
 	if !r.Status.Active() {
-		s.refresh(ctx, who.UserID)
+		fctx, cancel := followUp(ctx)
+		defer cancel()
+		s.refresh(fctx, who.UserID)
 	}
 	return r, nil
 }
 
 // refresh tells the fleet a driver's state changed. The database is right
-// already; a failure leaves the index stale until the next refresh, which
-// the database's checks make safe.
+// already. A failure leaves the index stale until the next refresh or the
+// dispatch role's reconciliation (fleet.Service.Reconcile): a driver
+// wrongly free there is refused by the database's checks, one wrongly busy
+// is passed over until then.
 func (s *Service) refresh(ctx context.Context, driverID string) {
 	if _, err := s.fleet.Refresh(ctx, driverID); err != nil {
 		s.log.Warn("position index not refreshed", "driver_id", driverID, "err", err)

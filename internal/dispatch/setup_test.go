@@ -66,6 +66,13 @@ var engines = map[string]func(t testing.TB) storetest.DispatchStore{
 	},
 }
 
+// forEngines runs test on each engine, as a subtest named after it.
+func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) { test(t, engine) })
+	}
+}
+
 // harness is dispatch over a real store and the in-process position
 // index, with the relay replaced by reading the outbox.
 type harness struct {
@@ -114,7 +121,8 @@ func build(t *testing.T, engine string, now func() time.Time, c *clock, opts ...
 	if h.accounts, err = account.NewService(st, &account.Hasher{Memory: 64, Time: 1, Threads: 1}); err != nil {
 		t.Fatal(err)
 	}
-	h.fleet = fleet.NewService(st, h.index, fleet.Options{Now: now, StaleAfter: time.Hour})
+	h.fleet = fleet.NewService(st, h.index, fleet.Options{Now: now, StaleAfter: time.Hour,
+		WentOffline: func(ctx context.Context, id string) { h.svc.DriverOffline(ctx, id) }})
 	h.intake = intake.NewService(st, intake.Options{Now: now, Offers: st, Batch: intake.BatchOptions{Writers: 2},
 		DriverFreed: func(ctx context.Context, id string) { _, _ = h.fleet.Refresh(ctx, id) }})
 	t.Cleanup(h.intake.Close)

@@ -121,7 +121,11 @@ func NewWorker(store Store, fleet Fleet, o WorkerOptions) (*Worker, error) {
 // Handle decides for a batch of jobs and returns each job's outcome: nil
 // (done: an offer made, the request unfulfilled, or nothing left to do), a
 // *RetryError, or a failure. Several jobs for one request share one
-// decision. A non-nil error means nothing was committed.
+// decision, made under the first of them not applied before (a job
+// delivered again beside the next round's must not stand for it). A
+// non-nil error means nothing was committed: once a pass has
+// committed, a later pass's error is the outcome of the jobs it was
+// deciding again.
 func (w *Worker) Handle(ctx context.Context, jobs []Job) ([]error, error) {
 	start := time.Now()
 	results := make([]error, len(jobs))
@@ -137,6 +141,10 @@ func (w *Worker) Handle(ctx context.Context, jobs []Job) ([]error, error) {
 		}
 		byRequest[j.RequestID] = append(byRequest[j.RequestID], i)
 	}
+	tried := make(map[string]bool, len(todo)) // message ids that decided
+	for _, j := range todo {
+		tried[j.MessageID] = true
+	}
 	for pass := 0; len(todo) > 0; pass++ {
 		if pass == maxPasses {
 			for _, j := range todo {
@@ -147,17 +155,53 @@ func (w *Worker) Handle(ctx context.Context, jobs []Job) ([]error, error) {
 			break
 		}
 		outcomes, again, err := w.pass(ctx, todo, start)
-		if err != nil {
+		if err != nil && pass == 0 {
 			return nil, err
 		}
+		if err != nil {
+			for _, j := range todo {
+				for _, i := range byRequest[j.RequestID] {
+					results[i] = fmt.Errorf("decide again: %w", err)
+				}
+			}
+			break
+		}
 		for reqID, out := range outcomes {
+			if errors.Is(out, errSpent) {
+				// The job deciding was one already done (delivered again);
+				// another job of the batch for the request may not be.
+				if j, ok := nextJob(jobs, byRequest[reqID], tried); ok {
+					again = append(again, j)
+					continue
+				}
+				out = nil
+				w.decisions.WithLabelValues("none").Inc()
+			}
 			for _, i := range byRequest[reqID] {
 				results[i] = out
 			}
 		}
+		for _, j := range again {
+			tried[j.MessageID] = true
+		}
 		todo = again
 	}
 	return results, nil
+}
+
+// errSpent is pass's outcome for a request whose decision carried the
+// receipt of a job applied before.
+var errSpent = errors.New("job applied before")
+
+// nextJob returns the first of the jobs at idx whose message has not been
+// tried yet.
+func nextJob(jobs []Job, idx []int, tried map[string]bool) (Job, bool) {
+	for _, i := range idx {
+		if !tried[jobs[i].MessageID] {
+			return jobs[i], true
+		}
+	}
+	return Job{}, false
 }
 
 // plan is one request that needs a driver.
@@ -262,8 +306,7 @@ func (w *Worker) pass(ctx context.Context, jobs []Job, start time.Time) (map[str
 				w.decisions.WithLabelValues("unfulfilled").Inc()
 			}
 		case errors.Is(d.Err, outbox.ErrAlreadyProcessed):
-			outcomes[d.RequestID] = nil
-			w.decisions.WithLabelValues("none").Inc()
+			outcomes[d.RequestID] = errSpent
 		case errors.Is(d.Err, ErrStale), errors.Is(d.Err, ErrDriverTaken):
 			again = append(again, Job{RequestID: d.RequestID, MessageID: receiptOf(d)})
 			w.decisions.WithLabelValues("lost").Inc()

@@ -27,6 +27,11 @@ type Options struct {
 	ETA geo.Estimator
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// WentOffline, if set, is called once a driver's going offline has
+	// committed (whether or not the index took it), so that the offer the
+	// driver holds is withdrawn and its request moves on
+	// (dispatch.Service.DriverOffline).
+	WentOffline func(ctx context.Context, driverID string)
 }
 
 // Service is the fleet's use cases: drivers going online and reporting
@@ -73,6 +78,9 @@ func (s *Service) SetAvailability(ctx context.Context, who identity.Principal, a
 	d, err := s.store.SetAvailability(ctx, who.UserID, a, s.now())
 	if err != nil {
 		return Driver{}, fmt.Errorf("set availability: %w", err)
+	}
+	if a == Offline && s.opts.WentOffline != nil {
+		s.opts.WentOffline(ctx, d.ID)
 	}
 	if err := s.index.SetState(ctx, d.ID, d.State()); err != nil {
 		// Committed but not indexed: the driver retries (the change is
@@ -126,6 +134,13 @@ func (s *Service) Refresh(ctx context.Context, driverID string) (Driver, error) 
 	return d, nil
 }
 
+// freshAfter is the oldest fix time that counts as fresh now.
+func (s *Service) freshAfter() time.Time { return s.opts.Now().Add(-s.opts.StaleAfter) }
+
+// Fresh reports whether a fix is recent enough (StaleAfter) for its
+// driver to be given jobs.
+func (s *Service) Fresh(f Fix) bool { return !f.At.Before(s.freshAfter()) }
+
 // Driver returns one driver as stored.
 func (s *Service) Driver(ctx context.Context, id string) (Driver, error) {
 	return s.store.Driver(ctx, id)
@@ -157,7 +172,7 @@ func (s *Service) Candidates(ctx context.Context, q CandidateQuery) ([]Ranked, e
 	}
 	found, err := s.index.Nearby(ctx, Query{
 		Center: q.At, RadiusKm: q.RadiusKm, Limit: q.Limit,
-		Filter: Filter{Online: true, Free: true, Need: need, FreshAfter: s.opts.Now().Add(-s.opts.StaleAfter), Exclude: q.Exclude},
+		Filter: Filter{Online: true, Free: true, Need: need, FreshAfter: s.freshAfter(), Exclude: q.Exclude},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find candidates: %w", err)
@@ -244,7 +259,6 @@ func (s *Service) List(ctx context.Context, who identity.Principal, f DriverFilt
 			fixes[e.DriverID] = e.Fix
 		}
 	}
-	freshAfter := s.opts.Now().Add(-s.opts.StaleAfter)
 	page.Items = make([]Listed, len(drivers))
 	for i, d := range drivers {
 		l := Listed{ID: d.ID, Username: d.Username, Name: d.Name, VehiclePlate: d.VehiclePlate, VehicleKind: d.VehicleKind,
@@ -257,7 +271,7 @@ func (s *Service) List(ctx context.Context, who identity.Principal, f DriverFilt
 		}
 		if fx, ok := fixes[d.ID]; ok {
 			l.Position = &intake.Position{Lat: fx.Lat, Lng: fx.Lng, At: fx.At}
-			l.Fresh = !fx.At.Before(freshAfter)
+			l.Fresh = s.Fresh(fx)
 		}
 		page.Items[i] = l
 	}

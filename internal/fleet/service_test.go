@@ -112,6 +112,18 @@ func (b *bundle) online(t *testing.T, who identity.Principal, p geo.Point) {
 	}
 }
 
+// towAt is a tow request at p, in status st, as stored by intake.
+func towAt(p geo.Point, owner string, st intake.Status) intake.Request {
+	return intake.Request{
+		ID: "req_0001", OwnerID: owner, Status: st, ServiceType: intake.Tow,
+		Location: intake.Location{Lat: p.Lat, Lng: p.Lng}, Destination: &intake.Location{Lat: 41.05, Lng: 29.01},
+		Vehicle: intake.Vehicle{Plate: "34ABC123", Type: "car"}, Policy: intake.Policy{Insurer: "anadolu", PolicyNumber: "POL-1"},
+		Contact: intake.Contact{Name: "Ayşe", Phone: "+905551112233"}, Insurance: intake.Insurance{Status: intake.InsurancePending},
+		Timeline:  []intake.TimelineEntry{{Status: st, At: now}},
+		CreatedAt: now, UpdatedAt: now, Version: 1,
+	}
+}
+
 func ids(rs []fleet.Ranked) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
@@ -183,14 +195,7 @@ func TestRefreshFollowsJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := intake.Request{
-		ID: "req_0001", OwnerID: cust.ID, Status: intake.StatusDispatching, ServiceType: intake.Tow,
-		Location: intake.Location{Lat: fatih.Lat, Lng: fatih.Lng}, Destination: &intake.Location{Lat: 41.05, Lng: 29.01},
-		Vehicle: intake.Vehicle{Plate: "34ABC123", Type: "car"}, Policy: intake.Policy{Insurer: "anadolu", PolicyNumber: "POL-1"},
-		Contact: intake.Contact{Name: "Ayşe", Phone: "+905551112233"}, Insurance: intake.Insurance{Status: intake.InsurancePending},
-		Timeline:  []intake.TimelineEntry{{Status: intake.StatusDispatching, At: now}},
-		CreatedAt: now, UpdatedAt: now, Version: 1,
-	}
+	req := towAt(fatih, cust.ID, intake.StatusDispatching)
 	if err := b.store.CreateRequests(ctx, []*intake.Creation{{Request: req}}); err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,8 @@ func TestDispatchAPI(t *testing.T) {
 			{"customers do not accept", "POST", "/v1/offers/" + offer + "/accept", "ayse", "", 403, nil},
 			{"accept", "POST", "/v1/offers/" + offer + "/accept", "driver", "", 200,
 				[]string{`"status":"assigned"`, `"driver_id":"` + f.users["driver"].ID, `"vehicle_plate":"34TOW01"`}},
-			{"accept a taken offer", "POST", "/v1/offers/" + offer + "/accept", "driver", "", 409, []string{`offer-taken`}},
+			{"accept again (the answer was lost)", "POST", "/v1/offers/" + offer + "/accept", "driver", "", 200, []string{`"status":"assigned"`}},
+			{"accept a taken offer", "POST", "/v1/offers/" + offer + "/accept", "driver2", "", 404, nil},
 			{"decline a taken offer", "POST", "/v1/offers/" + offer + "/decline", "driver", "", 409, nil},
 			{"offers after accepting", "GET", "/v1/drivers/me/offers", "driver", "", 200, []string{`"items":[]`}},
 

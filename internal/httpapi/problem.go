@@ -64,6 +64,8 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusConflict, "offer-taken", "Offer no longer open", err.Error())
 	case errors.Is(err, dispatch.ErrDriverBusy):
 		return newProblem(http.StatusConflict, "driver-busy", "Driver busy", "The driver is on another job.")
+	case errors.Is(err, dispatch.ErrDriverOffline):
+		return newProblem(http.StatusConflict, "driver-offline", "Driver offline", "The driver is offline; the offer is withdrawn.")
 	case errors.Is(err, intake.ErrIdempotencyMismatch):
 		p := newProblem(http.StatusUnprocessableEntity, "idempotency-mismatch", "Idempotency key reused",
 			"This Idempotency-Key was used before with a different body.")

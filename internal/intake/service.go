@@ -436,10 +436,18 @@ func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID,
 		return s.move(r, who, StatusCancelled, reason, now)
 	})
 	if err == nil && freed != "" {
-		s.freed(ctx, freed)
+		// Not on ctx: the client may hang up once the cancellation has
+		// committed, and a cache left thinking the driver busy would never
+		// offer it a job again.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), freedTimeout)
+		defer cancel()
+		s.freed(fctx, freed)
 	}
 	return r, err
 }
+
+// freedTimeout bounds the DriverFreed call after a cancellation.
+const freedTimeout = 5 * time.Second
 
 // move is Transition, for a change begun at now (r.Advance).
 func (s *Service) move(r *Request, who identity.Principal, to Status, reason string, now time.Time) (Change, error) {

@@ -60,10 +60,12 @@ type Decision struct {
 type Store interface {
 	// DueRequests returns up to limit requests in status that are due: not
 	// yet looked at in this wait and unchanged since before olderThan, or
-	// scheduled for a look at or before now; and whose latest jobs have
-	// left the outbox (the change or the nudge that committed them is
-	// older than the oldest unsent row). Longest waiting first; nothing is
-	// locked.
+	// scheduled for a look at or before now; whose latest jobs have left
+	// the outbox (the change or the nudge that committed them is older
+	// than the oldest unsent row); and that hold no open offer before its
+	// deadline (dispatch's job is done and the offer's end commits the
+	// next: the broker has lost nothing). Longest waiting first; nothing
+	// is locked.
 	DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]Due, error)
 	// RecordNudges records decisions made at now in one transaction,
 	// skipping any whose request is no longer as read (it changed, or

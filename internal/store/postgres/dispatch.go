@@ -10,20 +10,24 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/yolda/yolda/internal/dispatch"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 )
 
 // The dispatch store: offers, decisions and assignments.
 //
-// Locks, always taken in this order so that no two transactions wait for
-// each other in a circle: request rows (FOR UPDATE, in id order:
-// lockRequests, which intake's updates take too), then offer rows, then
-// driver rows. The withdrawal trigger of the dispatch migration runs
-// inside a request's update and so keeps the order. Worker transactions
-// lock many requests and many drivers (FOR SHARE, in id order) and insert
-// offers in driver order, so two of them meet on a driver's unique key in
-// one order only.
+// Locks, and why no two transactions wait for each other in a circle:
+// request rows come first (FOR UPDATE, several in id order: lockRequests,
+// which intake's updates take too). An offer row is waited for only by a
+// transaction that holds the offer's request (Assign, CloseOffer, the
+// withdrawal trigger of the dispatch migration inside a request's update),
+// or by none: ExpireOffers skips locked offers and locks nothing else.
+// Driver rows come after the request (Assign FOR UPDATE; worker batches
+// FOR SHARE in id order, then insert offers in driver order, so two of
+// them meet on a driver's unique key in one order only). A manual Assign
+// fires the trigger after locking the driver; by the rule above, whoever
+// holds that offer holds its request too, so it cannot be waiting for us.
 
 var _ dispatch.Store = (*Store)(nil)
 
@@ -385,12 +389,22 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 	found, busy := false, false
 	reads = append(reads,
 		read{
-			sql: `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
+			sql: `SELECT u.id, u.name, d.vehicle_plate, d.availability, d.vehicle_kind, d.capabilities
+				FROM users u JOIN drivers d ON d.user_id = u.id
 				WHERE u.role = 'driver' AND u.id = ` + driver + ` FOR UPDATE OF d`,
 			args: []any{driverArg},
 			scan: func(row pgx.CollectableRow) error {
 				found = true
-				return row.Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
+				var avail, kind string
+				var caps []string
+				if err := row.Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate, &avail, &kind, &caps); err != nil {
+					return err
+				}
+				a.Driver.Availability, a.Driver.VehicleKind = fleet.Availability(avail), fleet.VehicleKind(kind)
+				for _, c := range caps {
+					a.Driver.Capabilities = append(a.Driver.Capabilities, intake.ServiceType(c))
+				}
+				return nil
 			},
 		},
 		// After the driver's lock: sees every assignment committed before.

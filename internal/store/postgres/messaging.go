@@ -135,12 +135,16 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 
 // DueRequests implements sweeper.Store. The requests are not locked: the
 // sweeper asks the broker about their jobs before it decides, and
-// RecordNudges applies a decision only to a request still as read.
+// RecordNudges applies a decision only to a request still as read. A
+// request with an open offer not yet past its deadline is not due: its job
+// was done, and the offer's end (the expirer's, at the latest) commits the
+// next one.
 func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
 	rows, err := s.pool.Query(ctx, selectWithTimelineAnd(", r.nudges, r.next_nudge_at, r.stuck_at")+`
 		WHERE r.status = $1
 		AND CASE WHEN r.next_nudge_at IS NULL THEN r.updated_at < $2 ELSE r.next_nudge_at <= $3 END
 		AND GREATEST(r.updated_at, r.nudged_at) < coalesce((SELECT min(created_at) FROM outbox), 'infinity')
+		AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = r.id AND o.status = 'open' AND o.expires_at > $3)
 		ORDER BY coalesce(r.next_nudge_at, r.updated_at) LIMIT $4`,
 		string(status), olderThan, now, limit)
 	if err != nil {

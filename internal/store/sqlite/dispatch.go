@@ -3,12 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/dispatch"
+	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/outbox"
 )
@@ -100,13 +102,18 @@ const onJobCond = `EXISTS (SELECT 1 FROM requests j WHERE j.driver_id = d.user_i
 const freeDriverCond = `d.availability = 'online' AND NOT ` + onJobCond + `
 	AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.driver_id = d.user_id AND o.status = 'open')`
 
-// FreeDrivers implements dispatch.Store.
+// FreeDrivers implements dispatch.Store. The ids go as one JSON array: a
+// peak's batch checks more drivers than SQLite binds variables (32766).
 func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, error) {
 	if len(driverIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT d.user_id FROM drivers d WHERE d.user_id IN (`+marks(len(driverIDs))+`) AND `+freeDriverCond,
-		anyArgs(driverIDs)...)
+	ids, err := json.Marshal(driverIDs)
+	if err != nil {
+		return nil, fmt.Errorf("encode driver ids: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT d.user_id FROM drivers d WHERE d.user_id IN (SELECT value FROM json_each(?)) AND `+freeDriverCond,
+		string(ids))
 	if err != nil {
 		return nil, fmt.Errorf("read free drivers: %w", err)
 	}
@@ -294,13 +301,19 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 			return err
 		}
 		a.Request = &r
-		err = tx.QueryRowContext(ctx, `SELECT u.id, u.name, d.vehicle_plate FROM users u JOIN drivers d ON d.user_id = u.id
-			WHERE u.id = ? AND u.role = 'driver'`, driverID).Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate)
+		var avail, kind, caps string
+		err = tx.QueryRowContext(ctx, `SELECT u.id, u.name, d.vehicle_plate, d.availability, d.vehicle_kind, d.capabilities
+			FROM users u JOIN drivers d ON d.user_id = u.id
+			WHERE u.id = ? AND u.role = 'driver'`, driverID).Scan(&a.Driver.ID, &a.Driver.Name, &a.Driver.VehiclePlate, &avail, &kind, &caps)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dispatch.ErrUnknownDriver
 		}
 		if err != nil {
 			return fmt.Errorf("read driver: %w", err)
+		}
+		a.Driver.Availability, a.Driver.VehicleKind = fleet.Availability(avail), fleet.VehicleKind(kind)
+		if err := json.Unmarshal([]byte(caps), &a.Driver.Capabilities); err != nil {
+			return fmt.Errorf("decode capabilities: %w", err)
 		}
 		seen := r.Version
 		change, err := fn(a)
@@ -346,20 +359,27 @@ func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispa
 		if err != nil {
 			return err
 		}
-		msgs, err := fn(&o, &r)
-		if err != nil {
-			return err
-		}
-		if err := endOffer(ctx, tx, &o); err != nil {
-			return err
-		}
-		if err := insertOutbox(ctx, tx, msgs); err != nil {
+		if err := closeOffer(ctx, tx, &o, &r, fn); err != nil {
 			return err
 		}
 		out = o
 		return nil
 	})
 	return out, err
+}
+
+// closeOffer lets fn end o, an offer for r, and writes the end with fn's
+// outbox messages.
+func closeOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer, r *intake.Request,
+	fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) error {
+	msgs, err := fn(o, r)
+	if err != nil {
+		return err
+	}
+	if err := endOffer(ctx, tx, o); err != nil {
+		return err
+	}
+	return insertOutbox(ctx, tx, msgs)
 }
 
 // ExpireOffers implements dispatch.Store. One writer: nothing to skip.
@@ -385,19 +405,29 @@ func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn f
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("find expired offers: %w", err)
 		}
+		if len(due) == 0 {
+			return nil
+		}
+		// Their requests in one read, not one each: this runs in the one
+		// writer's transaction.
+		reqIDs := make([]any, len(due))
+		for i, o := range due {
+			reqIDs[i] = o.RequestID
+		}
+		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks(len(reqIDs))+`)`, reqIDs...)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]*intake.Request, len(reqs))
+		for i := range reqs {
+			byID[reqs[i].ID] = &reqs[i]
+		}
 		for _, o := range due {
-			r, err := readRequest(ctx, tx, o.RequestID)
-			if err != nil {
-				return err
+			r := byID[o.RequestID]
+			if r == nil {
+				return fmt.Errorf("offer %s: %w", o.ID, intake.ErrNotFound) // unreachable: a foreign key
 			}
-			msgs, err := fn(&o, &r)
-			if err != nil {
-				return err
-			}
-			if err := endOffer(ctx, tx, &o); err != nil {
-				return err
-			}
-			if err := insertOutbox(ctx, tx, msgs); err != nil {
+			if err := closeOffer(ctx, tx, &o, r, fn); err != nil {
 				return err
 			}
 			out = append(out, o)

@@ -129,7 +129,8 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 	return out, rows.Err()
 }
 
-// DueRequests implements sweeper.Store.
+// DueRequests implements sweeper.Store. A request with an open offer not
+// yet past its deadline is not due: the offer's end commits its next job.
 func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
 	var out []sweeper.Due
 	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
@@ -137,8 +138,9 @@ func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan
 			WHERE status = ?
 			AND CASE WHEN next_nudge_at IS NULL THEN updated_at < ? ELSE next_nudge_at <= ? END
 			AND MAX(updated_at, COALESCE(nudged_at, 0)) < COALESCE((SELECT MIN(created_at) FROM outbox), 9223372036854775807)
+			AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = requests.id AND o.status = 'open' AND o.expires_at > ?)
 			ORDER BY COALESCE(next_nudge_at, updated_at) LIMIT ?`,
-			string(status), toMicros(olderThan), toMicros(now), limit)
+			string(status), toMicros(olderThan), toMicros(now), toMicros(now), limit)
 		if err != nil {
 			return fmt.Errorf("find due requests: %w", err)
 		}

@@ -81,7 +81,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, lease time.Duration,
 	}
 	// Recorded even if ctx ended during publish, within a bounded time:
 	// what the broker has confirmed should not be sent again.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	wctx, cancel := recordContext(ctx)
 	defer cancel()
 	err = s.tx(wctx, func(tx *sql.Tx) error {
 		now := toMicros(time.Now())
@@ -107,6 +107,21 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, lease time.Duration,
 		return 0, fmt.Errorf("record publication: %w", err)
 	}
 	return len(window), nil
+}
+
+// recordContext is the context of recording what the broker confirmed.
+// It lives as long as ctx and, once ctx has ended, cleanupTimeout more: a
+// record in flight at shutdown finishes, within a bound, and one queued
+// behind the busy single writer while the relay runs is not given up
+// after a few seconds (its rows would stay claimed for the lease and be
+// published again).
+func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(cleanupTimeout, cancel) })
+	return rctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // publishedJSON is one message of a claim's published document.

@@ -38,6 +38,72 @@ func RunDispatch(t *testing.T, open func(t *testing.T) DispatchStore) {
 	t.Run("ExpireOffers", func(t *testing.T) { testExpireOffers(t, open(t)) })
 	t.Run("ExpireConcurrent", func(t *testing.T) { testExpireConcurrent(t, open(t)) })
 	t.Run("AssignConcurrent", func(t *testing.T) { testAssignConcurrent(t, open(t)) })
+	t.Run("FreeDriversOfManyCandidates", func(t *testing.T) { testFreeDriversMany(t, open(t)) })
+	t.Run("SweeperLeavesOpenOffersAlone", func(t *testing.T) { testSweeperLeavesOpenOffers(t, open(t)) })
+}
+
+// testSweeperLeavesOpenOffers: a request dispatching for long through
+// offer after offer (an offer does not change the request) has no job in
+// the broker while an offer is open, and has lost nothing: it is not due
+// for the sweeper until the offer is past its deadline or has ended.
+func testSweeperLeavesOpenOffers(t *testing.T, s DispatchStore) {
+	ctx := context.Background()
+	f := newDispatchFixture(t, s, 1)
+	reqs := f.dispatching(t, 2)
+	at := base.Add(10 * time.Minute)
+	o := offerDecision(reqs[0], 0, f.drivers[0].ID, at, "")
+	f.commit(t, o)
+	drainOutbox(t, s)
+	dueAt := func(now time.Time) []string {
+		t.Helper()
+		due, err := s.DueRequests(ctx, intake.StatusDispatching, now.Add(-2*time.Minute), now, 10)
+		if err != nil {
+			t.Fatalf("DueRequests: %v", err)
+		}
+		var ids []string
+		for _, d := range due {
+			ids = append(ids, d.Request.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if got := dueAt(at.Add(time.Second)); !slices.Equal(got, []string{reqs[1].ID}) {
+		t.Errorf("due with an open offer = %v, want only the request without one (%s)", got, reqs[1].ID)
+	}
+	if got := dueAt(o.Offer.ExpiresAt.Add(time.Second)); !slices.Equal(got, sortedIDs(reqs[0].ID, reqs[1].ID)) {
+		t.Errorf("due once the offer is past its deadline = %v, want both", got)
+	}
+	if _, err := s.CloseOffer(ctx, o.Offer.ID, func(o *dispatch.Offer, _ *intake.Request) ([]outbox.Message, error) {
+		o.Status, o.DecidedAt = dispatch.OfferDeclined, &at
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dueAt(at.Add(time.Second)); !slices.Equal(got, sortedIDs(reqs[0].ID, reqs[1].ID)) {
+		t.Errorf("due once the offer ended = %v, want both", got)
+	}
+}
+
+// testFreeDriversMany: a batch of requests at a peak, each having asked
+// the index for hundreds of candidates, checks tens of thousands of
+// drivers at once (more than SQLite's 32766 bound variables).
+func testFreeDriversMany(t *testing.T, s DispatchStore) {
+	f := newDispatchFixture(t, s, 3)
+	ids := make([]string, 0, 40_000)
+	for i := range cap(ids) - len(f.drivers) {
+		ids = append(ids, fmt.Sprintf("usr_%026d", i))
+	}
+	for _, d := range f.drivers {
+		ids = append(ids, d.ID)
+	}
+	free, err := s.FreeDrivers(context.Background(), ids)
+	if err != nil {
+		t.Fatalf("FreeDrivers of %d ids: %v", len(ids), err)
+	}
+	slices.Sort(free)
+	if want := sortedIDs(f.drivers[0].ID, f.drivers[1].ID, f.drivers[2].ID); !slices.Equal(free, want) {
+		t.Errorf("FreeDrivers = %v, want %v", free, want)
+	}
 }
 
 // dispatchFixture is a customer and drivers around Fatih, online.
