@@ -17,6 +17,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -108,6 +110,13 @@ CREATE TABLE IF NOT EXISTS insurer_calls (
 // Open opens (creating if needed) the warehouse file at path; "" is an
 // in-memory warehouse (tests).
 func Open(ctx context.Context, path string) (*Store, error) {
+	if path != "" {
+		// A process that keeps nothing else in its data directory (the
+		// warehouse role on PostgreSQL) may be the first to need it.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("warehouse directory: %w", err)
+		}
+	}
 	c, err := duck.NewConnector(path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb %s: %w", path, err)

@@ -20,3 +20,14 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// The warehouse role may be the first to use its data directory (on
+// PostgreSQL nothing else lives there): Open makes it.
+func TestOpenMakesTheDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fresh", "data", "warehouse.duckdb")
+	s, err := duckdb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open in a directory that does not exist yet: %v", err)
+	}
+	_ = s.Close()
+}
