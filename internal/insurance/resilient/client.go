@@ -35,6 +35,11 @@ type Options struct {
 	Now func() time.Time
 	// Rand returns a uniformly random number in [0, n), for backoff jitter.
 	Rand func(n int64) int64
+	// BreakerChanged, if set, hears each breaker transition (the insurer's
+	// code and the state entered), so that the health others read of this
+	// process can be posted at once. It runs with the breaker's lock held:
+	// it must not block or call the client.
+	BreakerChanged func(code, state string)
 }
 
 // Client calls one insurer through its Adapter, safely: see Verify.
@@ -45,6 +50,7 @@ type Client struct {
 	log     *slog.Logger
 	now     func() time.Time
 	randN   func(int64) int64
+	changed func(code, state string)
 
 	slots   chan struct{} // the bulkhead: a send takes a slot
 	breaker *breaker
@@ -80,6 +86,7 @@ func NewClient(cfg insurance.Config, a insurance.Adapter, opts Options) (*Client
 		log:     cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)).With("insurer", cfg.Code),
 		now:     opts.Now,
 		randN:   opts.Rand,
+		changed: opts.BreakerChanged,
 		slots:   make(chan struct{}, cfg.Bulkhead),
 		m:       m,
 	}
@@ -242,6 +249,9 @@ func (c *Client) onStateChange(from, to breakerState) {
 	}
 	c.log.Log(context.Background(), level, "insurer circuit breaker "+to.String(),
 		"from", from.String(), "open_for", c.cfg.Breaker.OpenFor)
+	if c.changed != nil {
+		c.changed(c.cfg.Code, to.String())
+	}
 }
 
 // sleep waits d, or until ctx ends (false).
