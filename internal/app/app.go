@@ -33,6 +33,7 @@ Usage:
   yolda users add [flags]       create an account
   yolda providers add|list      the companies drivers work for
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda bench pipeline [flags]  find the highest intake rate every consumer keeps up with
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
   yolda version                 print the version
 
@@ -70,11 +71,14 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "providers":
 		return providersCmd(ctx, rest, env)
 	case "bench":
-		if len(rest) == 0 || rest[0] != "intake" {
-			fmt.Fprintln(env.Stderr, "usage: yolda bench intake [flags]")
-			return ErrUsage
+		switch {
+		case len(rest) > 0 && rest[0] == "intake":
+			return benchIntake(ctx, rest[1:], env)
+		case len(rest) > 0 && rest[0] == "pipeline":
+			return benchPipeline(ctx, rest[1:], env)
 		}
-		return benchIntake(ctx, rest[1:], env)
+		fmt.Fprintln(env.Stderr, "usage: yolda bench intake|pipeline [flags]")
+		return ErrUsage
 	case "mock-insurer":
 		return mockInsurer(ctx, rest, env)
 	case "version", "--version", "-version":
