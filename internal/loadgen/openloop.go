@@ -34,6 +34,10 @@ type Arrivals struct {
 	// arrival that was accepted (from its Location header), for a look at
 	// what became of those requests afterwards.
 	SampleEvery int
+
+	// scheduled, if set, is called once every arrival has been sent or
+	// missed (tests release a stalled server with it).
+	scheduled func()
 }
 
 // ArrivalsResult is what an Arrivals run saw.
@@ -163,6 +167,9 @@ schedule:
 			}
 			done(status, err, at, time.Now(), loc, sampled)
 		})
+	}
+	if a.scheduled != nil {
+		a.scheduled()
 	}
 	wg.Wait()
 

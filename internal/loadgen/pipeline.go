@@ -290,9 +290,10 @@ func RunPipeline(ctx context.Context, o PipelineOptions, out io.Writer) (Pipelin
 		if failed == 0 || failed-held <= o.Resolution {
 			break
 		}
-		mid := math.Round((held+failed)/2/100) * 100
+		// Round rates to 50/s, for tables that read well.
+		mid := math.Round((held+failed)/2/50) * 50
 		if mid <= held || mid >= failed {
-			break
+			mid = (held + failed) / 2
 		}
 		ok, err := run(mid)
 		if err != nil {
