@@ -47,6 +47,8 @@ func TestMain(m *testing.M) {
 type instance struct {
 	cmd  *exec.Cmd
 	addr string
+	// ops is the operations listener's address (metrics).
+	ops  string
 	logs *syncBuffer
 	// done receives Wait's result once; exited closes after it.
 	done   chan error
@@ -123,7 +125,20 @@ func (e environment) addAccounts(t *testing.T) {
 	}
 }
 
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+var (
+	listening      = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	opsListeningAt = regexp.MustCompile(`"msg":"operations listening","addr":"([^"]+)"`)
+)
+
+// servesAPI reports whether serve's args run the api role.
+func servesAPI(args []string) bool {
+	for i, a := range args {
+		if a == "--roles" && i+1 < len(args) {
+			return args[i+1] == "all" || strings.Contains(","+args[i+1]+",", ",api,")
+		}
+	}
+	return true
+}
 
 func (e environment) start(t *testing.T, args ...string) *instance {
 	t.Helper()
@@ -137,13 +152,21 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 		t.Fatal(err)
 	}
 	in := &instance{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
-	addrc := make(chan string, 1)
+	// Ready once its listeners listen: the operations one always (the
+	// environment sets YOLDA_OPS_ADDR), the API one with the api role.
+	api := servesAPI(args)
+	addrc, opsc := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			in.logs.WriteString(sc.Text() + "\n")
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+			if m := opsListeningAt.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case opsc <- m[1]:
+				default:
+				}
+			} else if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case addrc <- m[1]:
 				default:
@@ -163,17 +186,27 @@ func (e environment) start(t *testing.T, args ...string) *instance {
 			<-in.exited
 		}
 	})
-	select {
-	case in.addr = <-addrc:
-	case <-in.exited:
-		t.Fatalf("yolda exited at start:\n%s", in.logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("yolda did not start:\n%s", in.logs.String())
+	timeout := time.After(30 * time.Second)
+	for in.ops == "" || in.addr == "" {
+		select {
+		case in.ops = <-opsc:
+			if !api {
+				in.addr = in.ops
+			}
+		case in.addr = <-addrc:
+		case <-in.exited:
+			t.Fatalf("yolda exited at start:\n%s", in.logs.String())
+		case <-timeout:
+			t.Fatalf("yolda did not start:\n%s", in.logs.String())
+		}
 	}
 	return in
 }
 
 func (in *instance) url(path string) string { return "http://" + in.addr + path }
+
+// opsURL is a path on the operations listener (metrics).
+func (in *instance) opsURL(path string) string { return "http://" + in.ops + path }
 
 func login(t *testing.T, in *instance, user, password string) string {
 	t.Helper()

@@ -51,8 +51,13 @@ func (p *process) openFleet(ctx context.Context) error {
 func newFleet(cfg config.Config, store fleet.Store, index fleet.Index) *fleet.Service {
 	return fleet.NewService(store, index, fleet.Options{
 		StaleAfter: cfg.DriverStaleAfter,
-		ETA:        geo.RoadETA{Factor: cfg.ETARoadFactor, SpeedKmh: cfg.ETASpeedKmh},
+		ETA:        etaOf(cfg),
 	})
+}
+
+// etaOf is the arrival estimate the configuration describes.
+func etaOf(cfg config.Config) geo.Estimator {
+	return geo.RoadETA{Factor: cfg.ETARoadFactor, SpeedKmh: cfg.ETASpeedKmh}
 }
 
 // providersCmd is `yolda providers add|list`.

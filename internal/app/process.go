@@ -17,6 +17,7 @@ import (
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
@@ -43,7 +44,11 @@ type process struct {
 	// positions and fleet serve the drivers' routes and the dispatch role.
 	positions fleet.Index
 	fleet     *fleet.Service
-	api       *httpapi.Server
+	// dispatch serves offers, assignments and progress; the dispatch role
+	// runs expirer.
+	dispatch *dispatch.Service
+	expirer  *dispatch.Expirer
+	api      *httpapi.Server
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -120,6 +125,9 @@ func (p *process) assemble(ctx context.Context) error {
 		}
 	}
 
+	if err := p.openFleet(ctx); err != nil {
+		return err
+	}
 	writers := p.cfg.IntakeWriters
 	if writers == 0 {
 		writers = store.writers
@@ -135,20 +143,22 @@ func (p *process) assemble(ctx context.Context) error {
 		Committed:           p.wake,
 		KnownInsurer:        p.insurers.known,
 		DispatchBeforeCover: p.insurers.early,
+		Offers:              store,
+		DriverFreed:         p.driverFreed,
 		Logger:              p.log,
 	})
 	// Closes first (intake commits what is queued); the HTTP service
 	// closes it earlier still, as soon as its requests have drained.
 	p.onClose(p.requests.Close)
 	p.deadLetters = deadletter.NewService(store, nil)
-	if err := p.openFleet(ctx); err != nil {
+	if err := p.buildDispatch(); err != nil {
 		return err
 	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.fleet,
+		Insurers: p.insurers.clients, Fleet: p.fleet, Dispatch: p.dispatch,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
@@ -178,6 +188,14 @@ func (p *process) connectBroker(ctx context.Context) error {
 	}
 	p.log.Info("broker ready", "embedded", p.cfg.NATSURL == "", "replicas", b.Replicas())
 	return nil
+}
+
+// driverFreed tells the position index that a cancellation took a
+// driver off its job (the database freed it with the cancellation).
+func (p *process) driverFreed(ctx context.Context, driverID string) {
+	if _, err := p.fleet.Refresh(ctx, driverID); err != nil {
+		p.log.Warn("position index not refreshed after a cancellation", "driver_id", driverID, "err", err)
+	}
 }
 
 // wake tells the in-process listeners that intake committed outbox rows.

@@ -91,6 +91,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 			`\{"code":"anadolu","breaker":"closed","calls":[1-9]\d*,"errors":[1-9]\d*\}`},
 		{`created provider acme-tow \(Acme Çekici\) in /\S+/yolda.db`, `created driver ali \(id usr_\w+\) in `, `(?m)^online$`, `(?m)^204$`,
 			`\{"username":"ali","vehicle_plate":"34TOW01","availability":"online","provider":"acme-tow"\}`},
+		{`\{"request_id":"req_\w+","service_type":"tow","distance_m":\d+,"eta_seconds":\d+,"expires_at":"[^"]+"\}`,
+			`\{"status":"assigned","assignment":\{"driver_id":"usr_\w+"`, `(?m)^en_route$`, `(?m)^arrived$`, `(?m)^in_service$`, `(?m)^completed$`},
+		{`\{"status":"completed","timeline":\["received","awaiting_insurance","dispatching","assigned","en_route","arrived","in_service","completed"\]\}`},
 		{},
 	}
 	if len(want) != len(blocks) {

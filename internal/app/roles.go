@@ -33,8 +33,7 @@ const (
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. Dispatch, realtime and warehouse are still to come
-// (docs/architecture.md).
+// them. Realtime and warehouse are still to come (docs/architecture.md).
 var roleTable = []role{
 	{
 		name:     "api",
@@ -53,6 +52,12 @@ var roleTable = []role{
 		about:    "turns request events into customer notifications",
 		needs:    needBroker,
 		services: (*process).notifyServices,
+	},
+	{
+		name:     "dispatch",
+		about:    "offers dispatching requests to drivers, round after round; expires unanswered offers",
+		needs:    needBroker,
+		services: (*process).dispatchServices,
 	},
 	{
 		name:     "insurance",

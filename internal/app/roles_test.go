@@ -67,8 +67,9 @@ func TestRoleServices(t *testing.T) {
 		{"api", []string{"http", "ops"}, false},
 		{"relay", []string{"relay", "sweeper", "ops"}, true},
 		{"notify", []string{"notify-consumer", "ops"}, true},
+		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "ops"}, true},
 		{"insurance", []string{"insurer-gauges", "ops"}, true},
-		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "insurer-gauges", "ops"}, true},
+		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer", "insurer-gauges", "ops"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {
 			p := testProcess(t, tc.roles, nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/insurance/checks"
 	"github.com/yolda/yolda/internal/intake"
@@ -27,6 +28,7 @@ type operationalStore interface {
 	intake.Store
 	account.Store
 	fleet.Store
+	dispatch.Store
 	relay.Store
 	sweeper.Store
 	deadletter.Store

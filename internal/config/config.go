@@ -144,6 +144,24 @@ type Config struct {
 	ETARoadFactor float64
 	// ETASpeedKmh is the average speed of the default arrival estimate.
 	ETASpeedKmh float64
+
+	// OfferTimeout is how long a driver has to accept an offer.
+	OfferTimeout time.Duration
+	// DispatchRadiiKm are dispatch's rounds, comma-separated kilometres:
+	// the k-th offer of a request goes to a driver within the k-th radius;
+	// after the last round the request is unfulfilled.
+	DispatchRadiiKm string
+	// DispatchWait is how long a request with no free driver within the
+	// widest radius waits for one before it is unfulfilled.
+	DispatchWait time.Duration
+	// BatchMatchThreshold is how many requests of one dispatch batch may
+	// compete for the same drivers before they are matched together for
+	// the minimum total ETA instead of nearest-first (0: never).
+	BatchMatchThreshold int
+	// OfferExpiryInterval is how often the dispatch role looks for offers
+	// past their deadline (offers made in the process are looked at on
+	// time besides).
+	OfferExpiryInterval time.Duration
 }
 
 // Defaults returns the embedded-laptop defaults.
@@ -179,6 +197,12 @@ func Defaults() Config {
 		DriverStaleAfter:  2 * time.Minute,
 		ETARoadFactor:     1.35,
 		ETASpeedKmh:       35,
+
+		OfferTimeout:        30 * time.Second,
+		DispatchRadiiKm:     "5,10,20,40",
+		DispatchWait:        time.Minute,
+		BatchMatchThreshold: 8,
+		OfferExpiryInterval: time.Second,
 	}
 }
 
@@ -254,6 +278,11 @@ func (c *Config) settings() []setting {
 		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
 		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
 		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
+		{"offer-timeout", "how long a driver has to accept an offer", &c.OfferTimeout, shown},
+		{"dispatch-radii-km", "dispatch rounds: comma-separated radii in km, one offer per round", &c.DispatchRadiiKm, shown},
+		{"dispatch-wait", "how long a request with no free driver in reach waits before it is unfulfilled", &c.DispatchWait, shown},
+		{"batch-match-threshold", "requests of one dispatch batch competing for the same drivers above which they are matched together (0: never)", &c.BatchMatchThreshold, shown},
+		{"offer-expiry-interval", "how often the dispatch role looks for offers past their deadline", &c.OfferExpiryInterval, shown},
 	}
 }
 
@@ -476,7 +505,42 @@ func (c *Config) Validate() error {
 	if !(c.ETASpeedKmh > 0 && c.ETASpeedKmh <= 200) {
 		bad("eta-speed-kmh must be in (0, 200]")
 	}
+	if c.OfferTimeout < time.Second || c.OfferTimeout > time.Hour {
+		bad("offer-timeout must be between 1s and 1h")
+	}
+	if _, err := c.DispatchRadii(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DispatchWait < time.Second || c.DispatchWait > 24*time.Hour {
+		bad("dispatch-wait must be between 1s and 24h")
+	}
+	if c.BatchMatchThreshold < 0 {
+		bad("batch-match-threshold must be 0 (never) or more")
+	}
+	if c.OfferExpiryInterval < 10*time.Millisecond || c.OfferExpiryInterval > time.Minute {
+		bad("offer-expiry-interval must be between 10ms and 1m")
+	}
 	return errors.Join(errs...)
+}
+
+// DispatchRadii parses DispatchRadiiKm: 1-16 radii, each in (0, 1000] km,
+// none smaller than the one before.
+func (c *Config) DispatchRadii() ([]float64, error) {
+	var out []float64
+	for part := range strings.SplitSeq(c.DispatchRadiiKm, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil || !(r > 0 && r <= 1000) {
+			return nil, fmt.Errorf("dispatch-radii-km: %q is not a radius in (0, 1000] km", part)
+		}
+		if len(out) > 0 && r < out[len(out)-1] {
+			return nil, errors.New("dispatch-radii-km: radii must not shrink (each round reaches at least as far)")
+		}
+		out = append(out, r)
+	}
+	if len(out) > 16 {
+		return nil, errors.New("dispatch-radii-km: at most 16 rounds")
+	}
+	return out, nil
 }
 
 // Warnings are settings that are valid but probably not what was meant;

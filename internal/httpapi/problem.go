@@ -10,6 +10,7 @@ import (
 	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
+	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
@@ -52,10 +53,16 @@ func problemFor(err error) *Problem {
 		p.Errors = fields
 		return p
 	case errors.Is(err, intake.ErrNotFound), errors.Is(err, account.ErrNotFound), errors.Is(err, deadletter.ErrNotFound),
-		errors.Is(err, fleet.ErrNotFound):
+		errors.Is(err, dispatch.ErrOfferNotFound), errors.Is(err, fleet.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource.")
 	case errors.Is(err, intake.ErrConflict):
 		return newProblem(http.StatusConflict, "conflict", "Conflict", err.Error())
+	case errors.Is(err, dispatch.ErrOfferExpired):
+		return newProblem(http.StatusConflict, "offer-expired", "Offer expired", "The offer's deadline has passed.")
+	case errors.Is(err, dispatch.ErrOfferClosed):
+		return newProblem(http.StatusConflict, "offer-taken", "Offer no longer open", err.Error())
+	case errors.Is(err, dispatch.ErrDriverBusy):
+		return newProblem(http.StatusConflict, "driver-busy", "Driver busy", "The driver is on another job.")
 	case errors.Is(err, intake.ErrIdempotencyMismatch):
 		p := newProblem(http.StatusUnprocessableEntity, "idempotency-mismatch", "Idempotency key reused",
 			"This Idempotency-Key was used before with a different body.")

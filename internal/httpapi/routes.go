@@ -118,6 +118,9 @@ func (s *Server) routeTable() []route {
 	if s.fleet != nil {
 		rs = append(rs, s.driverRoutes()...)
 	}
+	if s.dispatch != nil {
+		rs = append(rs, s.dispatchRoutes()...)
+	}
 	return rs
 }
 

@@ -100,6 +100,9 @@ type Deps struct {
 	Insurers      Insurers
 	// Fleet serves the drivers' routes; without it they do not exist.
 	Fleet Fleet
+	// Dispatch serves offers, assignment and job progress; without it
+	// those routes do not exist.
+	Dispatch Dispatch
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -116,6 +119,7 @@ type Server struct {
 	notes     Notifications
 	insurers  Insurers
 	fleet     Fleet
+	dispatch  Dispatch
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -148,6 +152,7 @@ func New(d Deps) *Server {
 		notes:     d.Notifications,
 		insurers:  d.Insurers,
 		fleet:     d.Fleet,
+		dispatch:  d.Dispatch,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,

@@ -33,7 +33,19 @@ type Options struct {
 	// Committed, if set, is called after every transaction that committed
 	// outbox messages, so an in-process relay can wake at once.
 	Committed func()
-	Logger    *slog.Logger
+	// Offers, if set, tells whether a request is offered to a driver: a
+	// driver may read the requests offered to it, not only those assigned.
+	Offers OfferLookup
+	// DriverFreed, if set, is called after a cancellation took a driver
+	// off its job (the database frees the driver in the same transaction;
+	// this tells caches such as the position index).
+	DriverFreed func(ctx context.Context, driverID string)
+	Logger      *slog.Logger
+}
+
+// OfferLookup answers whether a request is offered to a driver now.
+type OfferLookup interface {
+	OfferedTo(ctx context.Context, requestID, driverID string) (bool, error)
 }
 
 // Service is the request use cases: create, read, list, cancel.
@@ -47,6 +59,8 @@ type Service struct {
 	known          func(string) bool
 	early          func(string) bool
 	committed      func()
+	offers         OfferLookup
+	freed          func(ctx context.Context, driverID string)
 	log            *slog.Logger
 }
 
@@ -59,6 +73,8 @@ func NewService(store Store, o Options) *Service {
 		known:     o.KnownInsurer,
 		early:     o.DispatchBeforeCover,
 		committed: o.Committed,
+		offers:    o.Offers,
+		freed:     o.DriverFreed,
 		log:       o.Logger,
 
 		updatesObserve: o.Updates.Observe,
@@ -72,6 +88,9 @@ func NewService(store Store, o Options) *Service {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.freed == nil {
+		s.freed = func(context.Context, string) {}
 	}
 	return s
 }
@@ -217,16 +236,24 @@ func (s *Service) jobs(r Request, at time.Time, actor outbox.Actor) ([]outbox.Me
 		msgs = append(msgs, m)
 	}
 	if dispatch {
-		m, err := outbox.NewMessage(outbox.DispatchRequestSubject(r.ID), head(r, "dispatch.request", at, actor), DispatchJob{
-			ServiceType: r.ServiceType,
-			Location:    r.Location,
-		})
+		m, err := NewDispatchJob(r, at, actor)
 		if err != nil {
 			return nil, err
 		}
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// NewDispatchJob is the job that asks the dispatch role to find r a
+// driver: committed when r starts dispatching, and again by dispatch
+// whenever an offer ends without an assignment (the next round). It
+// carries r's version as it is.
+func NewDispatchJob(r Request, at time.Time, actor outbox.Actor) (outbox.Message, error) {
+	return outbox.NewMessage(outbox.DispatchRequestSubject(r.ID), head(r, "dispatch.request", at, actor), DispatchJob{
+		ServiceType: r.ServiceType,
+		Location:    r.Location,
+	})
 }
 
 // head is the envelope head of a message about r as it is now: it carries
@@ -264,6 +291,9 @@ type StatusChange struct {
 	At      time.Time `json:"at"`
 	Reason  string    `json:"reason,omitempty"`
 	OwnerID string    `json:"owner_id"`
+	// DriverID is the driver on the job, if any (after the change; before
+	// it when the change took the driver off).
+	DriverID string `json:"driver_id,omitempty"`
 }
 
 // fingerprint identifies a submission independently of its JSON spelling
@@ -291,15 +321,27 @@ func (s *Service) Get(ctx context.Context, who identity.Principal, requestID str
 	if err != nil {
 		return Request{}, fmt.Errorf("read request: %w", err)
 	}
-	if len(found) == 0 {
-		return Request{}, ErrNotFound
+	if len(found) > 0 {
+		return found[0], nil
 	}
-	return found[0], nil
+	if who.Role == identity.Driver && s.offers != nil {
+		// A driver may also read the requests offered to it now. The
+		// check costs the same whether the request exists or not.
+		offered, err := s.offers.OfferedTo(ctx, requestID, who.UserID)
+		if err != nil {
+			return Request{}, fmt.Errorf("read offers: %w", err)
+		}
+		if offered {
+			return s.store.Request(ctx, requestID)
+		}
+	}
+	return Request{}, ErrNotFound
 }
 
 // scope narrows f to what who may read (the rule of mayRead, as a
 // filter): staff everything, a customer its own requests, a driver those
-// assigned to it. No other role reads requests.
+// assigned to it (Get also lets a driver read those offered to it now).
+// No other role reads requests.
 func scope(who identity.Principal, f Filter) (Filter, bool) {
 	switch {
 	case who.Role.Staff():
@@ -377,28 +419,52 @@ func (s *Service) Cancel(ctx context.Context, who identity.Principal, requestID,
 		return Request{}, ErrNotFound
 	}
 	defer s.committed()
-	return s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
+	var freed string
+	r, err := s.store.UpdateRequest(ctx, requestID, func(r *Request) (Change, error) {
 		if !mayRead(who, *r) || who.Role == identity.Driver {
 			return Change{}, ErrNotFound
 		}
 		if !CanMove(r.Status, StatusCancelled) || (!who.Role.Staff() && !customerMayCancel(r.Status)) {
 			return Change{}, fmt.Errorf("cancel a request that is %s: %w", r.Status, ErrConflict)
 		}
+		freed = ""
+		if r.Status.Active() && r.Assignment != nil {
+			freed = r.Assignment.DriverID
+		}
 		now := s.now().UTC().Truncate(time.Microsecond)
 		r.Advance(now)
 		return s.move(r, who, StatusCancelled, reason, now)
 	})
+	if err == nil && freed != "" {
+		s.freed(ctx, freed)
+	}
+	return r, err
 }
 
-// move changes r's status as part of a change begun at now (r.Advance) and
-// returns the change to store with it: the timeline entry and the
-// request.status_changed event.
+// move is Transition, for a change begun at now (r.Advance).
 func (s *Service) move(r *Request, who identity.Principal, to Status, reason string, now time.Time) (Change, error) {
+	return Transition(r, who, to, reason, now)
+}
+
+// Transition moves r to status to, if the state machine allows it
+// (ErrConflict otherwise), as part of a change begun at now (the caller
+// has called r.Advance(now) once for the change), and returns what to
+// store with it: the timeline entry and the request.status_changed event,
+// which carries r's new version. It is the one way any package changes a
+// request's status.
+func Transition(r *Request, who identity.Principal, to Status, reason string, now time.Time) (Change, error) {
+	if !CanMove(r.Status, to) {
+		return Change{}, fmt.Errorf("move a request that is %s to %s: %w", r.Status, to, ErrConflict)
+	}
 	from := r.Status
 	r.Status = to
+	change := StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID}
+	if r.Assignment != nil {
+		change.DriverID = r.Assignment.DriverID
+	}
 	entry := TimelineEntry{Status: to, At: now, ActorID: who.UserID, Reason: reason}
 	ev, err := outbox.NewMessage(outbox.EventSubject(outbox.EventRequestStatusChanged), head(*r, outbox.EventRequestStatusChanged, now, outbox.ActorOf(who)),
-		StatusChange{From: from, To: to, At: now, Reason: reason, OwnerID: r.OwnerID})
+		change)
 	if err != nil {
 		return Change{}, err
 	}

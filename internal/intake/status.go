@@ -29,7 +29,11 @@ func (Status) Enum() []string { return names(Statuses) }
 
 // transitions is the state machine: for each status, the statuses it may
 // move to. Anything not listed is a conflict. unfulfilled is an end for the
-// automatic flow but operators may still dispatch or assign by hand.
+// automatic flow but operators may still dispatch or assign by hand. Every
+// path that moves a request (intake, the insurance outcome, dispatch's
+// offers, assignments and job progress) goes through Transition, which
+// checks this table. Any status short of the final ones may be cancelled;
+// who may cancel what is Cancel's business (customerMayCancel).
 var transitions = map[Status][]Status{
 	StatusReceived:          {StatusAwaitingInsurance, StatusDispatching, StatusRejected, StatusCancelled},
 	StatusAwaitingInsurance: {StatusDispatching, StatusRejected, StatusCancelled},
@@ -37,7 +41,7 @@ var transitions = map[Status][]Status{
 	StatusAssigned:          {StatusEnRoute, StatusDispatching, StatusCancelled},
 	StatusEnRoute:           {StatusArrived, StatusCancelled},
 	StatusArrived:           {StatusInService, StatusCancelled},
-	StatusInService:         {StatusCompleted},
+	StatusInService:         {StatusCompleted, StatusCancelled},
 	StatusUnfulfilled:       {StatusDispatching, StatusAssigned, StatusCancelled},
 }
 
@@ -66,6 +70,16 @@ func (s Status) Valid() bool {
 func (s Status) Final() bool {
 	switch s {
 	case StatusCompleted, StatusCancelled, StatusRejected:
+		return true
+	}
+	return false
+}
+
+// Active reports whether a driver is on the job: the request holds its
+// driver (one such request per driver, which the database enforces).
+func (s Status) Active() bool {
+	switch s {
+	case StatusAssigned, StatusEnRoute, StatusArrived, StatusInService:
 		return true
 	}
 	return false

@@ -7,7 +7,7 @@ func TestStateMachine(t *testing.T) {
 		{StatusReceived, StatusDispatching}, {StatusReceived, StatusAwaitingInsurance}, {StatusAwaitingInsurance, StatusRejected},
 		{StatusDispatching, StatusAssigned}, {StatusAssigned, StatusEnRoute}, {StatusEnRoute, StatusArrived},
 		{StatusArrived, StatusInService}, {StatusInService, StatusCompleted}, {StatusUnfulfilled, StatusAssigned},
-		{StatusAssigned, StatusDispatching}, {StatusDispatching, StatusCancelled},
+		{StatusAssigned, StatusDispatching}, {StatusDispatching, StatusCancelled}, {StatusInService, StatusCancelled},
 	}
 	for _, tr := range allowed {
 		if !CanMove(tr[0], tr[1]) {
@@ -16,7 +16,7 @@ func TestStateMachine(t *testing.T) {
 	}
 	forbidden := [][2]Status{
 		{StatusReceived, StatusCompleted}, {StatusCompleted, StatusCancelled}, {StatusCancelled, StatusDispatching},
-		{StatusRejected, StatusDispatching}, {StatusInService, StatusCancelled}, {StatusEnRoute, StatusAssigned},
+		{StatusRejected, StatusDispatching}, {StatusEnRoute, StatusAssigned}, {StatusAssigned, StatusCompleted},
 		{StatusReceived, StatusReceived},
 	}
 	for _, tr := range forbidden {

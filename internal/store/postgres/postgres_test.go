@@ -41,6 +41,10 @@ func TestFleetConformance(t *testing.T) {
 	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore { return open(t) })
 }
 
+func TestDispatchConformance(t *testing.T) {
+	storetest.RunDispatch(t, func(t *testing.T) storetest.DispatchStore { return open(t) })
+}
+
 func TestWithSchemaOption(t *testing.T) {
 	_, schema := pgtest.Schema(t)
 	s, err := postgres.Open(context.Background(), pgtest.BaseURL(t), postgres.WithSchema(schema))
@@ -95,7 +99,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := schemaOf(t, s)
 	s.Close()
-	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 6 up to 6") {
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 7 up to 7") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {

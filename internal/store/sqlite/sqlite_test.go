@@ -65,7 +65,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	s.Close()
 	before := schema(t, path)
-	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 6 up to 6") {
+	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 7 up to 7") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {
@@ -117,6 +117,17 @@ func TestMessagingConformance(t *testing.T) {
 
 func TestFleetConformance(t *testing.T) {
 	storetest.RunFleet(t, func(t *testing.T) storetest.FleetStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestDispatchConformance(t *testing.T) {
+	storetest.RunDispatch(t, func(t *testing.T) storetest.DispatchStore {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
 		if err != nil {
 			t.Fatalf("Open: %v", err)
