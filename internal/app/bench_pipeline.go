@@ -47,16 +47,27 @@ func benchPipeline(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "%d drivers online over İstanbul in %s\n", len(accounts), time.Since(start).Round(time.Second))
 	}
-	if *drivers > 0 || isPostgres(cfg.DatabaseURL) {
-		probe, err := openOfferProbe(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer probe.close()
+	// The database, when this machine reaches it, counts the outbox and,
+	// with drivers, tells first offers.
+	db, err := openBenchDB(ctx, cfg)
+	if err == nil {
+		defer db.close()
+		_, err = db.outboxRows(ctx)
+	}
+	switch {
+	case err == nil:
+		opts.AfterWarmup, opts.OutboxRows = db.analyze, db.outboxRows
 		if *drivers > 0 {
-			opts.FirstOffers = probe
+			opts.FirstOffers = db
 		}
-		opts.AfterWarmup = probe.analyze
+	case *drivers > 0:
+		return fmt.Errorf("the database (for first offers): %w", err)
+	default:
+		where := cfg.DatabasePath()
+		if isPostgres(cfg.DatabaseURL) {
+			where = config.Redact(cfg.DatabaseURL)
+		}
+		fmt.Fprintf(env.Stderr, "yolda: note: no database at %s (%v): the outbox backlog comes from the relay's gauge\n", where, err)
 	}
 	res, err := loadgen.RunPipeline(ctx, *opts, env.Stdout)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -143,12 +154,13 @@ func benchDrivers(ctx context.Context, cfg config.Config, n int) ([]loadgen.Driv
 	return out, nil
 }
 
-// offerProbe reads first offers straight from the operational database:
-// no API tells a customer about offers, and the offer.created event is on
-// a broker the benchmark may not reach (the embedded one listens on no
-// port). It reads the dispatch tables (offers) read-only.
-type offerProbe struct {
-	query func(ctx context.Context, ids []string) (map[string]time.Duration, error)
+// benchDB reads the operational database for the benchmark, read-only:
+// first offers (no API tells a customer about offers, and the
+// offer.created event is on a broker the benchmark may not reach: the
+// embedded one listens on no port) and the outbox's rows.
+type benchDB struct {
+	query      func(ctx context.Context, ids []string) (map[string]time.Duration, error)
+	outboxRows func(ctx context.Context) (int64, error)
 	// analyze refreshes the planner's statistics (PostgreSQL; nothing on
 	// SQLite, whose plans do not depend on them here).
 	analyze func(ctx context.Context) error
@@ -159,7 +171,7 @@ func isPostgres(url string) bool {
 	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
-func (p *offerProbe) FirstOffers(ctx context.Context, ids []string) (map[string]time.Duration, error) {
+func (p *benchDB) FirstOffers(ctx context.Context, ids []string) (map[string]time.Duration, error) {
 	out := make(map[string]time.Duration, len(ids))
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), 500)]
@@ -180,6 +192,10 @@ const firstOfferSQL = `SELECT r.id, r.created_at, o.first
 FROM requests r JOIN (SELECT request_id, MIN(created_at) AS first FROM offers WHERE request_id IN (%s) GROUP BY request_id) o
 ON o.request_id = r.id`
 
+// outboxRowsSQL counts what is committed and not yet confirmed by the
+// broker: a row leaves the outbox with the broker's confirmation.
+const outboxRowsSQL = `SELECT count(*) FROM outbox`
+
 func placeholders(n int, pg bool) string {
 	ps := make([]string, n)
 	for i := range ps {
@@ -199,7 +215,7 @@ func anys(ids []string) []any {
 	return out
 }
 
-func openOfferProbe(ctx context.Context, cfg config.Config) (*offerProbe, error) {
+func openBenchDB(ctx context.Context, cfg config.Config) (*benchDB, error) {
 	if isPostgres(cfg.DatabaseURL) {
 		pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 		if err != nil {
@@ -211,7 +227,11 @@ func openOfferProbe(ctx context.Context, cfg config.Config) (*offerProbe, error)
 			}
 			return nil
 		}
-		return &offerProbe{close: pool.Close, analyze: analyze, query: func(ctx context.Context, ids []string) (map[string]time.Duration, error) {
+		rows := func(ctx context.Context) (n int64, err error) {
+			err = pool.QueryRow(ctx, outboxRowsSQL).Scan(&n)
+			return n, err
+		}
+		return &benchDB{close: pool.Close, analyze: analyze, outboxRows: rows, query: func(ctx context.Context, ids []string) (map[string]time.Duration, error) {
 			rows, err := pool.Query(ctx, fmt.Sprintf(firstOfferSQL, placeholders(len(ids), true)), anys(ids)...)
 			if err != nil {
 				return nil, fmt.Errorf("first offers: %w", err)
@@ -229,11 +249,15 @@ func openOfferProbe(ctx context.Context, cfg config.Config) (*offerProbe, error)
 			return out, rows.Err()
 		}}, nil
 	}
-	db, err := sql.Open("sqlite", "file:"+cfg.DatabasePath()+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+cfg.DatabasePath()+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
 		return nil, fmt.Errorf("offer probe: %w", err)
 	}
-	return &offerProbe{close: func() { _ = db.Close() }, analyze: func(context.Context) error { return nil }, query: func(ctx context.Context, ids []string) (map[string]time.Duration, error) {
+	rows := func(ctx context.Context) (n int64, err error) {
+		err = db.QueryRowContext(ctx, outboxRowsSQL).Scan(&n)
+		return n, err
+	}
+	return &benchDB{close: func() { _ = db.Close() }, analyze: func(context.Context) error { return nil }, outboxRows: rows, query: func(ctx context.Context, ids []string) (map[string]time.Duration, error) {
 		rows, err := db.QueryContext(ctx, fmt.Sprintf(firstOfferSQL, placeholders(len(ids), false)), anys(ids)...)
 		if err != nil {
 			return nil, fmt.Errorf("first offers: %w", err)

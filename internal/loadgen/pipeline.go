@@ -63,6 +63,12 @@ type PipelineOptions struct {
 	FirstOffers FirstOffers // nil: first offers not measured
 	OfferSample int         // requests per step whose first offer is looked up
 
+	// OutboxRows, if set, counts the outbox's rows in the database: the
+	// outbox backlog then comes from it rather than from the relay's
+	// yolda_outbox_backlog gauge, which a relay refreshes only between
+	// drains, so that it stands still while a saturated relay falls behind.
+	OutboxRows func(ctx context.Context) (int64, error)
+
 	// Warmup is load at the first rate before the first step, not
 	// measured, then drained; AfterWarmup (if set) runs after it (an
 	// ANALYZE: PostgreSQL plans the foreign-key checks of tables it has
@@ -203,6 +209,10 @@ type StepResult struct {
 	// its drain (yolda_consumer_lag_seconds).
 	Lag        map[string]Quantiles
 	RelayLag   Quantiles // commit to broker acknowledgement
+	// The relay's rounds: publish time of one round (yolda_relay_publish_seconds)
+	// and rows per round, which say whether the relay waits on the broker.
+	RelayPublish      Quantiles
+	RelayRowsPerRound float64
 	Decision   Quantiles // dispatch: jobs received to offers committed
 	Backlogs   []Growth  // outbox backlog, then each consumer's pending
 	FirstOffer Quantiles
@@ -384,7 +394,14 @@ func (p *pipeline) step(ctx context.Context, rate float64) (StepResult, error) {
 				continue
 			}
 			at := time.Since(start)
-			for name, v := range backlogs(s) {
+			bl, err := p.backlogs(samplerCtx, s)
+			if err != nil {
+				if samplerCtx.Err() == nil {
+					samplerErr = err
+				}
+				continue
+			}
+			for name, v := range bl {
 				if sampled[name] == nil {
 					sampled[name] = &series{}
 					order = append(order, name)
@@ -451,6 +468,10 @@ func (p *pipeline) step(ctx context.Context, rate float64) (StepResult, error) {
 		}
 	}
 	st.RelayLag = histQuantiles(after.histograms(metricRelayLag, "")[""].sub(before.histograms(metricRelayLag, "")[""]))
+	st.RelayPublish = histQuantiles(after.histograms(metricRelayPublish, "")[""].sub(before.histograms(metricRelayPublish, "")[""]))
+	if st.RelayPublish.N > 0 {
+		st.RelayRowsPerRound = (after.counter(metricRelayed, "")[""] - before.counter(metricRelayed, "")[""]) / float64(st.RelayPublish.N)
+	}
 	st.Decision = histQuantiles(after.histograms(metricDecision, "")[""].sub(before.histograms(metricDecision, "")[""]))
 
 	if o.FirstOffers != nil {
@@ -462,7 +483,10 @@ func (p *pipeline) step(ctx context.Context, rate float64) (StepResult, error) {
 	return st, nil
 }
 
-const metricDecision = "yolda_dispatch_decision_seconds"
+const (
+	metricDecision     = "yolda_dispatch_decision_seconds"
+	metricRelayPublish = "yolda_relay_publish_seconds"
+)
 
 // profile waits, then fetches a CPU profile of length d from a pprof
 // listener into file.
@@ -492,6 +516,20 @@ func profile(ctx context.Context, base string, wait, d time.Duration, file strin
 		return err
 	}
 	return f.Close()
+}
+
+// backlogs are backlogs(s), the outbox counted in the database when it
+// can be.
+func (p *pipeline) backlogs(ctx context.Context, s scrape) (map[string]float64, error) {
+	out := backlogs(s)
+	if p.o.OutboxRows != nil {
+		n, err := p.o.OutboxRows(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("count outbox rows: %w", err)
+		}
+		out["outbox"] = float64(n)
+	}
+	return out, nil
 }
 
 // backlogs are the gauges that must not grow: the outbox backlog and each
@@ -538,7 +576,11 @@ func (p *pipeline) drain(ctx context.Context) (scrape, bool, error) {
 			return nil, false, err
 		}
 		drained := true
-		for _, v := range backlogs(s) {
+		bl, err := p.backlogs(ctx, s)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, v := range bl {
 			if v > o.DrainedBelow {
 				drained = false
 			}
@@ -694,7 +736,7 @@ func (st StepResult) line() string {
 		fmt.Fprintf(&b, "  lag %s %s", name, st.Lag[name])
 	}
 	if st.RelayLag.N > 0 {
-		fmt.Fprintf(&b, "  relay %s", st.RelayLag)
+		fmt.Fprintf(&b, "  relay %s (%d rounds of %.0f rows, publish %s)", st.RelayLag, st.RelayPublish.N, st.RelayRowsPerRound, st.RelayPublish)
 	}
 	if st.Decision.N > 0 {
 		fmt.Fprintf(&b, "  decision %s", st.Decision)
