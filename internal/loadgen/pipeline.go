@@ -207,16 +207,16 @@ type StepResult struct {
 	Arrivals ArrivalsResult
 	// Lag is each consumer's commit-to-handled latency over the step and
 	// its drain (yolda_consumer_lag_seconds).
-	Lag        map[string]Quantiles
-	RelayLag   Quantiles // commit to broker acknowledgement
+	Lag      map[string]Quantiles
+	RelayLag Quantiles // commit to broker acknowledgement
 	// The relay's rounds: publish time of one round (yolda_relay_publish_seconds)
 	// and rows per round, which say whether the relay waits on the broker.
 	RelayPublish      Quantiles
 	RelayRowsPerRound float64
-	Decision   Quantiles // dispatch: jobs received to offers committed
-	Backlogs   []Growth  // outbox backlog, then each consumer's pending
-	FirstOffer Quantiles
-	NoOffer    int // sampled requests without an offer after the drain
+	Decision          Quantiles // dispatch: jobs received to offers committed
+	Backlogs          []Growth  // outbox backlog, then each consumer's pending
+	FirstOffer        Quantiles
+	NoOffer           int // sampled requests without an offer after the drain
 
 	// CPU (user+system) from the step's start to the end of its drain;
 	// memory at the end of the load.
