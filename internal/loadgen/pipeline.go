@@ -223,6 +223,9 @@ type StepResult struct {
 	ServerCPU, PostgresCPU, LoadgenCPU time.Duration
 	ServerRSS, ServerPSS, PostgresPSS  int64
 	LoadStart, LoadEnd                 float64 // 1-minute load average
+	// OthersCores is the CPU that everything else on the machine used
+	// during the step, in cores: what the benchmark competed with.
+	OthersCores float64
 
 	Drained   bool
 	DrainTook time.Duration
@@ -458,6 +461,10 @@ func (p *pipeline) step(ctx context.Context, rate float64) (StepResult, error) {
 		return st, err
 	}
 	st.ServerCPU, st.PostgresCPU, st.LoadgenCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2]
+	if wall := time.Since(start); wall > 0 && cpu1[3] > 0 {
+		others := (cpu1[3] - cpu0[3]) - st.ServerCPU - st.PostgresCPU - st.LoadgenCPU
+		st.OthersCores = max(others.Seconds(), 0) / wall.Seconds()
+	}
 	st.LoadEnd = p.proc.loadAverage()
 
 	st.Lag = map[string]Quantiles{}
@@ -605,9 +612,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// cpu is the CPU used so far by the server, PostgreSQL and this process.
-func (p *pipeline) cpu() ([3]time.Duration, error) {
-	var out [3]time.Duration
+// cpu is the CPU used so far by the server, PostgreSQL, this process and
+// the whole machine.
+func (p *pipeline) cpu() ([4]time.Duration, error) {
+	var out [4]time.Duration
 	if len(p.o.ServerPIDs) > 0 {
 		u, err := p.proc.sample(group{roots: p.o.ServerPIDs}, false)
 		if err != nil {
@@ -627,6 +635,8 @@ func (p *pipeline) cpu() ([3]time.Duration, error) {
 		return out, fmt.Errorf("load generator: %w", err)
 	}
 	out[2] = self
+	// Without /proc/stat the others' share is unknown; it stays zero.
+	out[3], _ = p.proc.machineBusy()
 	return out, nil
 }
 
@@ -755,7 +765,7 @@ func (st StepResult) line() string {
 	if st.PostgresPSS > 0 {
 		fmt.Fprintf(&b, "  pss %s+%s", mib(st.ServerPSS), mib(st.PostgresPSS))
 	}
-	fmt.Fprintf(&b, "  drained in %s  load %.1f→%.1f", st.DrainTook.Round(time.Second), st.LoadStart, st.LoadEnd)
+	fmt.Fprintf(&b, "  drained in %s  load %.1f→%.1f, others %.2f cores", st.DrainTook.Round(time.Second), st.LoadStart, st.LoadEnd, st.OthersCores)
 	if len(st.Why) > 0 {
 		fmt.Fprintf(&b, "  [%s]", strings.Join(st.Why, "; "))
 	}
@@ -774,7 +784,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // SummaryHeader is the header of the table Summary rows belong to.
-const SummaryHeader = `| configuration | sustained | intake p50 / p99 | consumer lag p50 / p99 | first offer p50 / p99 | CPU s per 1k requests: server / PostgreSQL / load generator | server RSS | PSS incl. PostgreSQL | load avg |
+const SummaryHeader = `| configuration | sustained | intake p50 / p99 | consumer lag p50 / p99 | first offer p50 / p99 | CPU s per 1k requests: server / PostgreSQL / load generator | server RSS | PSS incl. PostgreSQL | load avg; others' CPU |
 | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |`
 
 // Summary is the search's row of the summary table: the best step that
@@ -801,13 +811,13 @@ func (r PipelineResult) Summary(label string) string {
 		pg = fmt.Sprintf("%.2f", st.CPUPer1000(st.PostgresCPU))
 	}
 	pss := mib(st.ServerPSS + st.PostgresPSS)
-	return fmt.Sprintf("| %s | %s | %s / %s | %s | %s | %.2f / %s / %.2f | %s | %s | %.1f–%.1f |",
+	return fmt.Sprintf("| %s | %s | %s / %s | %s | %s | %.2f / %s / %.2f | %s | %s | %.1f–%.1f; %.2f cores |",
 		label, sustained, ms(st.Arrivals.P50), ms(st.Arrivals.P99), strings.Join(lags, "; "), first,
-		st.CPUPer1000(st.ServerCPU), pg, st.CPUPer1000(st.LoadgenCPU), mib(st.ServerRSS), pss, st.LoadStart, st.LoadEnd)
+		st.CPUPer1000(st.ServerCPU), pg, st.CPUPer1000(st.LoadgenCPU), mib(st.ServerRSS), pss, st.LoadStart, st.LoadEnd, st.OthersCores)
 }
 
 // StepsHeader is the header of the table StepRow rows belong to.
-const StepsHeader = `| configuration | rate | verdict | accepted/s | not accepted | intake p99 | consumer lag p99 | first offer p99 | backlog first → last third | CPU s/1k (server, PostgreSQL) | load avg | why not |
+const StepsHeader = `| configuration | rate | verdict | accepted/s | not accepted | intake p99 | consumer lag p99 | first offer p99 | backlog first → last third | CPU s/1k (server, PostgreSQL) | load avg; others' CPU | why not |
 | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | --- |`
 
 // StepRow is one step as a row of the steps table.
@@ -841,7 +851,7 @@ func (st StepResult) StepRow(label string) string {
 		cpu += fmt.Sprintf(", %.2f", st.CPUPer1000(st.PostgresCPU))
 	}
 	a := st.Arrivals
-	return fmt.Sprintf("| %s | %.0f/s | %s | %.0f | %d | %s | %s | %s | %s | %s | %.1f–%.1f | %s |",
+	return fmt.Sprintf("| %s | %.0f/s | %s | %.0f | %d | %s | %s | %s | %s | %s | %.1f–%.1f; %.2f cores | %s |",
 		label, st.Rate, verdict, a.AcceptedPerSec(), a.Failed(), ms(a.P99), strings.Join(lags, "; "), first,
-		strings.Join(bl, "; "), cpu, st.LoadStart, st.LoadEnd, strings.Join(st.Why, "; "))
+		strings.Join(bl, "; "), cpu, st.LoadStart, st.LoadEnd, st.OthersCores, strings.Join(st.Why, "; "))
 }

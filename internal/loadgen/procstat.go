@@ -185,3 +185,31 @@ func (p procfs) loadAverage() float64 {
 }
 
 func selfPID() int { return os.Getpid() }
+
+// machineBusy is the CPU time every process of the machine has used so
+// far (all of /proc/stat's cpu line but idle and iowait; guest time is
+// already in user).
+func (p procfs) machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(p.root, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: no cpu line")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal [guest guest_nice]
+	for i, s := range f[1:min(len(f), 9)] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}

@@ -39,6 +39,10 @@ func fakeProc(t *testing.T, ps ...fakeProcess) procfs {
 	if err := os.WriteFile(filepath.Join(root, "loadavg"), []byte("7.25 6.10 5.00 3/900 4242\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	if err := os.WriteFile(filepath.Join(root, "stat"), []byte("cpu  100 20 30 400 50 5 5 1 70 0\ncpu0 50 10 15 200 25 2 3 0 35 0\nintr 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Mkdir(filepath.Join(root, "self"), 0o755); err != nil { // not a pid: skipped
 		t.Fatal(err)
 	}
@@ -81,6 +85,10 @@ func TestProcGroups(t *testing.T) {
 
 	if _, err := p.sample(group{roots: []int{99}}, false); err == nil {
 		t.Error("a missing root: no error")
+	}
+	// Everything but idle and iowait; guest time is already in user.
+	if got, err := p.machineBusy(); err != nil || got != 1610*time.Millisecond {
+		t.Errorf("machine busy %v (%v), want 1.61s", got, err)
 	}
 	if got := p.loadAverage(); got != 7.25 {
 		t.Errorf("load average %v, want 7.25", got)
