@@ -3,21 +3,28 @@ package account
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/validate"
 )
 
+// memStore is an in-memory Store for the domain tests; the SQL stores
+// pass internal/store/storetest.
 type memStore struct {
-	mu    sync.Mutex
-	users map[string]User
+	mu     sync.Mutex
+	users  map[string]User // by username
+	events []audit.Event
 }
 
-func (m *memStore) CreateUser(_ context.Context, u User) error {
+func newMemStore() *memStore { return &memStore{users: map[string]User{}} }
+
+func (m *memStore) CreateUser(_ context.Context, u User, events ...audit.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.users[u.Username]; ok {
@@ -27,6 +34,7 @@ func (m *memStore) CreateUser(_ context.Context, u User) error {
 		return fleet.ErrUnknownProvider
 	}
 	m.users[u.Username] = u
+	m.events = append(m.events, events...)
 	return nil
 }
 
@@ -38,6 +46,58 @@ func (m *memStore) UserByUsername(_ context.Context, name string) (User, error) 
 		return User{}, ErrNotFound
 	}
 	return u, nil
+}
+
+func (m *memStore) UserByID(_ context.Context, id string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, u := range m.users {
+		if u.ID == id {
+			return u, nil
+		}
+	}
+	return User{}, ErrNotFound
+}
+
+func (m *memStore) Users(_ context.Context, f UserFilter) ([]User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []User
+	for _, u := range m.users {
+		if (f.Role == "" || u.Role == f.Role) && (f.Disabled == nil || u.Disabled == *f.Disabled) && (f.Before == "" || u.ID < f.Before) {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b User) int { return strings.Compare(b.ID, a.ID) })
+	return out[:min(len(out), f.Limit)], nil
+}
+
+func (m *memStore) UpdateUser(_ context.Context, id string, fn func(*User) ([]audit.Event, error)) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, u := range m.users {
+		if u.ID != id {
+			continue
+		}
+		events, err := fn(&u)
+		if err != nil {
+			return User{}, err
+		}
+		m.users[name] = u
+		m.events = append(m.events, events...)
+		return u, nil
+	}
+	return User{}, ErrNotFound
+}
+
+func (m *memStore) actions() []audit.Action {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []audit.Action
+	for _, e := range m.events {
+		out = append(out, e.Action)
+	}
+	return out
 }
 
 func TestHasher(t *testing.T) {
@@ -81,7 +141,7 @@ func mustHash(t *testing.T, h *Hasher, pw string) string {
 }
 
 func TestAddAndAuthenticate(t *testing.T) {
-	svc, err := NewService(&memStore{users: map[string]User{}}, &Hasher{Memory: 64, Time: 1, Threads: 1})
+	svc, err := NewService(newMemStore(), &Hasher{Memory: 64, Time: 1, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +156,12 @@ func TestAddAndAuthenticate(t *testing.T) {
 	if _, err := svc.Add(ctx, NewUser{Username: "ayse", Password: "another-pw", Role: identity.Customer}); !errors.Is(err, ErrUsernameTaken) {
 		t.Errorf("duplicate: %v", err)
 	}
-	got, err := svc.Authenticate(ctx, "AYSE", "ayse-password")
+	got, err := svc.Login(ctx, LoginAttempt{Username: "AYSE", Password: "ayse-password", Address: "192.0.2.1"})
 	if err != nil || got.ID != u.ID {
-		t.Errorf("authenticate: %v %+v", err, got)
+		t.Errorf("login: %v %+v", err, got)
 	}
 	for _, c := range [][2]string{{"ayse", "wrong-password"}, {"nobody", "ayse-password"}} {
-		if _, err := svc.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
+		if _, err := svc.Login(ctx, LoginAttempt{Username: c[0], Password: c[1], Address: "192.0.2.1"}); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("%v: err = %v, want ErrBadCredentials", c, err)
 		}
 	}

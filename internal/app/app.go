@@ -18,6 +18,9 @@ import (
 // Env is the process environment the app sees; tests supply their own.
 type Env struct {
 	Getenv func(string) string
+	// Stdin is read by commands that take a secret on standard input;
+	// nil is the process's.
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -30,11 +33,14 @@ const usage = `yolda: roadside assistance dispatch
 Usage:
   yolda serve [flags]           run the platform (every role, or --roles)
   yolda migrate [flags]         bring the database schema up to date
-  yolda users add [flags]       create an account
+  yolda users COMMAND [flags]   manage accounts: add, list, set-role, disable,
+                                enable, reset-password, revoke-tokens
   yolda providers add|list      the companies drivers work for
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
   yolda bench pipeline [flags]  find the highest intake rate every consumer keeps up with
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
+  yolda sim [flags]             simulate drivers and customers against a running Yolda
+  yolda demo [flags]            everything in one process, with simulated traffic to watch
   yolda version                 print the version
 
 Run "yolda COMMAND --help" for a command's flags. Every flag can also be set
@@ -63,11 +69,7 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "migrate":
 		return migrateCmd(ctx, rest, env)
 	case "users":
-		if len(rest) == 0 || rest[0] != "add" {
-			fmt.Fprintln(env.Stderr, "usage: yolda users add --role ROLE --username U --password P [--name N] [--phone P] [--vehicle-plate X --capabilities tow,... --vehicle-kind tow_truck|service_van --provider CODE]")
-			return ErrUsage
-		}
-		return usersAdd(ctx, rest[1:], env)
+		return usersCmd(ctx, rest, env)
 	case "providers":
 		return providersCmd(ctx, rest, env)
 	case "bench":
@@ -81,6 +83,10 @@ func run(ctx context.Context, args []string, env Env) error {
 		return ErrUsage
 	case "mock-insurer":
 		return mockInsurer(ctx, rest, env)
+	case "sim":
+		return simCmd(ctx, rest, env)
+	case "demo":
+		return demoCmd(ctx, rest, env)
 	case "version", "--version", "-version":
 		printVersion(env.Stdout)
 		return nil

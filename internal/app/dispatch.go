@@ -49,11 +49,8 @@ func (p *process) dispatchServices() ([]service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatch worker: %w", err)
 	}
-	cfg, handler := dispatchConsumer(p.cfg, p.deadLetters), dispatchHandler(worker)
 	return []service{
-		{name: "dispatch-consumer", run: func(ctx context.Context) error {
-			return bus.ConsumeBatch(ctx, p.broker, cfg, handler)
-		}},
+		p.batchConsumer("dispatch-consumer", dispatchConsumer(p.cfg, p.deadLetters), dispatchHandler(worker)),
 		{name: "offer-expirer", run: p.expirer.Run},
 	}, nil
 }

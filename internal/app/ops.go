@@ -19,11 +19,14 @@ type connLimiter interface {
 }
 
 // listenHTTP opens the API listener; when h caps connections per client
-// address, through that cap.
-func listenHTTP(addr string, h http.Handler) (net.Listener, error) {
+// address, through that cap. wrap, if set, wraps the socket listener.
+func listenHTTP(addr string, h http.Handler, wrap func(net.Listener) net.Listener) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	if l, ok := h.(connLimiter); ok {
 		limited, err := l.LimitConns(ln)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/bus"
 	"github.com/yolda/yolda/internal/config"
@@ -21,6 +22,7 @@ import (
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/intake"
+	"github.com/yolda/yolda/internal/realtime"
 	"github.com/yolda/yolda/internal/store/postgres"
 )
 
@@ -41,6 +43,8 @@ type process struct {
 	insurers    insurers
 	requests    *intake.Service
 	deadLetters *deadletter.Service
+	// audit is the trail of security events; the api role prunes it.
+	audit *audit.Service
 	// positions and fleet serve the drivers' routes and the dispatch role.
 	positions fleet.Index
 	fleet     *fleet.Service
@@ -48,7 +52,14 @@ type process struct {
 	// runs expirer.
 	dispatch *dispatch.Service
 	expirer  *dispatch.Expirer
-	api      *httpapi.Server
+	// reporter is the fleet as the drivers' routes and the gateway see
+	// it: accepted positions are broadcast to every gateway.
+	reporter broadcastingFleet
+	// gateway is nil unless the process runs the realtime role.
+	gateway *realtime.Gateway
+	api     *httpapi.Server
+	// wrapListener, if set, wraps the HTTP listener: a test seam.
+	wrapListener func(net.Listener) net.Listener
 
 	// committed is called after every intake transaction with outbox rows;
 	// roles add to it (the relay wakes) while the process is assembled,
@@ -100,10 +111,12 @@ func (p *process) assemble(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewService(store, account.DefaultHasher())
+	accounts, trail, err := accountServices(p.cfg, store, p.registry, p.log)
 	if err != nil {
 		return err
 	}
+	p.audit = trail
+	p.log.Info("password hashing bounded", "slots", accounts.HashSlots())
 	intakeMetrics, err := intake.NewMetrics(p.registry)
 	if err != nil {
 		return fmt.Errorf("intake metrics: %w", err)
@@ -119,7 +132,10 @@ func (p *process) assemble(ctx context.Context) error {
 	}
 	p.onClose(func() { _ = p.insurers.clients.Close() })
 
-	if need&needBroker != 0 {
+	// The api role broadcasts the positions drivers report over REST to
+	// the gateways, through a broker they share: an external one. An
+	// embedded broker of an api-only process would reach no gateway.
+	if need&needBroker != 0 || p.runs("api") && p.cfg.NATSURL != "" {
 		if err := p.connectBroker(ctx); err != nil {
 			return err
 		}
@@ -154,17 +170,25 @@ func (p *process) assemble(ctx context.Context) error {
 	if err := p.buildDispatch(); err != nil {
 		return err
 	}
+	p.reporter = broadcastingFleet{Service: p.fleet, broker: p.broker, now: time.Now}
+	if err := p.buildGateway(accounts); err != nil {
+		return err
+	}
+	var ws httpapi.Realtime
+	if p.gateway != nil {
+		ws = p.gateway
+	}
 
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	p.api = httpapi.New(httpapi.Deps{
-		Intake: p.requests, Accounts: accounts, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.fleet, Dispatch: p.dispatch,
+		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
+		Insurers: p.insurers.clients, Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
 			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,
 			UserRate: p.cfg.UserRate, UserBurst: p.cfg.UserBurst, IPRate: p.cfg.IPRate, IPBurst: p.cfg.IPBurst,
-			TrustedProxies: proxies, Version: Version(),
+			TrustedProxies: proxies, Version: Version(), OnlyRealtime: !p.runs("api"),
 		},
 	})
 	return nil
@@ -205,10 +229,19 @@ func (p *process) wake() {
 	}
 }
 
-// services builds every service of the process: each role's, then what
-// every process runs (the operations listener for probes and scrapes, pprof).
+// runs reports whether the process runs the role.
+func (p *process) runs(name string) bool {
+	return slices.ContainsFunc(p.roles, func(r role) bool { return r.name == name })
+}
+
+// services builds every service of the process: the HTTP listener if a
+// role serves on it, each role's, then what every process runs (the
+// operations listener for probes and scrapes, pprof).
 func (p *process) services() ([]service, error) {
 	var all []service
+	if needed(p.roles)&needHTTP != 0 {
+		all = append(all, httpService(p.cfg, p.api, p.requests, p.log, p.wrapListener))
+	}
 	for _, r := range p.roles {
 		ss, err := r.services(p)
 		if err != nil {

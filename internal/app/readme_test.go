@@ -94,6 +94,10 @@ func TestReadmeWalkthrough(t *testing.T) {
 		{`\{"request_id":"req_\w+","service_type":"tow","distance_m":\d+,"eta_seconds":\d+,"expires_at":"[^"]+"\}`,
 			`\{"status":"assigned","assignment":\{"driver_id":"usr_\w+"`, `(?m)^en_route$`, `(?m)^arrived$`, `(?m)^in_service$`, `(?m)^completed$`},
 		{`\{"status":"completed","timeline":\["received","awaiting_insurance","dispatching","assigned","en_route","arrived","in_service","completed"\]\}`},
+		{`created admin boss \(id usr_\w+\) in `, `(?m)^\{"username":"ayse","disabled":true,"token_version":1\}$`, `(?m)^401$`,
+			`enabled ayse \(id usr_\w+, role customer, token version 1\)`, `password reset: ayse \(id usr_\w+, role customer, token version 2\)`,
+			`(?m)^user.password_reset cli:\S+\nuser.enabled cli:\S+\ntoken.refused disabled\nuser.disabled usr_\w+ phone stolen$`,
+			`(?m)^login.succeeded usr_\w+$`},
 		{},
 	}
 	if len(want) != len(blocks) {

@@ -19,9 +19,11 @@ import (
 
 // The services of each role of roleTable.
 
-// apiServices: the HTTP listener with the whole API on it.
+// apiServices: the audit trail's retention (the API writes the trail).
+// The HTTP listener with the whole API on it is the process's, which runs
+// it for every role that serves on it (needHTTP).
 func (p *process) apiServices() ([]service, error) {
-	return []service{httpService(p.cfg, p.api, p.requests, p.log)}, nil
+	return []service{{name: "audit-retention", run: p.audit.Run}}, nil
 }
 
 // relayServices: the relay; on PostgreSQL, the listener through which
@@ -60,11 +62,7 @@ func (p *process) notifyServices() ([]service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, handler := notifyConsumer(p.cfg, p.deadLetters), notifyHandler(worker, lag)
-	cfg.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
-	return []service{{name: "notify-consumer", run: func(ctx context.Context) error {
-		return bus.ConsumeBatch(ctx, p.broker, cfg, handler)
-	}}}, nil
+	return []service{p.batchConsumer("notify-consumer", notifyConsumer(p.cfg, p.deadLetters), notifyHandler(worker, lag))}, nil
 }
 
 // insuranceServices: the pending-check gauges and one consumer per
@@ -84,12 +82,24 @@ func (p *process) insuranceServices() ([]service, error) {
 	for _, c := range p.insurers.clients.All() {
 		cc := insuranceConsumer(c.Config())
 		cc.DeadLetter = deadLetterHook(p.deadLetters)
-		cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
-		ss = append(ss, service{name: "insurance-consumer-" + c.Code(), run: func(ctx context.Context) error {
-			return bus.Consume(ctx, p.broker, cc, handler)
-		}})
+		ss = append(ss, p.consumer("insurance-consumer-"+c.Code(), cc, handler))
 	}
 	return ss, nil
+}
+
+// consumer is a service running a durable consumer whose handlers in
+// flight at shutdown get the process's drain budget: every role's consumers
+// go through here (or batchConsumer), so none can outlast
+// YOLDA_SHUTDOWN_TIMEOUT.
+func (p *process) consumer(name string, cc bus.ConsumerConfig, h bus.Handler) service {
+	cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
+	return service{name: name, run: func(ctx context.Context) error { return bus.Consume(ctx, p.broker, cc, h) }}
+}
+
+// batchConsumer is consumer for a batch handler.
+func (p *process) batchConsumer(name string, cc bus.ConsumerConfig, h bus.BatchHandler) service {
+	cc.DrainTimeout = drainBudget(p.cfg.ShutdownTimeout)
+	return service{name: name, run: func(ctx context.Context) error { return bus.ConsumeBatch(ctx, p.broker, cc, h) }}
 }
 
 // consumerLag returns a function that records, for a handled message, the

@@ -30,15 +30,18 @@ const (
 	// needInsurers: the insurers file read and a client per insurer. Intake
 	// takes its rules from it (which codes exist, dispatch before cover).
 	needInsurers
+	// needHTTP: the listener on YOLDA_HTTP_ADDR (the API, the WebSocket),
+	// one for the process whichever roles serve on it.
+	needHTTP
 )
 
 // roleTable is every role this build can run, in the order `all` starts
-// them. Realtime and warehouse are still to come (docs/architecture.md).
+// them. The warehouse is still to come (docs/architecture.md).
 var roleTable = []role{
 	{
 		name:     "api",
-		about:    "the HTTP API: requests, accounts, insurers' state, dead letters",
-		needs:    needInsurers,
+		about:    "the HTTP API: requests, accounts, insurers' state, dead letters; prunes the audit trail (with an external broker, positions it takes are broadcast to the gateways)",
+		needs:    needHTTP | needInsurers,
 		services: (*process).apiServices,
 	},
 	{
@@ -58,6 +61,12 @@ var roleTable = []role{
 		about:    "offers dispatching requests to drivers, round after round; expires unanswered offers",
 		needs:    needBroker,
 		services: (*process).dispatchServices,
+	},
+	{
+		name:     "realtime",
+		about:    "the WebSocket gateway (GET /v1/ws): status changes, driver positions and offers as they happen",
+		needs:    needHTTP | needBroker,
+		services: (*process).realtimeServices,
 	},
 	{
 		name:     "insurance",

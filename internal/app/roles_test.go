@@ -56,20 +56,25 @@ func testProcess(t *testing.T, roles string, edit func(*config.Config)) *process
 }
 
 // TestRoleServices: each role runs the services it declares, the sweeper
-// is the relay's and visible, only the api role listens on the API
-// address, and every process serves the operations listener.
+// is the relay's and visible, only the api and realtime roles listen on
+// the API address (one listener when both run), the api role opens no
+// embedded broker (none of its broadcasts could reach a gateway), and every
+// process serves the operations listener.
 func TestRoleServices(t *testing.T) {
 	for _, tc := range []struct {
 		roles  string
 		want   []string
 		broker bool
 	}{
-		{"api", []string{"http", "ops"}, false},
+		{"api", []string{"http", "audit-retention", "ops"}, false},
+		{"realtime", []string{"http", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
+		{"api,realtime", []string{"http", "audit-retention", "realtime-gateway", "realtime-positions", "realtime-events", "ops"}, true},
 		{"relay", []string{"relay", "sweeper", "ops"}, true},
 		{"notify", []string{"notify-consumer", "ops"}, true},
 		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "ops"}, true},
 		{"insurance", []string{"insurer-gauges", "ops"}, true},
-		{"all", []string{"http", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer", "insurer-gauges", "ops"}, true},
+		{"all", []string{"http", "audit-retention", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer",
+			"realtime-gateway", "realtime-positions", "realtime-events", "insurer-gauges", "ops"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {
 			p := testProcess(t, tc.roles, nil)

@@ -51,6 +51,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration: " + w)
 	}
+	warnIfDataDirOpen(cfg.DataDir, log)
 
 	p := &process{cfg: cfg, env: env, log: log, roles: roles}
 	defer p.close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -65,9 +66,11 @@ func runServices(ctx context.Context, ss []service) error {
 // httpService listens on cfg.HTTPAddr until ctx ends, then stops
 // accepting, lets in-flight requests finish (each waits for its commit)
 // and only then closes intake.
-func httpService(cfg config.Config, h http.Handler, requests *intake.Service, log *slog.Logger) service {
+//
+// wrap, if set, wraps the listener (tests shape the sockets it accepts).
+func httpService(cfg config.Config, h http.Handler, requests *intake.Service, log *slog.Logger, wrap func(net.Listener) net.Listener) service {
 	return service{name: httpServiceName, run: func(ctx context.Context) error {
-		ln, err := listenHTTP(cfg.HTTPAddr, h)
+		ln, err := listenHTTP(cfg.HTTPAddr, h, wrap)
 		if err != nil {
 			return err
 		}

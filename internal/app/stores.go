@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/dispatch"
@@ -27,6 +28,7 @@ import (
 type operationalStore interface {
 	intake.Store
 	account.Store
+	audit.Store
 	fleet.Store
 	dispatch.Store
 	relay.Store

@@ -1,6 +1,13 @@
 // Package auth issues and checks the bearer tokens of the API: HS256 JWTs
-// carrying the user id, username and role. The algorithm is pinned, the
-// expiry is required, and the secret never lives in the code.
+// carrying the user id, username, role and the account's token version.
+// The algorithm is pinned, the issue and expiry times are required, a
+// token that claims to live longer than the configured lifetime is
+// refused, and the secret never lives in the code.
+//
+// A valid signature only says that Yolda issued the token once: whether
+// the account still exists, still has that role, is not disabled and has
+// not had its tokens revoked since is the account service's question
+// (account.Service.Resolve), asked on every request.
 package auth
 
 import (
@@ -52,6 +59,7 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
 			jwt.WithIssuer(issuer),
 			jwt.WithLeeway(30*time.Second),
 			jwt.WithTimeFunc(now),
@@ -65,6 +73,9 @@ func (t *Tokens) TTL() time.Duration { return t.ttl }
 type claims struct {
 	Username string        `json:"preferred_username"`
 	Role     identity.Role `json:"role"`
+	// Version is the account's token version when the token was issued;
+	// bumping the account's version revokes every older token.
+	Version int64 `json:"tv,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -74,6 +85,7 @@ func (t *Tokens) Issue(p identity.Principal) (string, error) {
 	c := claims{
 		Username: p.Username,
 		Role:     p.Role,
+		Version:  p.TokenVersion,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   p.UserID,
@@ -96,27 +108,32 @@ func (t *Tokens) Verify(token string) (identity.Principal, error) {
 	if err != nil {
 		return identity.Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if c.Subject == "" || !c.Role.Valid() {
+	if c.Subject == "" || !c.Role.Valid() || c.Version < 0 {
 		return identity.Principal{}, fmt.Errorf("%w: missing subject or role", ErrInvalidToken)
 	}
-	return identity.Principal{UserID: c.Subject, Username: c.Username, Role: c.Role}, nil
+	// A token is only as long-lived as this server would make it: one
+	// that claims more was not issued under the current settings (or was
+	// issued with a stolen secret by someone generous to themselves).
+	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > t.ttl+time.Second {
+		return identity.Principal{}, fmt.Errorf("%w: lifetime exceeds %s", ErrInvalidToken, t.ttl)
+	}
+	return identity.Principal{UserID: c.Subject, Username: c.Username, Role: c.Role, TokenVersion: c.Version}, nil
 }
 
 // LoadOrCreateSecret returns the signing secret kept in dir, creating a
 // random one (0600) the first time. Several processes sharing dir share the
 // secret; processes on different machines must be given YOLDA_JWT_SECRET.
+//
+// The secret is written in full to a temporary file, flushed, and only
+// then linked into place: a reader never finds the file empty or half
+// written, and a link (unlike a rename) fails when another process linked
+// its secret first, whose secret then wins for everybody.
 func LoadOrCreateSecret(dir string) ([]byte, error) {
-	path := filepath.Join(dir, "jwt-secret")
-	if b, err := os.ReadFile(path); err == nil {
-		secret := []byte(strings.TrimSpace(string(b)))
-		if len(secret) < MinSecretBytes {
-			return nil, fmt.Errorf("jwt secret in %s is too short", path)
-		}
-		return secret, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read jwt secret: %w", err)
+	path := filepath.Join(dir, secretFile)
+	if secret, err := readSecret(path); !errors.Is(err, os.ErrNotExist) {
+		return secret, err
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	raw := make([]byte, 32)
@@ -124,21 +141,48 @@ func LoadOrCreateSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("generate jwt secret: %w", err)
 	}
 	secret := []byte(hex.EncodeToString(raw))
-	// O_EXCL: if another process created it a moment ago, use theirs.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return LoadOrCreateSecret(dir)
-	}
+	tmp, err := os.CreateTemp(dir, "."+secretFile+"-*") // 0600
 	if err != nil {
 		return nil, fmt.Errorf("create jwt secret: %w", err)
 	}
-	if _, err := f.Write(append(secret, '\n')); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(secret, '\n')); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write jwt secret: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write jwt secret: %w", err)
 	}
-	return secret, f.Close()
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write jwt secret: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return readSecret(path)
+	} else if err != nil {
+		return nil, fmt.Errorf("install jwt secret: %w", err)
+	}
+	// The link is durable once the directory is.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return secret, nil
+}
+
+const secretFile = "jwt-secret"
+
+func readSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read jwt secret: %w", err)
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("jwt secret in %s is too short", path)
+	}
+	return secret, nil
 }

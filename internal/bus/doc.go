@@ -7,7 +7,9 @@
 // it, so nothing here may be the only place a fact lives. It does not know
 // what a job means either: payloads are opaque bytes, and the dead-letter
 // store is the caller's (see [ConsumerConfig.DeadLetter]). Plain, non-stream
-// subjects (driver positions) are used through [Bus.Conn] directly.
+// subjects (driver positions) are [Bus.Broadcast] and [Bus.Listen]; a
+// process that wants a stream's messages for itself alone, from now on and
+// without a durable cursor (every realtime gateway), uses [Bus.Follow].
 //
 // # Broker
 //

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -145,6 +146,14 @@ type Config struct {
 	// ETASpeedKmh is the average speed of the default arrival estimate.
 	ETASpeedKmh float64
 
+	// PasswordHashConcurrency bounds the password hashes running at once
+	// (each holds the argon2id memory, 19 MiB); 0 derives it from
+	// GOMAXPROCS and a 256 MiB budget. Logins past it wait briefly, then
+	// get 503.
+	PasswordHashConcurrency int
+	// AuditRetention is how long the audit trail of security events is
+	// kept.
+	AuditRetention time.Duration
 	// OfferTimeout is how long a driver has to accept an offer.
 	OfferTimeout time.Duration
 	// DispatchRadiiKm are dispatch's rounds, comma-separated kilometres:
@@ -162,6 +171,28 @@ type Config struct {
 	// past their deadline (offers made in the process are looked at on
 	// time besides).
 	OfferExpiryInterval time.Duration
+
+	// WSAllowedOrigins is comma-separated browser origins, besides the
+	// server's own, whose pages may open GET /v1/ws: host patterns
+	// (panel.example.com, *.example.com) or whole origins
+	// (https://panel.example.com).
+	WSAllowedOrigins string
+	// WSMaxConns caps the WebSocket connections of one process.
+	WSMaxConns int
+	// WSPingInterval is how often a WebSocket client is pinged; one that
+	// does not answer within 10 s is disconnected.
+	WSPingInterval time.Duration
+	// WSStatusQueue is how many status messages may wait for a slow
+	// WebSocket client before it is disconnected (it resumes).
+	WSStatusQueue int
+	// WSTokenRecheck is how often (at a ping) an open WebSocket's token is
+	// asked whether it still speaks for its account (revoked, disabled,
+	// role changed: the connection is closed).
+	WSTokenRecheck time.Duration
+	// WSClientRate is how many messages per second one WebSocket client
+	// may send (twice that in a burst); more are answered with an error
+	// and dropped.
+	WSClientRate float64
 }
 
 // Defaults returns the embedded-laptop defaults.
@@ -197,12 +228,18 @@ func Defaults() Config {
 		DriverStaleAfter:  2 * time.Minute,
 		ETARoadFactor:     1.35,
 		ETASpeedKmh:       35,
+		AuditRetention:    400 * 24 * time.Hour,
 
 		OfferTimeout:        30 * time.Second,
 		DispatchRadiiKm:     "5,10,20,40",
 		DispatchWait:        time.Minute,
 		BatchMatchThreshold: 8,
 		OfferExpiryInterval: time.Second,
+		WSMaxConns:          50_000,
+		WSPingInterval:      25 * time.Second,
+		WSStatusQueue:       256,
+		WSClientRate:        20,
+		WSTokenRecheck:      time.Minute,
 	}
 }
 
@@ -278,11 +315,19 @@ func (c *Config) settings() []setting {
 		{"driver-stale-after", "a driver whose last position is older is not offered jobs", &c.DriverStaleAfter, shown},
 		{"eta-road-factor", "arrival estimate: great-circle distance x this factor", &c.ETARoadFactor, shown},
 		{"eta-speed-kmh", "arrival estimate: average speed of a service vehicle", &c.ETASpeedKmh, shown},
+		{"password-hash-concurrency", "password hashes at once, 19 MiB each (0: one per CPU within 256 MiB)", &c.PasswordHashConcurrency, shown},
+		{"audit-retention", "how long the audit trail of security events is kept", &c.AuditRetention, shown},
 		{"offer-timeout", "how long a driver has to accept an offer", &c.OfferTimeout, shown},
 		{"dispatch-radii-km", "dispatch rounds: comma-separated radii in km, one offer per round", &c.DispatchRadiiKm, shown},
 		{"dispatch-wait", "how long a request with no free driver in reach waits before it is unfulfilled", &c.DispatchWait, shown},
 		{"batch-match-threshold", "requests of one dispatch batch competing for the same drivers above which they are matched together (0: never)", &c.BatchMatchThreshold, shown},
 		{"offer-expiry-interval", "how often the dispatch role looks for offers past their deadline", &c.OfferExpiryInterval, shown},
+		{"ws-allowed-origins", "comma-separated browser origins (host patterns such as *.example.com, or https://host) whose pages may open the WebSocket, besides the server's own", &c.WSAllowedOrigins, shown},
+		{"ws-max-conns", "WebSocket connections one process holds at most (503 past it)", &c.WSMaxConns, shown},
+		{"ws-ping-interval", "how often a WebSocket client is pinged (no pong within 10s: disconnected)", &c.WSPingInterval, shown},
+		{"ws-status-queue", "status messages that may wait for a slow WebSocket client before it is disconnected (it resumes)", &c.WSStatusQueue, shown},
+		{"ws-client-rate", "messages per second one WebSocket client may send (bursts of twice that)", &c.WSClientRate, shown},
+		{"ws-token-recheck", "how often an open WebSocket's token is checked against its account (revoked or disabled: closed)", &c.WSTokenRecheck, shown},
 	}
 }
 
@@ -451,6 +496,12 @@ func (c *Config) Validate() error {
 			bad("%s-burst must be at least 1", r.name)
 		}
 	}
+	if c.PasswordHashConcurrency < 0 || c.PasswordHashConcurrency > 1024 {
+		bad("password-hash-concurrency must be 0 (derived) to 1024")
+	}
+	if c.AuditRetention < 24*time.Hour {
+		bad("audit-retention must be at least 24h")
+	}
 	if _, err := c.ProxyNets(); err != nil {
 		errs = append(errs, err)
 	}
@@ -519,6 +570,26 @@ func (c *Config) Validate() error {
 	}
 	if c.OfferExpiryInterval < 10*time.Millisecond || c.OfferExpiryInterval > time.Minute {
 		bad("offer-expiry-interval must be between 10ms and 1m")
+	}
+	for _, o := range c.AllowedOrigins() {
+		if _, err := path.Match(o, ""); err != nil || strings.ContainsAny(o, " /") && !strings.Contains(o, "://") {
+			bad("ws-allowed-origins: %q is not a host pattern or an origin", o)
+		}
+	}
+	if c.WSMaxConns < 1 {
+		bad("ws-max-conns must be at least 1")
+	}
+	if c.WSPingInterval < time.Second || c.WSPingInterval > 10*time.Minute {
+		bad("ws-ping-interval must be between 1s and 10m")
+	}
+	if c.WSStatusQueue < 8 || c.WSStatusQueue > 100_000 {
+		bad("ws-status-queue must be 8-100000")
+	}
+	if c.WSTokenRecheck < time.Second || c.WSTokenRecheck > time.Hour {
+		bad("ws-token-recheck must be between 1s and 1h")
+	}
+	if !(c.WSClientRate >= 1 && c.WSClientRate <= 10_000) {
+		bad("ws-client-rate must be 1-10000")
 	}
 	return errors.Join(errs...)
 }
@@ -634,6 +705,17 @@ func (c *Config) ProxyNets() ([]*net.IPNet, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// AllowedOrigins parses WSAllowedOrigins.
+func (c *Config) AllowedOrigins() []string {
+	var out []string
+	for part := range strings.SplitSeq(c.WSAllowedOrigins, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // DatabasePath is the SQLite file used when no database URL is set.

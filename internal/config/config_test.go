@@ -96,6 +96,8 @@ func TestValidate(t *testing.T) {
 		"YOLDA_DRIVER_STALE_AFTER=1s":                "driver-stale-after",
 		"YOLDA_ETA_ROAD_FACTOR=0.5":                  "eta-road-factor",
 		"YOLDA_ETA_SPEED_KMH=0":                      "eta-speed-kmh",
+		"YOLDA_PASSWORD_HASH_CONCURRENCY=-1":         "password-hash-concurrency",
+		"YOLDA_AUDIT_RETENTION=1h":                   "audit-retention",
 		"YOLDA_WAREHOUSE_URL=duckdb://x":             "warehouse-url",
 		"YOLDA_WORKER_CONCURRENCY=eight":             "YOLDA_WORKER_CONCURRENCY",
 		"YOLDA_RATE_LIMIT_USER=fast":                 "YOLDA_RATE_LIMIT_USER",

@@ -55,7 +55,7 @@ func TestAccessLogNamesTheUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(httpapi.New(httpapi.Deps{
-		Intake: missingIntake{}, Tokens: tokens, Registry: prometheus.NewRegistry(),
+		Intake: missingIntake{}, Tokens: tokens, Accounts: trustingAccounts{}, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	}))
 	defer srv.Close()

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
@@ -68,6 +69,7 @@ func (s *Server) handleRetryDeadLetter(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.DeadLetterRedriven, l.ID, map[string]string{"consumer": l.Consumer, "subject": l.Subject})
 	writeJSON(w, http.StatusAccepted, l)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/fleet"
@@ -42,13 +43,15 @@ type apiStore interface {
 type fixture struct {
 	srv *httptest.Server
 	// ops serves the operations listener's handler.
-	ops    *httptest.Server
-	store  apiStore
-	users  map[string]account.User
-	tokens map[string]string
-	issuer *auth.Tokens
-	intake *intake.Service
-	api    *httpapi.Server
+	ops   *httptest.Server
+	store apiStore
+	users map[string]account.User
+	// accounts is the account service behind the API.
+	accounts *account.Service
+	tokens   map[string]string
+	issuer   *auth.Tokens
+	intake   *intake.Service
+	api      *httpapi.Server
 	// registry holds the server's metrics.
 	registry *prometheus.Registry
 }
@@ -78,7 +81,11 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	t.Helper()
 	store := engines[engine](t)
 	hasher := &account.Hasher{Memory: 64, Time: 1, Threads: 1} // fast for tests
-	accounts, err := account.NewService(store, hasher)
+	trail, err := audit.NewService(store.(audit.Store), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := account.NewService(store, hasher, account.WithAudit(trail))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +95,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	}
 	svc := intake.NewService(store, intake.Options{Batch: intake.BatchOptions{MaxBatch: 32, Writers: 2}})
 	t.Cleanup(svc.Close)
-	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc}
+	f := &fixture{store: store, users: map[string]account.User{}, tokens: map[string]string{}, issuer: tokens, intake: svc, accounts: accounts}
 	for _, u := range []account.NewUser{
 		{Username: "ayse", Password: "ayse-password", Role: identity.Customer, Name: "Ayşe Yılmaz"},
 		{Username: "mehmet", Password: "mehmet-password", Role: identity.Customer},
@@ -112,7 +119,7 @@ func setup(t testing.TB, engine string, opts httpapi.Options) *fixture {
 	// served and the matrices generated from it cover them all.
 	fl := fleet.NewService(store.(fleet.Store), memory.New(memory.Options{}), fleet.Options{})
 	f.api = httpapi.New(httpapi.Deps{
-		Intake: svc, Accounts: accounts, Tokens: tokens, Fleet: fl,
+		Intake: svc, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, Fleet: fl,
 		DeadLetters: deadletter.NewService(store, nil), Notifications: store,
 		Ready: func(context.Context) error { return nil }, Registry: f.registry, Options: opts,
 	})
@@ -609,7 +616,7 @@ func TestLoadShedding(t *testing.T) {
 	tokens, _ := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
 	held := blockingIntake{entered: make(chan struct{}), release: make(chan struct{})}
 	srv := httptest.NewServer(httpapi.New(httpapi.Deps{
-		Intake: held, Tokens: tokens, Registry: prometheus.NewRegistry(), Options: httpapi.Options{MaxInFlight: 1},
+		Intake: held, Tokens: tokens, Accounts: trustingAccounts{}, Registry: prometheus.NewRegistry(), Options: httpapi.Options{MaxInFlight: 1},
 	}))
 	defer srv.Close()
 	tok, _ := tokens.Issue(identity.Principal{UserID: "usr_1", Role: identity.Customer})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
@@ -92,6 +93,7 @@ func (s *Server) handleAssign(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.RequestAssigned, req.ID, map[string]string{"driver_id": body.DriverID})
 	writeJSON(w, http.StatusOK, req)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
@@ -66,6 +67,7 @@ type dispatchFixture struct {
 	store  storetest.DispatchStore
 	clock  *testClock
 	worker *dispatch.Worker
+	trail  *audit.Service
 }
 
 func setupDispatch(t *testing.T, engine string) *dispatchFixture {
@@ -118,7 +120,12 @@ func setupDispatch(t *testing.T, engine string) *dispatchFixture {
 			}
 		}
 	}
-	api := httpapi.New(httpapi.Deps{Intake: requests, Accounts: accounts, Tokens: tokens, Dispatch: svc,
+	trail, err := audit.NewService(store.(audit.Store), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.trail = trail
+	api := httpapi.New(httpapi.Deps{Intake: requests, Accounts: accounts, Tokens: tokens, Dispatch: svc, Audit: trail,
 		Ready: func(context.Context) error { return nil }, Registry: prometheus.NewRegistry()})
 	f.srv = httptest.NewServer(api)
 	t.Cleanup(f.srv.Close)
@@ -245,6 +252,12 @@ func TestDispatchAPI(t *testing.T) {
 			{"a busy driver", "POST", "/v1/requests/" + f.do(t, "POST", "/v1/requests", "ayse", validBody).json(t)["id"].(string) + "/assign",
 				"operator", `{"driver_id":"` + f.users["driver2"].ID + `"}`, 409, []string{`driver-busy`}},
 		})
+		// The manual assignment is in the audit trail; the refused ones are not.
+		assigned, err := f.trail.List(context.Background(), audit.Filter{Action: audit.RequestAssigned})
+		if err != nil || len(assigned.Items) != 1 || assigned.Items[0].Target != second ||
+			assigned.Items[0].ActorID != f.users["operator"].ID || assigned.Items[0].Details["driver_id"] != f.users["driver2"].ID {
+			t.Errorf("manual assignments in the audit trail: %+v %v", assigned.Items, err)
+		}
 
 		// Decline, and an offer past its deadline.
 		third := f.do(t, "POST", "/v1/requests", "ayse", validBody).json(t)["id"].(string)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
@@ -52,12 +53,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	u, err := s.accounts.Authenticate(r.Context(), body.Username, body.Password)
+	if s.accounts == nil {
+		s.writeProblem(w, r, errNoSuchFeature)
+		return
+	}
+	u, err := s.accounts.Login(r.Context(), account.LoginAttempt{
+		Username: body.Username, Password: body.Password, Address: clientIP(r, s.opts.TrustedProxies),
+	})
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}
-	token, err := s.tokens.Issue(identity.Principal{UserID: u.ID, Username: u.Username, Role: u.Role})
+	token, err := s.tokens.Issue(account.Principal(u))
 	if err != nil {
 		s.writeProblem(w, r, err)
 		return
@@ -187,8 +194,8 @@ func parseFilter(r *http.Request) (intake.Filter, error) {
 		validate.OneOf(&errs, "service_type", intake.ServiceType(v), intake.ServiceTypes)
 		f.ServiceType = intake.ServiceType(v)
 	}
-	f.Province = errs.Text("province", q.Get("province"), false, 80)
-	f.Insurer = errs.Text("insurer", q.Get("insurer"), false, 64)
+	f.Province = errs.Line("province", q.Get("province"), false, 80)
+	f.Insurer = errs.Line("insurer", q.Get("insurer"), false, 64)
 	for _, tf := range []struct {
 		name string
 		dst  *time.Time

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -59,6 +60,7 @@ func (s *Server) handleDecideInsurance(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	s.record(r.Context(), audit.InsuranceDecided, req.ID, map[string]string{"decision": string(body.Decision)})
 	writeJSON(w, http.StatusOK, req)
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/identity"
 )
@@ -87,6 +88,7 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 		setSecurityHeaders(w.Header())
 		al := &accessLog{}
 		ctx := context.WithValue(context.WithValue(r.Context(), keyRequestID, rid), keyAccessLog, al)
+		ctx = audit.WithOrigin(ctx, audit.Origin{Address: clientIP(r, s.opts.TrustedProxies), RequestID: rid})
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 
@@ -150,16 +152,20 @@ func (s *Server) shed(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate requires a valid bearer token and one of roles (any role if
-// roles is empty), then applies the per-identity rate limit.
-func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Handler {
+// authenticate requires a valid bearer token (with inQuery, the header or
+// the access_token query parameter) and one of roles (any role if roles is
+// empty), then applies the per-identity rate limit.
+func (s *Server) authenticate(roles []identity.Role, inQuery bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearerToken(r)
+		token, ok := tokenOf(r, inQuery)
 		if !ok {
 			s.writeProblem(w, r, auth.ErrInvalidToken)
 			return
 		}
 		p, err := s.tokens.Verify(token)
+		if err == nil {
+			p, err = s.resolve(r.Context(), p)
+		}
 		if err != nil {
 			s.writeProblem(w, r, err)
 			return
@@ -178,6 +184,16 @@ func (s *Server) authenticate(roles []identity.Role, next http.Handler) http.Han
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// resolve asks the account service who a verified token speaks for now:
+// a signature alone does not prove the account still exists, is enabled,
+// has the token's role or has not had its tokens revoked.
+func (s *Server) resolve(ctx context.Context, claimed identity.Principal) (identity.Principal, error) {
+	if s.accounts == nil {
+		return identity.Principal{}, auth.ErrInvalidToken
+	}
+	return s.accounts.Resolve(ctx, claimed)
 }
 
 // limitIP applies the per-address rate limit to public endpoints.
@@ -204,6 +220,16 @@ func hasRole(roles []identity.Role, r identity.Role) bool {
 		}
 	}
 	return false
+}
+
+// tokenOf is the request's bearer token: the Authorization header's or,
+// for a route that takes it there (inQuery), the access_token parameter's.
+func tokenOf(r *http.Request, inQuery bool) (string, bool) {
+	if t, ok := bearerToken(r); ok || !inQuery {
+		return t, ok
+	}
+	t := r.URL.Query().Get("access_token")
+	return t, t != ""
 }
 
 func bearerToken(r *http.Request) (string, bool) {

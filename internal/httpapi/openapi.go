@@ -298,6 +298,9 @@ func (g *schemaGen) object(t reflect.Type, dir direction) map[string]any {
 			if err != nil {
 				panic(err) // validate.Struct would panic on it too
 			}
+			if rule.ReadOnly {
+				continue // the server's to fill in: not part of what it accepts
+			}
 			if rule.Required {
 				required = append(required, name)
 			}

@@ -26,6 +26,13 @@ func (panickingIntake) Get(context.Context, identity.Principal, string) (intake.
 	panic("secret internal detail")
 }
 
+// trustingAccounts takes every verified token at its word.
+type trustingAccounts struct{ httpapi.Accounts }
+
+func (trustingAccounts) Resolve(_ context.Context, p identity.Principal) (identity.Principal, error) {
+	return p, nil
+}
+
 func TestPanicBecomesProblemAndLog(t *testing.T) {
 	var logs bytes.Buffer
 	tokens, err := auth.NewTokens([]byte("test-secret-test-secret-test-secret"), time.Hour, nil)
@@ -33,7 +40,7 @@ func TestPanicBecomesProblemAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := httpapi.New(httpapi.Deps{
-		Intake: panickingIntake{}, Tokens: tokens, Registry: prometheus.NewRegistry(),
+		Intake: panickingIntake{}, Tokens: tokens, Accounts: trustingAccounts{}, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	srv := httptest.NewServer(api)

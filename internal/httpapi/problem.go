@@ -45,6 +45,7 @@ func newProblem(status int, slug, title, detail string) *Problem {
 func problemFor(err error) *Problem {
 	var p *Problem
 	var fields validate.Errors
+	var throttled *account.ThrottledError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -76,8 +77,25 @@ func problemFor(err error) *Problem {
 		return p
 	case errors.Is(err, account.ErrBadCredentials):
 		return newProblem(http.StatusUnauthorized, "bad-credentials", "Unauthorized", "Wrong username or password.")
-	case errors.Is(err, auth.ErrInvalidToken):
+	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, account.ErrTokenRefused):
 		return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "A valid bearer token is required.")
+	case errors.As(err, &throttled):
+		p := newProblem(http.StatusTooManyRequests, "login-throttled", "Too many failed logins",
+			"Too many failed logins for this account lately; retry after the time given in Retry-After.")
+		p.retryAfter = max(throttled.RetryAfter, time.Second)
+		return p
+	case errors.Is(err, account.ErrBusy):
+		p := newProblem(http.StatusServiceUnavailable, "overloaded", "Service busy", "Too many logins at once; retry shortly.")
+		p.retryAfter = time.Second
+		return p
+	case errors.Is(err, account.ErrForbidden):
+		return newProblem(http.StatusForbidden, "forbidden", "Forbidden", "Your role may not do this.")
+	case errors.Is(err, account.ErrConflict):
+		return newProblem(http.StatusConflict, "conflict", "Conflict", err.Error())
+	case errors.Is(err, account.ErrUsernameTaken):
+		p := newProblem(http.StatusConflict, "username-taken", "Username taken", "Another account has this username.")
+		p.Errors = []validate.FieldError{{Field: "username", Message: "is taken"}}
+		return p
 	}
 	return newProblem(http.StatusInternalServerError, "internal", "Internal error", "Something went wrong on our side; the request id helps us find it.")
 }

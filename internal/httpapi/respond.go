@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/yolda/yolda/internal/jsonstrict"
 	"github.com/yolda/yolda/internal/validate"
 )
 
@@ -20,8 +21,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decodeJSON reads exactly one JSON object of at most maxBytes into dst,
-// refusing unknown fields. Its errors are problems naming the field where
+// decodeJSON reads exactly one JSON object of at most maxBytes into dst.
+// It is the one way handlers read a body: jsonstrict first refuses what
+// could be read two ways (duplicate or case-folded member names, members
+// dst does not have, invalid UTF-8), each named by its full path; then
+// encoding/json decodes. Its errors are problems naming the field where
 // that is possible.
 func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any, allowEmpty bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -32,29 +36,34 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any,
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
-		return decodeProblem(err, maxBytes, nil, nil)
+		return decodeProblem(err, maxBytes)
+	}
+	var syntax *jsonstrict.SyntaxError
+	var ambiguous jsonstrict.Problems
+	switch err := jsonstrict.Check(data, reflect.TypeOf(dst)); {
+	case errors.As(err, &syntax) && syntax.Empty && allowEmpty:
+		return nil
+	case errors.As(err, &syntax) && syntax.Trailing:
+		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
+	case errors.As(err, &syntax):
+		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+	case errors.As(err, &ambiguous):
+		out := make(validate.Errors, len(ambiguous))
+		for i, p := range ambiguous {
+			out[i] = validate.FieldError{Field: p.Path, Message: p.Message}
+		}
+		return out
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(dst)
-	if errors.Is(err, io.EOF) && allowEmpty {
-		return nil
-	}
-	if err != nil {
-		return decodeProblem(err, maxBytes, data, dst)
-	}
-	if dec.More() {
-		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body holds more than one JSON value.")
+	dec.DisallowUnknownFields() // jsonstrict refused them already; kept as a backstop
+	if err := dec.Decode(dst); err != nil {
+		return decodeProblem(err, maxBytes)
 	}
 	return nil
 }
 
-// decodeProblem turns a decoding error into a problem; data and dst, when
-// given, let an unknown field be named by its full path.
-func decodeProblem(err error, maxBytes int64, data []byte, dst any) error {
+// decodeProblem turns a decoding error into a problem.
+func decodeProblem(err error, maxBytes int64) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
@@ -70,15 +79,8 @@ func decodeProblem(err error, maxBytes int64, data []byte, dst any) error {
 		}
 		return validate.Errors{{Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		paths := unknownFields(data, reflect.TypeOf(dst))
-		if len(paths) == 0 {
-			paths = []string{strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)}
-		}
-		var errs validate.Errors
-		for _, p := range paths {
-			errs.Add(p, "is not a known field")
-		}
-		return errs
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return validate.Errors{{Field: name, Message: "is not a known field"}}
 	}
 	return newProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", "The body could not be read as JSON.")
 }

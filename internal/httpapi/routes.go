@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
@@ -22,6 +23,12 @@ type route struct {
 	// listener is where the route is served: the API listener (the
 	// default), the operations listener, or both.
 	listener listener
+	// tokenInQuery routes also take the bearer token as the access_token
+	// query parameter (browsers opening a WebSocket cannot set headers).
+	tokenInQuery bool
+	// longLived routes hold their connection (the WebSocket): they are
+	// not counted against MaxInFlight, which is for requests that end.
+	longLived bool
 	// roles that may call it; empty means any authenticated role.
 	roles   []identity.Role
 	handler http.HandlerFunc
@@ -63,6 +70,7 @@ const (
 const (
 	objectRequest    = "request"
 	objectDeadLetter = "dead_letter"
+	objectUser       = "user"
 )
 
 var (
@@ -115,11 +123,18 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/admin/dead-letters/{id}/retry", summary: "Send a dead letter's message again", tag: "admin", roles: staff,
 			object: objectDeadLetter, handler: s.handleRetryDeadLetter, success: 202, result: deadletter.Letter{}, errors: []int{401, 403, 404, 429}},
 	}
+	rs = append(rs, s.accountRoutes()...)
 	if s.fleet != nil {
 		rs = append(rs, s.driverRoutes()...)
 	}
 	if s.dispatch != nil {
 		rs = append(rs, s.dispatchRoutes()...)
+	}
+	if s.opts.OnlyRealtime {
+		rs = slices.DeleteFunc(rs, func(rt route) bool { return rt.tag != "operations" })
+	}
+	if s.realtime != nil {
+		rs = append(rs, s.realtimeRoutes()...)
 	}
 	return rs
 }

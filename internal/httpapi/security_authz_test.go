@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yolda/yolda/internal/account"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/httpapi"
 	"github.com/yolda/yolda/internal/id"
@@ -33,6 +34,16 @@ var objectMakers = map[string]struct {
 			t.Fatalf("create: %d %s", a.status, a.body)
 		}
 		return a.json(t)["id"].(string)
+	}},
+	// A fresh account each time: the admin routes change it.
+	"user": {missing: "usr_01JDQ3M6Y9B1X4G0ZC5V7N2K8P", make: func(t *testing.T, f *fixture) string {
+		u, err := f.accounts.Add(context.Background(), account.NewUser{
+			Username: "victim-" + strings.ToLower(id.New("x", time.Now())[2:]), Password: "victim-password", Role: identity.Customer,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.ID
 	}},
 	"dead_letter": {missing: "dlq_01JDQ3M6Y9B1X4G0ZC5V7N2K8P", make: func(t *testing.T, f *fixture) string {
 		dead := deadletter.NewService(f.store, nil)

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/id"
 )
 
 // testSecret is the fixture's signing secret.
@@ -77,6 +78,13 @@ func TestTokenForgeryMatrix(t *testing.T) {
 		"signature stripped":    "Bearer " + parts[0] + "." + parts[1] + ".",
 		"token twice":           "Bearer " + good + " " + good,
 		"role raised, resigned": "Bearer " + sign(jwt.SigningMethodHS256, []byte("another-secret-another-secret-xxxx"), claims(func(c jwt.MapClaims) { c["role"] = "admin" })),
+		// Signed with the right key, but no longer (or never) honoured:
+		// the account is checked on every request.
+		"ghost user":            "Bearer " + hs256(func(c jwt.MapClaims) { c["sub"] = id.New("usr", now) }),
+		"role it does not have": "Bearer " + hs256(func(c jwt.MapClaims) { c["role"] = "admin" }),
+		"revoked version":       "Bearer " + hs256(func(c jwt.MapClaims) { c["tv"] = 3 }),
+		"lifetime beyond TTL":   "Bearer " + hs256(func(c jwt.MapClaims) { c["exp"] = now.Add(48 * time.Hour).Unix() }),
+		"no issue time":         "Bearer " + hs256(func(c jwt.MapClaims) { delete(c, "iat") }),
 	}
 	for _, path := range []string{"/v1/me", "/v1/requests"} {
 		for name, header := range cases {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/yolda/yolda/internal/account"
+	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
 	"github.com/yolda/yolda/internal/insurance/resilient"
@@ -50,15 +51,38 @@ type Notifications interface {
 	Notifications(ctx context.Context, requestID string) ([]notify.Notification, error)
 }
 
-// Accounts checks credentials.
+// Accounts checks credentials and says who a token speaks for now.
 type Accounts interface {
-	Authenticate(ctx context.Context, username, password string) (account.User, error)
+	Login(ctx context.Context, a account.LoginAttempt) (account.User, error)
+	// Resolve returns the principal a verified token speaks for as the
+	// account is now, or an error wrapping account.ErrTokenRefused.
+	Resolve(ctx context.Context, claimed identity.Principal) (identity.Principal, error)
+}
+
+// AccountAdmin is account management for admins.
+type AccountAdmin interface {
+	ListUsers(ctx context.Context, who identity.Principal, f account.UserFilter) (account.UserPage, error)
+	Lookup(ctx context.Context, who identity.Principal, idOrUsername string) (account.User, error)
+	CreateUser(ctx context.Context, who identity.Principal, n account.NewUser) (account.User, error)
+	SetRole(ctx context.Context, who identity.Principal, userID string, role identity.Role) (account.User, error)
+	SetDisabled(ctx context.Context, who identity.Principal, userID string, disabled bool, reason string) (account.User, error)
+	ResetPassword(ctx context.Context, who identity.Principal, userID, password string) (account.User, error)
+	RevokeTokens(ctx context.Context, who identity.Principal, userID string) (account.User, error)
+}
+
+// AuditTrail records the security events the edge sees (operator
+// overrides) and lists the trail for admins.
+type AuditTrail interface {
+	audit.Recorder
+	List(ctx context.Context, f audit.Filter) (audit.Page, error)
 }
 
 // Tokens issues and verifies bearer tokens.
 type Tokens interface {
 	Issue(p identity.Principal) (string, error)
 	Verify(token string) (identity.Principal, error)
+	// Expiry is when a verified token expires.
+	Expiry(token string) (time.Time, error)
 	TTL() time.Duration
 }
 
@@ -85,14 +109,23 @@ type Options struct {
 	MaxConnsPerIP int
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []*net.IPNet
-	Version        string
+	// OnlyRealtime serves the WebSocket (and the probes) without the rest
+	// of the API: a process of the realtime role without the api role.
+	OnlyRealtime bool
+	Version      string
 }
 
 // Deps are what the server is built from.
 type Deps struct {
-	Intake   Intake
+	Intake Intake
+	// Accounts is required for every authenticated route: without it
+	// every token is refused.
 	Accounts Accounts
 	Tokens   Tokens
+	// Admin and Audit may be nil in tests that do not use them; their
+	// routes then answer 404 (and nothing is recorded).
+	Admin AccountAdmin
+	Audit AuditTrail
 	// DeadLetters and Notifications may be nil in tests that do not use
 	// them; their routes then answer 404.
 	DeadLetters   DeadLetters
@@ -103,6 +136,8 @@ type Deps struct {
 	// Dispatch serves offers, assignment and job progress; without it
 	// those routes do not exist.
 	Dispatch Dispatch
+	// Realtime serves GET /v1/ws; without it the route does not exist.
+	Realtime Realtime
 	// Ready reports whether the stores answer (readiness probe).
 	Ready    func(ctx context.Context) error
 	Registry *prometheus.Registry
@@ -115,11 +150,14 @@ type Server struct {
 	intake    Intake
 	accounts  Accounts
 	tokens    Tokens
+	admin     AccountAdmin
+	audit     AuditTrail
 	dead      DeadLetters
 	notes     Notifications
 	insurers  Insurers
 	fleet     Fleet
 	dispatch  Dispatch
+	realtime  Realtime
 	ready     func(ctx context.Context) error
 	registry  *prometheus.Registry
 	log       *slog.Logger
@@ -148,11 +186,14 @@ func New(d Deps) *Server {
 		intake:    d.Intake,
 		accounts:  d.Accounts,
 		tokens:    d.Tokens,
+		admin:     d.Admin,
+		audit:     d.Audit,
 		dead:      d.DeadLetters,
 		notes:     d.Notifications,
 		insurers:  d.Insurers,
 		fleet:     d.Fleet,
 		dispatch:  d.Dispatch,
+		realtime:  d.Realtime,
 		ready:     d.Ready,
 		registry:  d.Registry,
 		log:       d.Logger,
@@ -205,9 +246,9 @@ func (s *Server) mux(routes []route) http.Handler {
 		case rt.public && rt.limited:
 			h = s.limitIP(h)
 		case !rt.public:
-			h = s.authenticate(rt.roles, h)
+			h = s.authenticate(rt.roles, rt.tokenInQuery, h)
 		}
-		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" {
+		if rt.pattern != "/healthz" && rt.pattern != "/readyz" && rt.pattern != "/metrics" && !rt.longLived {
 			h = s.shed(h)
 		}
 		limit := rt.maxBody

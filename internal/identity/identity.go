@@ -42,4 +42,7 @@ type Principal struct {
 	UserID   string
 	Username string
 	Role     Role
+	// TokenVersion is the account's token version the caller's token was
+	// issued for (0 until the account's tokens are first revoked).
+	TokenVersion int64
 }

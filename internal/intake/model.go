@@ -8,6 +8,8 @@ package intake
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/yolda/yolda/internal/validate"
 )
 
 // ServiceType is the kind of help asked for.
@@ -78,24 +80,40 @@ type Location struct {
 }
 
 // Vehicle is the customer's vehicle. Its `validate` tags are the rules of
-// a submission (see Submission).
+// a submission (see Submission). Plate is stored in its canonical spelling
+// (validate.CanonicalPlate).
 type Vehicle struct {
-	Plate string      `json:"plate" validate:"required,max=16"`
-	Make  string      `json:"make,omitempty" validate:"max=64"`
-	Model string      `json:"model,omitempty" validate:"max=64"`
+	Plate string      `json:"plate" validate:"required,max=16,line"`
+	Make  string      `json:"make,omitempty" validate:"max=64,line"`
+	Model string      `json:"model,omitempty" validate:"max=64,line"`
 	Type  VehicleType `json:"type" validate:"required"`
+	// ForeignPlate flags a plate that is not of the standard Turkish
+	// form: a foreign car (or a typo) an operator may want to look at. It
+	// is worked out from Plate whenever the vehicle is shown, and shown
+	// only when raised; clients do not send it.
+	ForeignPlate bool `json:"foreign_plate,omitempty" validate:"readonly"`
+}
+
+// MarshalJSON shows the vehicle with ForeignPlate worked out from the
+// plate, so that every representation (API, events) agrees with the
+// stored plate whatever built the value.
+func (v Vehicle) MarshalJSON() ([]byte, error) {
+	type plain Vehicle
+	p := plain(v)
+	p.ForeignPlate = !validate.TurkishPlate(validate.CanonicalPlate(v.Plate))
+	return json.Marshal(p)
 }
 
 // Policy names the insurance policy that pays for the job.
 type Policy struct {
-	Insurer      string `json:"insurer" validate:"required,max=64"`
-	PolicyNumber string `json:"policy_number" validate:"required,max=64"`
+	Insurer      string `json:"insurer" validate:"required,max=64,line"`
+	PolicyNumber string `json:"policy_number" validate:"required,max=64,line"`
 }
 
 // Contact is who the driver calls on arrival.
 type Contact struct {
-	Name  string `json:"name" validate:"required,max=120"`
-	Phone string `json:"phone" validate:"required,max=32"`
+	Name  string `json:"name" validate:"required,max=120,line"`
+	Phone string `json:"phone" validate:"required,max=32,line"`
 }
 
 // Insurance is the outcome of the policy check.
@@ -133,6 +151,13 @@ type TimelineEntry struct {
 	At      time.Time `json:"at"`
 	ActorID string    `json:"-"`
 	Reason  string    `json:"reason,omitempty"`
+	// Version is the request's version after the change that recorded
+	// the entry (the seq of its request.status_changed event; both entries
+	// written at creation are at 1). The store sets it from the request
+	// when it writes the entry; what a client that resumes after seq n
+	// is sent are the entries above n. Zero on entries written before
+	// the store kept it.
+	Version int `json:"-"`
 }
 
 // Request is an assistance request as stored and as shown (the JSON shape

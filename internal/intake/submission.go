@@ -2,7 +2,6 @@ package intake
 
 import (
 	"regexp"
-	"strings"
 
 	"github.com/yolda/yolda/internal/validate"
 )
@@ -27,18 +26,16 @@ type LocationInput struct {
 	Lat      *float64 `json:"lat" validate:"required,min=-90,max=90"`
 	Lng      *float64 `json:"lng" validate:"required,min=-180,max=180"`
 	Address  string   `json:"address,omitempty" validate:"max=300"`
-	Province string   `json:"province,omitempty" validate:"max=80"`
-	District string   `json:"district,omitempty" validate:"max=80"`
+	Province string   `json:"province,omitempty" validate:"max=80,line"`
+	District string   `json:"district,omitempty" validate:"max=80,line"`
 }
 
 // maxReason bounds the reason given for a cancellation or a decision.
 const maxReason = 500
 
 var (
-	plateRe   = regexp.MustCompile(`^[\p{Lu}\p{Nd} -]{2,16}$`)
 	insurerRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	policyRe  = regexp.MustCompile(`^[\p{L}\p{Nd}./_-]{1,64}$`)
-	phoneRe   = regexp.MustCompile(`^\+?[0-9]{7,15}$`)
 )
 
 // normalize validates s and returns the cleaned values a request is built
@@ -54,27 +51,27 @@ func (s Submission) normalize() (Request, error) {
 		d := s.Destination.normalize()
 		r.Destination = &d
 	}
-	// What the tags cannot say: the forms of plates, codes and phones.
+	// What the tags cannot say: the forms of plates, codes and phones,
+	// checked where the text itself passed.
 	if v := s.Vehicle; v != nil {
-		r.Vehicle = Vehicle{Plate: strings.ToUpper(validate.Clean(v.Plate)), Make: validate.Clean(v.Make), Model: validate.Clean(v.Model), Type: v.Type}
-		if r.Vehicle.Plate != "" && !plateRe.MatchString(r.Vehicle.Plate) {
-			errs.Add("vehicle.plate", "must be 2-16 letters, digits, spaces or dashes")
+		r.Vehicle = Vehicle{Plate: validate.Clean(v.Plate), Make: validate.Clean(v.Make), Model: validate.Clean(v.Model), Type: v.Type}
+		if !errs.Has("vehicle.plate") {
+			r.Vehicle.Plate, _ = errs.Plate("vehicle.plate", v.Plate, true)
 		}
 	}
 	if p := s.Policy; p != nil {
 		r.Policy = Policy{Insurer: validate.Clean(p.Insurer), PolicyNumber: validate.Clean(p.PolicyNumber)}
-		if r.Policy.Insurer != "" && !insurerRe.MatchString(r.Policy.Insurer) {
+		if r.Policy.Insurer != "" && !errs.Has("policy.insurer") && !insurerRe.MatchString(r.Policy.Insurer) {
 			errs.Add("policy.insurer", "must be an insurer code: lower-case letters, digits, '-' or '_'")
 		}
-		if r.Policy.PolicyNumber != "" && !policyRe.MatchString(r.Policy.PolicyNumber) {
+		if r.Policy.PolicyNumber != "" && !errs.Has("policy.policy_number") && !policyRe.MatchString(r.Policy.PolicyNumber) {
 			errs.Add("policy.policy_number", "must be letters, digits, '.', '/', '_' or '-'")
 		}
 	}
 	if c := s.Contact; c != nil {
-		r.Contact = Contact{Name: validate.Clean(c.Name)}
-		r.Contact.Phone = strings.NewReplacer(" ", "", "-", "", "(", "", ")", "").Replace(validate.Clean(c.Phone))
-		if validate.Clean(c.Phone) != "" && !phoneRe.MatchString(r.Contact.Phone) {
-			errs.Add("contact.phone", "must be a phone number in international form, e.g. +905551112233")
+		r.Contact = Contact{Name: validate.Clean(c.Name), Phone: validate.Clean(c.Phone)}
+		if !errs.Has("contact.phone") {
+			r.Contact.Phone = errs.Phone("contact.phone", c.Phone, true)
 		}
 	}
 	return r, errs.Err()

@@ -53,7 +53,7 @@ feed:
 }
 
 func seedDriver(ctx context.Context, client *http.Client, base string, d DriverAccount, area Area, r *rand.Rand) error {
-	tok, err := login(ctx, client, base, d.Username, d.Password)
+	tok, err := Login(ctx, client, base, d.Username, d.Password)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}

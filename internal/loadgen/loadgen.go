@@ -90,7 +90,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	tokens := o.Tokens
 	if len(tokens) == 0 {
-		tok, err := login(ctx, client, base, o.Username, o.Password)
+		tok, err := Login(ctx, client, base, o.Username, o.Password)
 		if err != nil {
 			return Result{}, fmt.Errorf("login: %w", err)
 		}
@@ -364,7 +364,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-func login(ctx context.Context, client *http.Client, base, username, password string) (string, error) {
+// Login exchanges a username and password for an access token (POST
+// /v1/auth/login); the error says what the server answered.
+func Login(ctx context.Context, client *http.Client, base, username, password string) (string, error) {
 	body, err := json.Marshal(map[string]string{"username": username, "password": password})
 	if err != nil {
 		return "", err

@@ -323,7 +323,7 @@ func RunPipeline(ctx context.Context, o PipelineOptions, out io.Writer) (Pipelin
 func (p *pipeline) warmup(ctx context.Context) error {
 	o := p.o
 	if o.Warmup > 0 {
-		tok, err := login(ctx, p.client, strings.TrimRight(o.BaseURL, "/"), o.Username, o.Password)
+		tok, err := Login(ctx, p.client, strings.TrimRight(o.BaseURL, "/"), o.Username, o.Password)
 		if err != nil {
 			return fmt.Errorf("login: %w", err)
 		}
@@ -350,7 +350,7 @@ func (p *pipeline) step(ctx context.Context, rate float64) (StepResult, error) {
 	o := p.o
 	st := StepResult{Rate: rate, LoadStart: p.proc.loadAverage()}
 	// A fresh token per step: a long search outlives one.
-	tok, err := login(ctx, p.client, strings.TrimRight(o.BaseURL, "/"), o.Username, o.Password)
+	tok, err := Login(ctx, p.client, strings.TrimRight(o.BaseURL, "/"), o.Username, o.Password)
 	if err != nil {
 		return st, fmt.Errorf("login: %w", err)
 	}

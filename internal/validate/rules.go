@@ -23,6 +23,9 @@ type Enumerated interface {
 //	validate:"max=300"                   text of at most 300 characters
 //	validate:"min=-90,max=90"            a number within the range, both included
 //	validate:"required_if=service_type:tow"  required when the sibling field has that value
+//	validate:"max=120,line"              one-line text (a name, a place): see Line; without
+//	                                     it text is free text (see Text)
+//	validate:"readonly"                  filled in by the server: sending it is an error
 //
 // A field of an Enumerated type must hold one of its values (when present).
 type Rule struct {
@@ -32,6 +35,11 @@ type Rule struct {
 	// RequiredIf names a sibling JSON field and the value that makes this
 	// field required.
 	RequiredIf *Condition
+	// Line marks one-line text, checked by Line rather than Text.
+	Line bool
+	// ReadOnly marks a field the server fills in: a client that sends a
+	// value for it is told so, and the input schema leaves it out.
+	ReadOnly bool
 }
 
 // Condition is "the sibling field Field holds Value".
@@ -49,6 +57,10 @@ func RuleOf(f reflect.StructField) (Rule, error) {
 		switch key {
 		case "required":
 			r.Required = true
+		case "line":
+			r.Line = true
+		case "readonly":
+			r.ReadOnly = true
 		case "min", "max":
 			n, err := strconv.ParseFloat(val, 64)
 			if err != nil {
@@ -131,6 +143,12 @@ func missingMessage(r Rule) string {
 }
 
 func checkField(e *Errors, path string, fv reflect.Value, rule Rule, required bool, missing string) {
+	if rule.ReadOnly {
+		if !fv.IsZero() {
+			e.Add(path, "is worked out by Yolda; do not send it")
+		}
+		return
+	}
 	if fv.Kind() == reflect.Pointer {
 		if fv.IsNil() {
 			if required {
@@ -153,7 +171,10 @@ func checkField(e *Errors, path string, fv reflect.Value, rule Rule, required bo
 			checkEnum(e, path, s, en.Enum())
 			return
 		}
-		if rule.Max != nil {
+		switch {
+		case rule.Max != nil && rule.Line:
+			e.Line(path, s, required, int(*rule.Max))
+		case rule.Max != nil:
 			e.Text(path, s, required, int(*rule.Max))
 		}
 	case reflect.Float64, reflect.Float32, reflect.Int, reflect.Int64, reflect.Int32:

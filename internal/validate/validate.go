@@ -5,8 +5,6 @@ package validate
 
 import (
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // FieldError is one problem with one field.
@@ -41,26 +39,15 @@ func (e Errors) Err() error {
 	return e
 }
 
-// Text checks a free-text field: valid UTF-8, no control characters other
-// than newline and tab, at most max characters, and present when required.
-// It returns the value with surrounding space trimmed.
-func (e *Errors) Text(field, value string, required bool, max int) string {
-	v := Clean(value)
-	switch {
-	case v == "" && required:
-		e.Add(field, "is required")
-	case !utf8.ValidString(v):
-		e.Add(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > max:
-		e.Add(field, "must be at most "+itoa(max)+" characters")
-	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0:
-		e.Add(field, "must not contain control characters")
+// Has reports whether a problem was recorded for field.
+func (e Errors) Has(field string) bool {
+	for _, f := range e {
+		if f.Field == field {
+			return true
+		}
 	}
-	return v
+	return false
 }
-
-// Clean is a text value as Yolda keeps it: without surrounding space.
-func Clean(s string) string { return strings.TrimSpace(s) }
 
 // OneOf checks that value is one of allowed.
 func OneOf[T ~string](e *Errors, field string, value T, allowed []T) {

@@ -184,6 +184,11 @@ func (w *batchWrites) apply(u *intake.Update, current map[string]*intake.Request
 	if n == len(w.changes) {
 		w.changes = append(w.changes, nil)
 	}
+	if e := change.Timeline; e != nil {
+		// Set here as well as in queueRequestChanges: the next update of
+		// the request starts from a copy that holds the entry.
+		e.Version = r.Version
+	}
 	w.changes[n] = append(w.changes[n], requestChange{Request: &r, Entry: change.Timeline})
 	w.outbox = append(w.outbox, change.Outbox...)
 	w.results[u] = &r

@@ -37,7 +37,7 @@ var insertRequestsSQL = func() string {
 	}
 	idemKey := param("text")
 	claim := []string{param("text"), param("text"), param("text"), param("text"), param("timestamptz")}
-	timeline := []string{param("text"), param("int4"), param("text"), param("timestamptz"), param("text"), param("text")}
+	timeline := []string{param("text"), param("int4"), param("text"), param("timestamptz"), param("text"), param("text"), param("int4")}
 	ob := []string{param("text"), param("text"), param("text"), param("bytea"), param("timestamptz")}
 
 	return fmt.Sprintf(`WITH claimed AS (
@@ -52,8 +52,8 @@ var insertRequestsSQL = func() string {
 	WHERE u.idem_key IS NULL OR u.id IN (SELECT request_id FROM claimed)
 	RETURNING id
 ), tl AS (
-	INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason)
-	SELECT * FROM unnest(%s) AS t(request_id, seq, status, at, actor_id, reason)
+	INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason, version)
+	SELECT * FROM unnest(%s) AS t(request_id, seq, status, at, actor_id, reason, version)
 	WHERE t.request_id IN (SELECT id FROM ins)
 ), ob AS (
 	INSERT INTO outbox (id, subject, payload, created_at)
@@ -93,8 +93,9 @@ type creationArrays struct {
 func (a *creationArrays) add(c *intake.Creation, claim bool) {
 	r := &c.Request
 	a.addRequest(r)
-	for i, e := range r.Timeline {
-		a.addTimeline(r.ID, i+1, e)
+	for i := range r.Timeline {
+		r.Timeline[i].Version = r.Version
+		a.addTimeline(r.ID, i+1, r.Version, r.Timeline[i])
 	}
 	a.addOutbox(r.ID, c.Outbox)
 	if !claim {
@@ -114,7 +115,7 @@ func (a *creationArrays) args() []any {
 	return append(a.requestArgs(),
 		a.idemKey,
 		a.claimOwner, a.claimKey, a.claimFP, a.claimRequestID, a.claimAt,
-		a.tlRequest, a.tlSeq, a.tlStatus, a.tlAt, a.tlActor, a.tlReason,
+		a.tlRequest, a.tlSeq, a.tlStatus, a.tlAt, a.tlActor, a.tlReason, a.tlVersion,
 		a.obRequest, a.obID, a.obSubject, a.obPayload, a.obAt,
 	)
 }

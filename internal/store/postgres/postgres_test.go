@@ -99,7 +99,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	before := schemaOf(t, s)
 	s.Close()
-	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 7 up to 7") {
+	if !strings.Contains(before, "outbox_batches.acks") || !strings.Contains(before, "migrations: 9 up to 9") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {
@@ -319,4 +319,8 @@ func BenchmarkCreateRequests(b *testing.B) {
 			b.ReportMetric(float64(batches*bc.batch)/time.Since(start).Seconds(), "requests/s")
 		})
 	}
+}
+
+func TestAccountConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AccountStore { return open(t) })
 }

@@ -99,6 +99,7 @@ type requestArrays struct {
 	tlStatus          []string
 	tlAt              []time.Time
 	tlActor, tlReason []string
+	tlVersion         []int32
 
 	obRequest, obID, obSubject []string
 	obPayload                  [][]byte
@@ -158,13 +159,14 @@ func (a *requestArrays) addRequest(r *intake.Request) {
 }
 
 // addTimeline appends one timeline entry of a request; seq counts from 1.
-func (a *requestArrays) addTimeline(requestID string, seq int, e intake.TimelineEntry) {
+func (a *requestArrays) addTimeline(requestID string, seq, version int, e intake.TimelineEntry) {
 	a.tlRequest = append(a.tlRequest, requestID)
 	a.tlSeq = append(a.tlSeq, int32(seq))
 	a.tlStatus = append(a.tlStatus, string(e.Status))
 	a.tlAt = append(a.tlAt, e.At)
 	a.tlActor = append(a.tlActor, e.ActorID)
 	a.tlReason = append(a.tlReason, e.Reason)
+	a.tlVersion = append(a.tlVersion, int32(version))
 }
 
 // addOutbox appends the outbox messages of a request.
@@ -195,7 +197,7 @@ func (a *requestArrays) requestArgs() []any {
 // timelineArgs are the timeline arrays: request_id, seq, status, at,
 // actor_id, reason.
 func (a *requestArrays) timelineArgs() []any {
-	return []any{a.tlRequest, a.tlSeq, a.tlStatus, a.tlAt, a.tlActor, a.tlReason}
+	return []any{a.tlRequest, a.tlSeq, a.tlStatus, a.tlAt, a.tlActor, a.tlReason, a.tlVersion}
 }
 
 // flagsArg stores flags as a JSON array: text keeps the writes a set of
@@ -288,23 +290,26 @@ func deref[T any](p *T) T {
 
 // timelineArrays receives a request's timeline aggregated into arrays.
 type timelineArrays struct {
-	status []string
-	at     []time.Time
-	actor  []string
-	reason []string
+	status  []string
+	at      []time.Time
+	actor   []string
+	reason  []string
+	version []int32
 }
 
-func (t *timelineArrays) dest() []any { return []any{&t.status, &t.at, &t.actor, &t.reason} }
+func (t *timelineArrays) dest() []any {
+	return []any{&t.status, &t.at, &t.actor, &t.reason, &t.version}
+}
 
 func (t *timelineArrays) fill(r *intake.Request) error {
 	n := len(t.status)
-	if len(t.at) != n || len(t.actor) != n || len(t.reason) != n {
+	if len(t.at) != n || len(t.actor) != n || len(t.reason) != n || len(t.version) != n {
 		return fmt.Errorf("request %s: timeline arrays of different lengths", r.ID)
 	}
 	r.Timeline = nil
 	for i := range n {
 		r.Timeline = append(r.Timeline, intake.TimelineEntry{Status: intake.Status(t.status[i]),
-			At: t.at[i].UTC(), ActorID: t.actor[i], Reason: t.reason[i]})
+			At: t.at[i].UTC(), ActorID: t.actor[i], Reason: t.reason[i], Version: int(t.version[i])})
 	}
 	return nil
 }
@@ -312,4 +317,4 @@ func (t *timelineArrays) fill(r *intake.Request) error {
 // timelineAggregates aggregates request_timeline rows into the columns
 // timelineArrays.dest reads, in seq order.
 const timelineAggregates = `array_agg(status ORDER BY seq), array_agg(at ORDER BY seq),
-	array_agg(actor_id ORDER BY seq), array_agg(reason ORDER BY seq)`
+	array_agg(actor_id ORDER BY seq), array_agg(reason ORDER BY seq), array_agg(version ORDER BY seq)`

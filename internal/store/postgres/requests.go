@@ -23,12 +23,12 @@ var selectWithTimeline = selectWithTimelineAnd("")
 // selectWithTimelineAnd is selectWithTimeline with more columns of r after
 // the timeline's (", r.a, r.b").
 func selectWithTimelineAnd(more string) string {
-	return `SELECT ` + selectRequestColumns + `, t.status, t.at, t.actor_id, t.reason` + more + `
+	return `SELECT ` + selectRequestColumns + `, t.status, t.at, t.actor_id, t.reason, t.version` + more + `
 	FROM requests r
 	LEFT JOIN LATERAL (
 		SELECT ` + timelineAggregates + `
 		FROM request_timeline WHERE request_id = r.id
-	) t(status, at, actor_id, reason) ON true`
+	) t(status, at, actor_id, reason, version) ON true`
 }
 
 // Request implements intake.Store.
@@ -195,8 +195,8 @@ var updateRequestsSQL = func() string {
 
 // insertTimelineSQL appends timeline entries given as
 // requestArrays.timelineArgs.
-const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason)
-	SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])`
+const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason, version)
+	SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::int4[])`
 
 // requestChange is one request's new state and what goes with it.
 type requestChange struct {
@@ -220,7 +220,8 @@ func queueRequestChanges(b *pgx.Batch, changes []requestChange) {
 	for _, c := range changes {
 		a.addRequest(c.Request)
 		if c.Entry != nil {
-			a.addTimeline(c.Request.ID, len(c.Request.Timeline)+1, *c.Entry)
+			c.Entry.Version = c.Request.Version
+			a.addTimeline(c.Request.ID, len(c.Request.Timeline)+1, c.Request.Version, *c.Entry)
 			c.Request.Timeline = append(c.Request.Timeline, *c.Entry)
 		}
 		msgs = append(msgs, c.Outbox...)

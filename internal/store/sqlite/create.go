@@ -51,8 +51,10 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 			if _, err := insertReq.ExecContext(ctx, requestArgs(r)...); err != nil {
 				return fmt.Errorf("insert request %s: %w", r.ID, err)
 			}
-			for i, e := range r.Timeline {
-				if _, err := insertTL.ExecContext(ctx, r.ID, i+1, string(e.Status), toMicros(e.At), e.ActorID, e.Reason); err != nil {
+			for i := range r.Timeline {
+				e := &r.Timeline[i]
+				e.Version = r.Version
+				if _, err := insertTL.ExecContext(ctx, r.ID, i+1, string(e.Status), toMicros(e.At), e.ActorID, e.Reason, e.Version); err != nil {
 					return fmt.Errorf("insert timeline: %w", err)
 				}
 			}

@@ -144,7 +144,7 @@ func loadTimelines(ctx context.Context, q querier, reqs []intake.Request) error 
 		args[i] = r.ID
 	}
 	marks := strings.TrimSuffix(strings.Repeat("?,", len(reqs)), ",")
-	rows, err := q.QueryContext(ctx, `SELECT request_id, status, at, actor_id, reason FROM request_timeline
+	rows, err := q.QueryContext(ctx, `SELECT request_id, status, at, actor_id, reason, version FROM request_timeline
 		WHERE request_id IN (`+marks+`) ORDER BY request_id, seq`, args...)
 	if err != nil {
 		return fmt.Errorf("read timelines: %w", err)
@@ -154,7 +154,7 @@ func loadTimelines(ctx context.Context, q querier, reqs []intake.Request) error 
 		var reqID, status string
 		var e intake.TimelineEntry
 		var at int64
-		if err := rows.Scan(&reqID, &status, &at, &e.ActorID, &e.Reason); err != nil {
+		if err := rows.Scan(&reqID, &status, &at, &e.ActorID, &e.Reason, &e.Version); err != nil {
 			return fmt.Errorf("scan timeline: %w", err)
 		}
 		e.Status, e.At = intake.Status(status), fromMicros(at)
@@ -215,6 +215,7 @@ func writeChange(ctx context.Context, tx *sql.Tx, r *intake.Request, before int,
 		return fmt.Errorf("update request %s: stored version is not %d: %w", r.ID, before, intake.ErrVersion)
 	}
 	if e := change.Timeline; e != nil {
+		e.Version = r.Version
 		if err := insertTimeline(ctx, tx, r.ID, len(r.Timeline)+1, *e); err != nil {
 			return err
 		}
@@ -223,10 +224,10 @@ func writeChange(ctx context.Context, tx *sql.Tx, r *intake.Request, before int,
 	return insertOutbox(ctx, tx, change.Outbox)
 }
 
-const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?)`
+const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason, version) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 func insertTimeline(ctx context.Context, tx *sql.Tx, requestID string, seq int, e intake.TimelineEntry) error {
-	if _, err := tx.ExecContext(ctx, insertTimelineSQL, requestID, seq, string(e.Status), toMicros(e.At), e.ActorID, e.Reason); err != nil {
+	if _, err := tx.ExecContext(ctx, insertTimelineSQL, requestID, seq, string(e.Status), toMicros(e.At), e.ActorID, e.Reason, e.Version); err != nil {
 		return fmt.Errorf("insert timeline: %w", err)
 	}
 	return nil

@@ -43,8 +43,8 @@ var (
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := createPrivate(path); err != nil {
+		return nil, err
 	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
@@ -78,6 +78,26 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate makes sure the database file exists and, when it creates
+// it, that only its owner can read it: it holds password hashes, phones
+// and addresses. SQLite gives the -wal and -shm files the mode of the
+// database file, so this covers all three. A file that already exists is
+// left as it is (the server warns at start when the data directory is
+// open to others).
+func createPrivate(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	return f.Close()
 }
 
 // Close closes both connection pools.

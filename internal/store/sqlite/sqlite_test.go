@@ -65,7 +65,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	s.Close()
 	before := schema(t, path)
-	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 7 up to 7") {
+	if !strings.Contains(before, "table outbox_claims") || !strings.Contains(before, "migrations: 9 up to 9") {
 		t.Fatalf("schema after the first migration:\n%s", before)
 	}
 	for range 2 {
@@ -106,6 +106,17 @@ func TestMigrateRefusesANewerSchema(t *testing.T) {
 
 func TestMessagingConformance(t *testing.T) {
 	storetest.RunMessaging(t, func(t *testing.T) storetest.MessagingStore {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestAccountConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AccountStore {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "yolda.db"))
 		if err != nil {
 			t.Fatalf("Open: %v", err)

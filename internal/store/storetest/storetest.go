@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("UpdateConcurrent", func(t *testing.T) { testUpdateConcurrent(t, open(t)) })
 	t.Run("ReadIsOneSnapshot", func(t *testing.T) { testReadIsOneSnapshot(t, open(t)) })
 	t.Run("DriverNeverOnTwoOpenJobs", func(t *testing.T) { testOneOpenJobPerDriver(t, open(t)) })
+	t.Run("TimelineVersions", func(t *testing.T) { testTimelineVersions(t, open(t)) })
 }
 
 // fixtures
@@ -55,7 +56,7 @@ func addUser(t *testing.T, s Store, username string, role identity.Role) account
 	t.Helper()
 	u := account.User{
 		ID: id.New("usr", time.Now()), Username: username, Role: role,
-		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base,
+		Name: "Name " + username, Phone: "+905551112233", PasswordHash: "$argon2id$x", CreatedAt: base, UpdatedAt: base,
 	}
 	if role == identity.Driver {
 		u.Driver = &account.DriverProfile{VehiclePlate: "34TOW" + username[len(username)-1:], VehicleKind: fleet.TowTruck, Capabilities: []intake.ServiceType{intake.Tow, intake.JumpStart}}
