@@ -38,7 +38,7 @@ type PipelineOptions struct {
 	Rates      []float64     // the ladder, ascending
 	Step       time.Duration // length of one step's load
 	Bisect     int           // bisection steps after the ladder
-	Resolution float64       // bisection stops when held and failed are this close (req/s)
+	Resolution float64       // bisection stops when held and failed are this close (req/s), or a quarter of the failed rate
 
 	MaxInFlight int
 	Insurers    []string
@@ -69,7 +69,7 @@ type PipelineOptions struct {
 	// drains, so that it stands still while a saturated relay falls behind.
 	OutboxRows func(ctx context.Context) (int64, error)
 
-	// Warmup is load at the first rate before the first step, not
+	// Warmup is load at half the first rate before the first step, not
 	// measured, then drained; AfterWarmup (if set) runs after it (an
 	// ANALYZE: PostgreSQL plans the foreign-key checks of tables it has
 	// never analysed badly, see bench/pgbench).
@@ -300,7 +300,9 @@ func RunPipeline(ctx context.Context, o PipelineOptions, out io.Writer) (Pipelin
 		}
 	}
 	for range o.Bisect {
-		if failed == 0 || failed-held <= o.Resolution {
+		// Near the bottom of the ladder a fixed resolution would be coarse:
+		// a quarter of the failed rate bounds it.
+		if failed == 0 || failed-held <= min(o.Resolution, failed/4) {
 			break
 		}
 		// Round rates to 50/s, for tables that read well.
@@ -327,18 +329,21 @@ func (p *pipeline) warmup(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("login: %w", err)
 		}
+		// Half the first rate: enough to fill the tables, gentle enough to
+		// leave no backlog to the first step.
 		arr := Arrivals{
 			Client: p.client, URL: strings.TrimRight(o.BaseURL, "/") + "/v1/requests", Tokens: []string{tok},
-			Rate: o.Rates[0], Duration: o.Warmup, MaxInFlight: o.MaxInFlight, Insurers: o.Insurers, Area: o.Area, Seed: o.Seed - 1,
+			Rate: o.Rates[0] / 2, Duration: o.Warmup, MaxInFlight: o.MaxInFlight, Insurers: o.Insurers, Area: o.Area, Seed: o.Seed - 1,
 		}
 		res, err := arr.Run(ctx)
 		if err != nil {
 			return err
 		}
-		if _, _, err := p.drain(ctx); err != nil {
+		_, drained, err := p.drain(ctx)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(p.out, "warm-up: %d requests at %.0f/s, %d accepted\n", res.Scheduled, o.Rates[0], res.Accepted)
+		fmt.Fprintf(p.out, "warm-up: %d requests at %.0f/s, %d accepted, drained %v\n", res.Scheduled, arr.Rate, res.Accepted, drained)
 	}
 	if o.AfterWarmup != nil {
 		return o.AfterWarmup(ctx)

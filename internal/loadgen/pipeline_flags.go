@@ -67,7 +67,7 @@ func PipelineFlags(fs *flag.FlagSet) *PipelineOptions {
 	})
 	fs.IntVar(&o.PostgresPID, "postgres-pid", 0, "pid of PostgreSQL's postmaster: its CPU and PSS, with every backend's, are reported too")
 	fs.IntVar(&o.OfferSample, "offer-sample", o.OfferSample, "requests per step whose first offer is looked up (with -drivers)")
-	fs.DurationVar(&o.Warmup, "warmup", 10*time.Second, "load at the first rate before the first step, not measured (then ANALYZE on PostgreSQL)")
+	fs.DurationVar(&o.Warmup, "warmup", 10*time.Second, "load at half the first rate before the first step, not measured (then ANALYZE on PostgreSQL)")
 	fs.Func("pprof-urls", "comma-separated pprof listeners (host:port or URL) of the server's processes, for -profile-dir", func(v string) error {
 		for _, u := range splitList(v) {
 			if !strings.Contains(u, "://") {

@@ -243,3 +243,30 @@ func TestSeriesThirds(t *testing.T) {
 		t.Error("an empty series has no thirds")
 	}
 }
+
+// When the first step already fails, the search bisects below it, down to
+// a quarter of the failed rate, however coarse the resolution asked for.
+func TestPipelineBelowTheLadder(t *testing.T) {
+	t.Parallel()
+	f := newCapacityFake(t, 40, 100*time.Millisecond)
+	o := quickOptions(f)
+	o.Rates = []float64{100, 200}
+	o.Resolution = 500
+	var out strings.Builder
+	res, err := RunPipeline(t.Context(), o, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range res.Steps {
+		got = append(got, fmt.Sprintf("%g:%v", st.Rate, st.Holds))
+	}
+	// 100 (10 requests) and 50 (5) pass the 4 the fake keeps up with, 25
+	// (2) and 37.5 (3) do not.
+	if want := "100:false 50:false 25:true 37.5:true"; strings.Join(got, " ") != want {
+		t.Fatalf("steps %v, want %s\n%s", got, want, out.String())
+	}
+	if res.Best == nil || res.Best.Rate != 37.5 || res.FirstFailed != 50 {
+		t.Errorf("best %+v, first failed %v; want 37.5 and 50", res.Best, res.FirstFailed)
+	}
+}
