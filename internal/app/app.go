@@ -37,6 +37,7 @@ Usage:
                                 enable, reset-password, revoke-tokens
   yolda providers add|list      the companies drivers work for
   yolda bench intake [flags]    load-test POST /v1/requests on a running server
+  yolda bench pipeline [flags]  find the highest intake rate every consumer keeps up with
   yolda bench warehouse [flags] time warehouse loads and reports on synthetic data
   yolda warehouse rebuild       replay events into an empty warehouse, or re-derive its facts
   yolda mock-insurer [flags]    serve a fake insurer API for demos and tests
@@ -74,14 +75,16 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "providers":
 		return providersCmd(ctx, rest, env)
 	case "bench":
-		if len(rest) > 0 && rest[0] == "warehouse" {
+		switch {
+		case len(rest) > 0 && rest[0] == "intake":
+			return benchIntake(ctx, rest[1:], env)
+		case len(rest) > 0 && rest[0] == "pipeline":
+			return benchPipeline(ctx, rest[1:], env)
+		case len(rest) > 0 && rest[0] == "warehouse":
 			return benchWarehouse(ctx, rest[1:], env)
 		}
-		if len(rest) == 0 || rest[0] != "intake" {
-			fmt.Fprintln(env.Stderr, "usage: yolda bench intake|warehouse [flags]")
-			return ErrUsage
-		}
-		return benchIntake(ctx, rest[1:], env)
+		fmt.Fprintln(env.Stderr, "usage: yolda bench intake|pipeline|warehouse [flags]")
+		return ErrUsage
 	case "mock-insurer":
 		return mockInsurer(ctx, rest, env)
 	case "sim":

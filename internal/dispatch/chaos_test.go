@@ -78,7 +78,8 @@ func TestEveryPathAtOnce(t *testing.T) {
 
 			var actors sync.WaitGroup
 			defer func() { stopping.Store(true); actors.Wait() }() // also when the test fails early
-			actors.Go(func() { // customers: requests come in over time
+			// customers: requests come in over time
+			actors.Go(func() {
 				for i := range nRequests {
 					if stopping.Load() {
 						return

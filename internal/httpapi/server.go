@@ -203,7 +203,7 @@ type Server struct {
 	// limiterWarned is when (UnixNano) limiterFailed last logged.
 	limiterWarned atomic.Int64
 	routes        []route
-	reports      Reports
+	reports       Reports
 	// reportsForward serves the report routes when reports is nil.
 	reportsForward http.Handler
 	// openAPIDoc is generated from routes once.

@@ -88,27 +88,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	base := strings.TrimRight(o.BaseURL, "/")
 
-	tr := &http.Transport{
-		TLSClientConfig: o.TLS,
-		// A benchmark of this server must not wander through a proxy that
-		// happens to be set in the environment.
-		Proxy:               nil,
-		MaxIdleConns:        o.Concurrency,
-		MaxIdleConnsPerHost: o.Concurrency,
-		IdleConnTimeout:     90 * time.Second,
-		// One HTTP/1.1 connection per worker, as phones would connect; HTTP/2
-		// would multiplex every worker over a single connection.
-		Protocols: new(http.Protocols),
-	}
-	tr.Protocols.SetHTTP1(true)
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport: tr,
-		Timeout:   requestTimeout,
-		// A redirect would mean a wrong base URL; following it would count
-		// the wrong endpoint.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	client := newClient(o.Concurrency, o.TLS)
+	defer client.CloseIdleConnections()
 
 	tokens := o.Tokens
 	if len(tokens) == 0 {
@@ -158,6 +139,31 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res := merge(workers, s.measureFrom)
 	res.Concurrency, res.Duration, res.Warmup, res.Requests, res.Rate = o.Concurrency, o.Duration, o.Warmup, o.Requests, o.Rate
 	return res, ctx.Err()
+}
+
+// newClient is an HTTP client keeping up to conns connections to the
+// server.
+func newClient(conns int, tlsConfig *tls.Config) *http.Client {
+	tr := &http.Transport{
+		// A benchmark of this server must not wander through a proxy that
+		// happens to be set in the environment.
+		TLSClientConfig:     tlsConfig,
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+		// One HTTP/1.1 connection per worker, as phones would connect; HTTP/2
+		// would multiplex every worker over a single connection.
+		Protocols: new(http.Protocols),
+	}
+	tr.Protocols.SetHTTP1(true)
+	return &http.Client{
+		Transport: tr,
+		Timeout:   requestTimeout,
+		// A redirect would mean a wrong base URL; following it would count
+		// the wrong endpoint.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func (o Options) check() error {
@@ -285,29 +291,37 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 
 // send submits one random request and returns its status code.
 func (w *worker) send(ctx context.Context) (int, error) {
-	body, err := json.Marshal(RandomSubmission(w.rng, w.insurers))
+	tok := w.tokens[w.next%len(w.tokens)]
+	w.next++
+	status, _, err := submit(ctx, w.client, w.url, tok, RandomSubmission(w.rng, w.insurers))
+	return status, err
+}
+
+// submit posts one request body and returns the status code and the
+// Location header of the answer.
+func submit(ctx context.Context, client *http.Client, url, token string, s Submission) (int, string, error) {
+	body, err := json.Marshal(s)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Bearer "+w.tokens[w.next%len(w.tokens)])
-	w.next++
-	resp, err := w.client.Do(req)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	// Reading to the end lets the connection go back to the pool; a body
 	// left unread would cost a new connection per request.
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header.Get("Location"), nil
 }
 
 func merge(workers []*worker, measureFrom time.Time) Result {

@@ -154,10 +154,36 @@ var notes = []string{
 	"Kapalı otoparkta, -2. kat",
 }
 
+// Area is a box that request locations are drawn from uniformly.
+type Area struct {
+	MinLat, MaxLat, MinLng, MaxLng float64
+}
+
+// Istanbul is the box over the city that dispatch's benchmarks spread
+// their drivers over (about 22 x 42 km): requests drawn in it always have
+// drivers in reach.
+var Istanbul = Area{MinLat: 40.95, MaxLat: 41.15, MinLng: 28.75, MaxLng: 29.25}
+
+func (a Area) point(r *rand.Rand) (lat, lng float64) {
+	lat = a.MinLat + r.Float64()*(a.MaxLat-a.MinLat)
+	lng = a.MinLng + r.Float64()*(a.MaxLng-a.MinLng)
+	return math.Round(lat*1e6) / 1e6, math.Round(lng*1e6) / 1e6
+}
+
 // RandomSubmission draws a valid, plausible request body from r. The same
 // r state and insurers give the same body, which keeps benchmarks and
 // demos reproducible. An empty insurers list means DefaultInsurers.
 func RandomSubmission(r *rand.Rand, insurers []string) Submission {
+	return randomSubmission(r, insurers, nil)
+}
+
+// RandomSubmissionIn is RandomSubmission with the location drawn
+// uniformly in area, in İstanbul's province and districts.
+func RandomSubmissionIn(r *rand.Rand, insurers []string, area Area) Submission {
+	return randomSubmission(r, insurers, &area)
+}
+
+func randomSubmission(r *rand.Rand, insurers []string, area *Area) Submission {
 	if len(insurers) == 0 {
 		insurers = DefaultInsurers()
 	}
@@ -165,6 +191,9 @@ func RandomSubmission(r *rand.Rand, insurers []string) Submission {
 	s.ServiceType = pickWeighted(r, serviceTypes, func(w weighted) int { return w.weight }).value
 
 	p := pickWeighted(r, provinces, func(p province) int { return p.weight })
+	if area != nil {
+		p = provinces[0] // İstanbul
+	}
 	district := pick(r, p.districts)
 	s.Location = Location{
 		Lat:      jitter(r, p.lat, 0.08, minLat, maxLat),
@@ -172,6 +201,9 @@ func RandomSubmission(r *rand.Rand, insurers []string) Submission {
 		Address:  fmt.Sprintf("%s No:%d, %s, %s", pick(r, streets), 1+r.IntN(250), district, p.name),
 		Province: p.name,
 		District: district,
+	}
+	if area != nil {
+		s.Location.Lat, s.Location.Lng = area.point(r)
 	}
 
 	// A winch job often ends in a tow, which is when the contract expects a

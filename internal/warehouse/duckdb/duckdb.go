@@ -188,7 +188,7 @@ func (s *Store) Load(ctx context.Context, evs []warehouse.Event, derive warehous
 	if len(fresh) == 0 {
 		return 0, commit(ctx, tx)
 	}
-	if err := insertRows(ctx, tx, "events", warehouse.EventColumns, eventRows(fresh)); err != nil {
+	if err := appendRows(ctx, tx, "events", warehouse.EventColumns, eventRows(fresh)); err != nil {
 		return 0, err
 	}
 	var calls [][]any
@@ -201,7 +201,7 @@ func (s *Store) Load(ctx context.Context, evs []warehouse.Event, derive warehous
 			touched[e.RequestID] = true
 		}
 	}
-	if err := insertRows(ctx, tx, "insurer_calls", warehouse.CallColumns, calls); err != nil {
+	if err := appendRows(ctx, tx, "insurer_calls", warehouse.CallColumns, calls); err != nil {
 		return 0, err
 	}
 	if err := s.refreshFacts(ctx, tx, keys(touched), derive); err != nil {
@@ -290,7 +290,7 @@ func (s *Store) refreshFacts(ctx context.Context, tx *sql.Conn, ids []string, de
 		if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts WHERE `+where, args...); err != nil {
 			return fmt.Errorf("replace facts: %w", err)
 		}
-		if err := insertRows(ctx, tx, "request_facts", warehouse.FactColumns, facts); err != nil {
+		if err := appendRows(ctx, tx, "request_facts", warehouse.FactColumns, facts); err != nil {
 			return err
 		}
 		if err := applyDelta(ctx, tx, delta); err != nil {
@@ -513,8 +513,8 @@ func insertRows(ctx context.Context, tx *sql.Conn, table string, cols []string, 
 // appendRows is insertRows for many rows, through DuckDB's appender (the
 // bulk path: rebuild, benchmark). It joins the transaction open on conn.
 func appendRows(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) error {
-	if len(rows) < 1000 {
-		return insertRows(ctx, conn, table, cols, rows)
+	if len(rows) == 0 {
+		return nil
 	}
 	return conn.Raw(func(dc any) error {
 		dconn, ok := dc.(driver.Conn)
