@@ -38,6 +38,26 @@ type Publisher struct {
 	log     *slog.Logger
 }
 
+// Changes wakes a Publisher on a breaker transition: its BreakerChanged
+// is resilient.Options.BreakerChanged. Transitions that come faster than
+// posts are posted as one.
+type Changes struct{ c chan struct{} }
+
+// NewChanges returns a Changes nothing has happened to yet.
+func NewChanges() *Changes { return &Changes{c: make(chan struct{}, 1)} }
+
+// BreakerChanged notes a transition. It never blocks: the breaker calls
+// it with its lock held.
+func (c *Changes) BreakerChanged(code, state string) {
+	select {
+	case c.c <- struct{}{}:
+	default:
+	}
+}
+
+// C receives once after one or more transitions.
+func (c *Changes) C() <-chan struct{} { return c.c }
+
 // NewPublisher posts src's health under key; changed may be nil.
 func NewPublisher(board Board, src Source, key string, changed <-chan struct{}, log *slog.Logger) *Publisher {
 	return &Publisher{board: board, src: src, key: key, changed: changed,

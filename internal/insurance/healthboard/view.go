@@ -2,11 +2,22 @@ package healthboard
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/yolda/yolda/internal/insurance/resilient"
 )
+
+// ErrNoBoard: the process has no board to read (no broker): it answers
+// with its own clients' health alone.
+var ErrNoBoard = errors.New("no health board: no broker")
+
+// Reader returns the snapshots on the board of the processes alive now,
+// or an error when the board cannot be read (bus.HealthBoard, decoded).
+type Reader interface {
+	Snapshots() ([]Snapshot, error)
+}
 
 // Insurer is one insurer's health over the processes that call it.
 type Insurer struct {
@@ -21,14 +32,33 @@ type Insurer struct {
 // Report is one process's view of one insurer.
 type Report struct {
 	Process string
-	// At is when the process took it; Age is how old it was when read.
-	At  time.Time
-	Age time.Duration
+	// At is when the process posted it (now for this process's own).
+	At time.Time
 	resilient.Health
 }
 
-// View is the insurers' health of a deployment, as GET /v1/insurers shows
-// it.
+// Reporter is a process whose snapshot is in an Answer.
+type Reporter struct {
+	Process string
+	At      time.Time
+	// Self: the process answering.
+	Self bool
+}
+
+// Answer is the insurers' health of a deployment, as GET /v1/insurers
+// shows it.
+type Answer struct {
+	Insurers []Insurer
+	// Reporters are the processes whose snapshots Insurers merges, by name.
+	Reporters []Reporter
+	// BoardErr is why the answer is this process's own view alone (the
+	// board unreachable, or none); nil when it is the board's.
+	BoardErr error
+}
+
+// View answers with the insurers' health over every live process of the
+// deployment: this one's clients, live, and the others' last snapshots on
+// the board.
 type View struct {
 	// Configured are this process's clients: the insurers, in order.
 	Configured Source
@@ -37,22 +67,21 @@ type View struct {
 	Calls bool
 	// Process is this process's key on the board.
 	Process string
-	// Board returns the other processes' last snapshots (this process's
-	// own is skipped: Configured's is fresher); nil without a board.
-	Board func() []Snapshot
-	// Now is the clock snapshots' ages are read on (time.Now if nil).
+	// Board reads the board; nil without one.
+	Board Reader
+	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 }
 
 // Health returns each insurer's health over the processes that call it,
 // in configuration order and then, for any insurer another process calls
-// but this one's configuration does not name, by code. With this process
-// the only one reporting (the embedded default), each insurer's health is
-// exactly its client's.
-func (v View) Health() []Insurer {
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
+// but this one's configuration does not name, by code. When the board
+// cannot be read it falls back to this process's own clients, and says
+// why in BoardErr.
+func (v View) Health() Answer {
+	now := v.Now
+	if now == nil {
+		now = time.Now
 	}
 	t := now()
 	var configured []resilient.Health
@@ -63,20 +92,31 @@ func (v View) Health() []Insurer {
 	if v.Calls {
 		snaps = append(snaps, Snapshot{Process: v.Process, At: t, Insurers: configured})
 	}
-	if v.Board != nil {
-		for _, s := range v.Board() {
+	var boardErr error
+	if v.Board == nil {
+		boardErr = ErrNoBoard
+	} else if others, err := v.Board.Snapshots(); err != nil {
+		boardErr = err
+	} else {
+		for _, s := range others {
+			// This process's own is live above, fresher than its post.
 			if s.Process != v.Process {
 				snaps = append(snaps, s)
 			}
 		}
 	}
-	return Merge(t, configured, snaps)
+	slices.SortStableFunc(snaps, func(a, b Snapshot) int { return cmp.Compare(a.Process, b.Process) })
+	reporters := make([]Reporter, len(snaps))
+	for i, s := range snaps {
+		reporters[i] = Reporter{Process: s.Process, At: s.At, Self: s.Process == v.Process}
+	}
+	return Answer{Insurers: Merge(configured, snaps), Reporters: reporters, BoardErr: boardErr}
 }
 
 // Merge gathers the snapshots' reports per insurer: those of configured
-// first, in order, then any other code the snapshots name, by code.
-func Merge(now time.Time, configured []resilient.Health, snaps []Snapshot) []Insurer {
-	slices.SortStableFunc(snaps, func(a, b Snapshot) int { return cmp.Compare(a.Process, b.Process) })
+// first, in order, then any other code the snapshots name, by code. The
+// snapshots are taken in the order given.
+func Merge(configured []resilient.Health, snaps []Snapshot) []Insurer {
 	out := make([]Insurer, 0, len(configured))
 	index := map[string]int{}
 	for _, h := range configured {
@@ -87,7 +127,7 @@ func Merge(now time.Time, configured []resilient.Health, snaps []Snapshot) []Ins
 	extraIndex := map[string]int{}
 	for _, s := range snaps {
 		for _, h := range s.Insurers {
-			r := Report{Process: s.Process, At: s.At, Age: max(0, now.Sub(s.At)), Health: h}
+			r := Report{Process: s.Process, At: s.At, Health: h}
 			if i, ok := index[h.Code]; ok {
 				out[i].Reports = append(out[i].Reports, r)
 				continue
