@@ -20,6 +20,12 @@ import (
 type fakeRequests struct {
 	req      intake.Request
 	outcomes []intake.InsuranceOutcome
+	enqueued []outbox.Message
+}
+
+func (f *fakeRequests) EnqueueOutbox(_ context.Context, msgs []outbox.Message) error {
+	f.enqueued = append(f.enqueued, msgs...)
+	return nil
 }
 
 func (f *fakeRequests) Get(context.Context, identity.Principal, string) (intake.Request, error) {
@@ -53,7 +59,7 @@ func newTestWorker(t *testing.T, a adapterFunc) (*Worker, *fakeRequests, []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewWorker(clients, reqs, nil, nil), reqs, job.Payload
+	return NewWorker(clients, reqs, reqs, nil, nil), reqs, job.Payload
 }
 
 // The insurer's coverage document is recorded byte for byte; the terms
