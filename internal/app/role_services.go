@@ -71,7 +71,8 @@ func (p *process) notifyServices() ([]service, error) {
 // concurrency and retry rules).
 // Calls stay one per message, behind the insurer's bulkhead; the outcomes
 // that finish together share a transaction (intake's group commit behind
-// RecordInsurance).
+// RecordInsurance), each with its insurance.call event; a deferred check's
+// call event is committed on its own.
 func (p *process) insuranceServices() ([]service, error) {
 	gauges, err := checks.NewPendingGauges(p.store, p.insurers.clients, p.registry, nil, p.log)
 	if err != nil {
@@ -80,7 +81,7 @@ func (p *process) insuranceServices() ([]service, error) {
 	ss := []service{{name: "insurer-gauges", run: func(ctx context.Context) error {
 		return gauges.Run(ctx, 15*time.Second)
 	}}, p.insurerHealthPublisher()}
-	handler := insuranceHandler(checks.NewWorker(p.insurers.clients, p.requests, nil, p.log))
+	handler := insuranceHandler(checks.NewWorker(p.insurers.clients, p.requests, p.store, nil, p.log))
 	for _, c := range p.insurers.clients.All() {
 		cc := insuranceConsumer(c.Config())
 		cc.DeadLetter = deadLetterHook(p.deadLetters)

@@ -133,15 +133,24 @@ func (c *Client) Config() insurance.Config { return c.cfg }
 // sentinel (see Kind; only an adapter's unclassified errors match none);
 // when ctx ends first it is ErrCanceled.
 func (c *Client) Verify(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+	v, _, err := c.VerifyCounted(ctx, q)
+	return v, err
+}
+
+// VerifyCounted is Verify, also saying how many attempts reached the
+// adapter: 0 when the bulkhead or the breaker turned the call away (or ctx
+// had ended), so that a caller recording its calls can tell a call the
+// insurer saw from one it never heard of.
+func (c *Client) VerifyCounted(ctx context.Context, q insurance.Query) (insurance.Verdict, int, error) {
 	if err := ctx.Err(); err != nil {
-		return insurance.Verdict{}, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.WithKind(insurance.ErrCanceled, err))
+		return insurance.Verdict{}, 0, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.WithKind(insurance.ErrCanceled, err))
 	}
 	select {
 	case c.slots <- struct{}{}:
 	default:
 		c.mRejected.Inc()
 		c.rejected(insurance.KindBulkheadFull)
-		return insurance.Verdict{}, fmt.Errorf("insurer %s: %w (%d calls in flight)", c.cfg.Code, insurance.ErrBulkheadFull, cap(c.slots))
+		return insurance.Verdict{}, 0, fmt.Errorf("insurer %s: %w (%d calls in flight)", c.cfg.Code, insurance.ErrBulkheadFull, cap(c.slots))
 	}
 	c.inFlight.Add(1)
 	c.mInFlight.Inc()
@@ -154,18 +163,19 @@ func (c *Client) Verify(ctx context.Context, q insurance.Query) (insurance.Verdi
 	done, ok := c.breaker.allow()
 	if !ok {
 		c.rejected(insurance.KindUnavailable)
-		return insurance.Verdict{}, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.ErrUnavailable)
+		return insurance.Verdict{}, 0, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.ErrUnavailable)
 	}
-	v, err := c.tries(ctx, q)
+	v, n, err := c.tries(ctx, q)
 	done(breakerOutcome(err))
-	return v, err
+	return v, n, err
 }
 
-// tries makes the attempts of one Verify.
-func (c *Client) tries(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+// tries makes the attempts of one Verify and says how many it made.
+func (c *Client) tries(ctx context.Context, q insurance.Query) (insurance.Verdict, int, error) {
 	c.budget.call()
 	attempts := c.cfg.Retry.Attempts
 	var err error
+	made := 0
 	for n := range attempts {
 		if n > 0 {
 			if !insurance.Retryable(err) {
@@ -187,12 +197,13 @@ func (c *Client) tries(ctx context.Context, q insurance.Query) (insurance.Verdic
 			c.mRetries.Inc()
 		}
 		var v insurance.Verdict
+		made++
 		if v, err = c.attempt(ctx, q); err == nil {
-			return v, nil
+			return v, made, nil
 		}
 		err = fmt.Errorf("attempt %d/%d: %w", n+1, attempts, err)
 	}
-	return insurance.Verdict{}, fmt.Errorf("insurer %s: %w", c.cfg.Code, err)
+	return insurance.Verdict{}, made, fmt.Errorf("insurer %s: %w", c.cfg.Code, err)
 }
 
 // attempt makes one call to the adapter, under the per-attempt deadline.
