@@ -50,9 +50,11 @@ type Options struct {
 	RecentEvents int
 }
 
-// DefaultRecentEvents holds several minutes of events at the platform's
-// peak rate (tens of megabytes): most events are of requests created in
-// the last minutes.
+// DefaultRecentEvents is about 80 MB of Go heap (some 400 bytes an
+// event): the requests of the last minutes at a few hundred requests a
+// second, of the last seconds at peak. An event of a request no longer
+// held costs its load what every event cost before: a read of the
+// request's events and fact.
 const DefaultRecentEvents = 200_000
 
 var _ warehouse.Store = (*Store)(nil)
