@@ -26,11 +26,12 @@ import (
 )
 
 // The warehouse loader's batches: a load is one transaction, so bigger
-// batches load faster, and a short wait lets them form at a steady rate
-// without holding a report's freshness back noticeably.
+// batches load faster (YOLDA_WAREHOUSE_BATCH_MAX caps them), and a short
+// wait lets them form at a steady rate without holding a report's
+// freshness back noticeably. A replay is not waited for by anyone.
 const (
-	warehouseBatchMax  = 1000
-	warehouseBatchWait = 50 * time.Millisecond
+	warehouseBatchWait   = 50 * time.Millisecond
+	warehouseReplayBatch = 4096
 )
 
 // openWarehouseStore picks the engine by URL: PostgreSQL for postgres://,
@@ -117,7 +118,7 @@ func (p *process) warehouseServices() ([]service, error) {
 	}
 	ss := []service{
 		{name: "warehouse-loader", run: func(ctx context.Context) error {
-			return runLoader(ctx, p.broker, svc, dead, nil)
+			return runLoader(ctx, p.broker, svc, p.cfg.WarehouseBatchMax, dead, nil)
 		}},
 		{name: "warehouse-lag", run: func(ctx context.Context) error {
 			return svc.RunLag(ctx, backlog(p.broker), time.Second)
@@ -126,16 +127,19 @@ func (p *process) warehouseServices() ([]service, error) {
 	return ss, nil
 }
 
-// runLoader consumes every event into svc until ctx ends. loaded, if not
-// nil, sees each batch once it has committed (the lag benchmark).
-func runLoader(ctx context.Context, b *bus.Bus, svc *warehouse.Service, dead func(context.Context, bus.Delivery, error) error,
+// runLoader consumes every event into svc, in batches of up to batchMax,
+// until ctx ends. loaded, if not nil, sees each batch once it has
+// committed (the lag benchmark).
+func runLoader(ctx context.Context, b *bus.Bus, svc *warehouse.Service, batchMax int, dead func(context.Context, bus.Delivery, error) error,
 	loaded func(payloads [][]byte)) error {
 	cfg := bus.ConsumerConfig{
 		Stream: bus.StreamEvents, Durable: warehouse.Consumer, FilterSubject: "events.>",
-		BatchMax: warehouseBatchMax, BatchWait: warehouseBatchWait,
+		BatchMax: batchMax, BatchWait: warehouseBatchWait,
 		// DuckDB has one writer; PostgreSQL batches in several processes
-		// already run side by side.
-		Concurrency: 1, AckWait: time.Minute, MaxAckPending: 4 * warehouseBatchMax,
+		// already run side by side. The broker keeps a few batches in
+		// flight (delivered, not acknowledged), so the next one is full
+		// when the last commits.
+		Concurrency: 1, AckWait: time.Minute, MaxAckPending: 4 * batchMax,
 		DeadLetter: dead,
 	}
 	return bus.ConsumeBatch(ctx, b, cfg, func(ctx context.Context, ds []bus.Delivery) ([]error, error) {
@@ -277,7 +281,7 @@ func Replay(ctx context.Context, b *bus.Bus, from time.Time, svc *warehouse.Serv
 	}
 	total := 0
 	for {
-		batch, err := cons.Fetch(warehouseBatchMax, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(warehouseReplayBatch, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return total, fmt.Errorf("replay fetch: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yolda/yolda/internal/bus"
+	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/telemetry"
 	"github.com/yolda/yolda/internal/warehouse"
 	"github.com/yolda/yolda/internal/warehouse/benchmark"
@@ -66,7 +67,7 @@ func benchLag(ctx context.Context, engine benchmark.Engine, rate int, dur time.D
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = runLoader(runCtx, b, svc, nil, loaded) })
+	wg.Go(func() { _ = runLoader(runCtx, b, svc, config.Defaults().WarehouseBatchMax, nil, loaded) })
 	wg.Go(func() { _ = svc.RunLag(runCtx, backlog(b), 250*time.Millisecond) })
 	maxLag := 0.0
 	wg.Go(func() {

@@ -145,6 +145,10 @@ type Config struct {
 	// ConsumerBatchWait is how long a batching consumer waits to fill a
 	// batch; 0 takes what is buffered, so a lone message never waits.
 	ConsumerBatchWait time.Duration
+	// WarehouseBatchMax caps the events the warehouse loader commits in
+	// one transaction: its cost is mostly per transaction, and reports
+	// are minutes-fresh, so it batches far more than other consumers.
+	WarehouseBatchMax int
 
 	// IntakeBatchMax caps the requests committed in one transaction (1:
 	// one transaction each).
@@ -247,6 +251,7 @@ func Defaults() Config {
 		SweepInterval:     10 * time.Second,
 		WorkerConcurrency: 8,
 		ConsumerBatchMax:  256,
+		WarehouseBatchMax: 2048,
 		IntakeBatchMax:    128,
 		IntakeWriters:     0, // per engine: 1 for SQLite, 2 for PostgreSQL
 		IntakeBatchWait:   0,
@@ -316,6 +321,7 @@ func (c *Config) settings() []setting {
 		{"worker-concurrency", "handlers (or batches) in flight per consumer in this process", &c.WorkerConcurrency, shown},
 		{"consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)", &c.ConsumerBatchMax, shown},
 		{"consumer-batch-wait", "how long a batching consumer waits to fill a batch (0: take what is buffered)", &c.ConsumerBatchWait, shown},
+		{"warehouse-batch-max", "events the warehouse loader commits in one transaction at most", &c.WarehouseBatchMax, shown},
 		{"redis-url", "position index, rate limits and cache: empty for in-process, or redis://...", &c.RedisURL, urls},
 		{"cache-ttl", "longest a hot-read cache entry is served (0: cache off); changes invalidate at once", &c.CacheTTL, shown},
 		{"warehouse-url", "reporting warehouse: empty for DuckDB in the data dir, or postgres://... (not the operational database)", &c.WarehouseURL, urls},
@@ -579,6 +585,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConsumerBatchMax < 1 || c.ConsumerBatchMax > 10_000 {
 		bad("consumer-batch-max must be 1-10000")
+	}
+	if c.WarehouseBatchMax < 1 || c.WarehouseBatchMax > 10_000 {
+		bad("warehouse-batch-max must be 1-10000")
 	}
 	if c.ConsumerBatchWait < 0 || c.ConsumerBatchWait > time.Second {
 		bad("consumer-batch-wait must be 0-1s (a lone message waits that long)")

@@ -92,6 +92,8 @@ func TestValidate(t *testing.T) {
 		"YOLDA_WORKER_CONCURRENCY=0":                 "worker-concurrency",
 		"YOLDA_CONSUMER_BATCH_MAX=0":                 "consumer-batch-max",
 		"YOLDA_CONSUMER_BATCH_WAIT=2s":               "consumer-batch-wait",
+		"YOLDA_WAREHOUSE_BATCH_MAX=0":                "warehouse-batch-max",
+		"YOLDA_WAREHOUSE_BATCH_MAX=10001":            "warehouse-batch-max",
 		"YOLDA_REDIS_URL=memcached://x":              "redis-url",
 		"YOLDA_DRIVER_STALE_AFTER=1s":                "driver-stale-after",
 		"YOLDA_ETA_ROAD_FACTOR=0.5":                  "eta-road-factor",

@@ -158,10 +158,11 @@ func Decode(payload []byte) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %s data: %w", ErrMalformed, env.Type, err)
 	}
+	var seq int64
+	e.Assignment, seq = decodeAssignment(env.Data)
 	if e.Seq == 0 {
-		e.Seq = dataSeq(env.Data)
+		e.Seq = seq
 	}
-	e.Assignment = decodeAssignment(env.Data)
 	return e, nil
 }
 
@@ -248,23 +249,43 @@ func decodeCall(data json.RawMessage) (*Call, error) {
 // decodeAssignment reads a distance or an ETA wherever a producer puts
 // them: at the top of data or under "assignment", in kilometres or metres.
 // Dispatch's events are young; reading what exists beats guessing a name.
-func decodeAssignment(data json.RawMessage) *Assignment {
-	type fields struct {
-		ETASeconds *float64 `json:"eta_seconds"`
-		DistanceKm *float64 `json:"distance_km"`
-		DistanceM  *float64 `json:"distance_m"`
-		OfferID    string   `json:"offer_id"`
-	}
+//
+// It also returns the sequence a producer put in data rather than the
+// envelope (0 if none). One pass reads both; when data does not fit (a
+// field of another type), each is read alone, so that a bad one does not
+// spoil the other.
+func decodeAssignment(data json.RawMessage) (*Assignment, int64) {
 	var d struct {
-		fields
-		Assignment *fields `json:"assignment"`
+		assignFields
+		Assignment *assignFields `json:"assignment"`
+		Seq        int64         `json:"seq"`
 	}
 	if json.Unmarshal(data, &d) != nil {
-		return nil
+		var a struct {
+			assignFields
+			Assignment *assignFields `json:"assignment"`
+		}
+		if json.Unmarshal(data, &a) != nil {
+			return nil, dataSeq(data)
+		}
+		d.assignFields, d.Assignment, d.Seq = a.assignFields, a.Assignment, dataSeq(data)
 	}
-	f := d.fields
-	if d.Assignment != nil && f.ETASeconds == nil && f.DistanceKm == nil && f.DistanceM == nil {
-		f = *d.Assignment
+	return assignmentOf(d.assignFields, d.Assignment), d.Seq
+}
+
+// assignFields are where producers put a distance or an ETA.
+type assignFields struct {
+	ETASeconds *float64 `json:"eta_seconds"`
+	DistanceKm *float64 `json:"distance_km"`
+	DistanceM  *float64 `json:"distance_m"`
+	OfferID    string   `json:"offer_id"`
+}
+
+// assignmentOf is the assignment the top-level fields f, or else those
+// under "assignment", give.
+func assignmentOf(f assignFields, nested *assignFields) *Assignment {
+	if nested != nil && f.ETASeconds == nil && f.DistanceKm == nil && f.DistanceM == nil {
+		f = *nested
 	}
 	if f.DistanceKm == nil && f.DistanceM != nil {
 		km := *f.DistanceM / 1000

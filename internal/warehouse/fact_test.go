@@ -140,3 +140,39 @@ func TestProvincesGroupHoweverTyped(t *testing.T) {
 		}
 	}
 }
+
+// Decode reads a distance or ETA and a sequence from data in one pass;
+// one of them of the wrong type must not spoil the other.
+func TestDecodeReadsDataSeqAndAssignmentApart(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	req := id.New("req", t0)
+	f := func(x float64) *float64 { return &x }
+	for name, tc := range map[string]struct {
+		data     map[string]any
+		seq      int64
+		eta, km  *float64
+		noAssign bool
+	}{
+		"both":          {data: map[string]any{"seq": 5, "distance_m": 1500, "eta_seconds": 90}, seq: 5, eta: f(90), km: f(1.5)},
+		"bad eta":       {data: map[string]any{"seq": 7, "eta_seconds": "soon"}, seq: 7, noAssign: true},
+		"bad seq":       {data: map[string]any{"seq": "seven", "eta_seconds": 60}, eta: f(60)},
+		"nested":        {data: map[string]any{"seq": 3, "assignment": map[string]any{"distance_km": 2.04}}, seq: 3, km: f(2)},
+		"neither there": {data: map[string]any{"offer_id": "off_1"}, noAssign: true},
+	} {
+		e := decode(t, envelope(t, "offer.created", req, t0, 0, tc.data))
+		if e.Seq != tc.seq {
+			t.Errorf("%s: seq %d, want %d", name, e.Seq, tc.seq)
+		}
+		if tc.noAssign {
+			if e.Assignment != nil {
+				t.Errorf("%s: assignment %+v, want none", name, e.Assignment)
+			}
+			continue
+		}
+		a := e.Assignment
+		if a == nil || (tc.eta == nil) != (a.ETASeconds == nil) || (tc.km == nil) != (a.DistanceKm == nil) ||
+			(tc.eta != nil && *a.ETASeconds != *tc.eta) || (tc.km != nil && *a.DistanceKm != *tc.km) {
+			t.Errorf("%s: assignment %+v, want eta %v km %v", name, a, tc.eta, tc.km)
+		}
+	}
+}

@@ -63,3 +63,14 @@ func (l *Live) Next() outbox.Message {
 	}
 	return m
 }
+
+// Fork returns a generator that goes on from l's requests where they are,
+// with its own randomness: what happens next in a warehouse that already
+// holds what l made.
+func (l *Live) Fork(seed uint64) *Live {
+	f := NewLive(seed)
+	for _, r := range l.active {
+		f.active = append(f.active, &liveRequest{id: r.id, step: r.step})
+	}
+	return f
+}

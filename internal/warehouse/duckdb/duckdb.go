@@ -35,7 +35,27 @@ type Store struct {
 	db        *sql.DB
 	mu        sync.Mutex // one writer
 	writer    *sql.Conn
+	recent    *recent // the writer's; under mu
+	// deltaRows is about how many rows request_rollup_delta holds; under
+	// mu. compactRows is rollupCompactRows (tests lower it).
+	deltaRows, compactRows int
 }
+
+// Options tune a Store.
+type Options struct {
+	// RecentEvents caps the events the writer keeps in memory, with their
+	// requests, so that loading more events of a recent request asks
+	// DuckDB nothing (recent.go). Default DefaultRecentEvents; negative:
+	// none.
+	RecentEvents int
+}
+
+// DefaultRecentEvents is about 80 MB of Go heap (some 400 bytes an
+// event): the requests of the last minutes at a few hundred requests a
+// second, of the last seconds at peak. An event of a request no longer
+// held costs its load what every event cost before: a read of the
+// request's events and fact.
+const DefaultRecentEvents = 200_000
 
 var _ warehouse.Store = (*Store)(nil)
 
@@ -95,6 +115,14 @@ CREATE TABLE IF NOT EXISTS request_rollup_daily (
     n            BIGINT NOT NULL,
     PRIMARY KEY (day, province, insurer, service_type, status)
 );
+CREATE TABLE IF NOT EXISTS request_rollup_delta (
+    day          DATE NOT NULL,
+    province     VARCHAR NOT NULL,
+    insurer      VARCHAR NOT NULL,
+    service_type VARCHAR NOT NULL,
+    status       VARCHAR NOT NULL,
+    n            BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS insurer_calls (
     event_id   VARCHAR NOT NULL,
     request_id VARCHAR NOT NULL,
@@ -110,6 +138,14 @@ CREATE TABLE IF NOT EXISTS insurer_calls (
 // Open opens (creating if needed) the warehouse file at path; "" is an
 // in-memory warehouse (tests).
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
+	if o.RecentEvents == 0 {
+		o.RecentEvents = DefaultRecentEvents
+	}
 	if path != "" {
 		// A process that keeps nothing else in its data directory (the
 		// warehouse role on PostgreSQL) may be the first to need it.
@@ -122,7 +158,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open duckdb %s: %w", path, err)
 	}
 	db := sql.OpenDB(c)
-	s := &Store{connector: c, db: db}
+	s := &Store{connector: c, db: db, recent: newRecent(max(o.RecentEvents, 0)), compactRows: rollupCompactRows}
 	if s.writer, err = db.Conn(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("duckdb writer: %w", err)
@@ -130,6 +166,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if _, err := s.writer.ExecContext(ctx, schemaSQL); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("duckdb schema: %w", err)
+	}
+	if err := s.writer.QueryRowContext(ctx, `SELECT count(*) FROM request_rollup_delta`).Scan(&s.deltaRows); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("duckdb rollup: %w", err)
 	}
 	return s, nil
 }
@@ -178,133 +218,247 @@ func (s *Store) Load(ctx context.Context, evs []warehouse.Event, derive warehous
 	}
 	tx := s.writer
 	if err := begin(ctx, tx); err != nil {
+		s.recent.reset()
 		return 0, err
 	}
 	defer rollback(tx)
-	fresh, err := s.newEvents(ctx, tx, evs)
+	done, err := s.load(ctx, tx, evs, derive)
+	if err == nil {
+		err = commit(ctx, tx)
+	}
 	if err != nil {
+		// Whatever the transaction left, recent knows nothing of it.
+		s.recent.reset()
 		return 0, err
 	}
-	if len(fresh) == 0 {
-		return 0, commit(ctx, tx)
+	for _, k := range done.held {
+		s.recent.put(k)
+	}
+	if done.compacted {
+		s.deltaRows = 0
+	}
+	s.deltaRows += done.deltaRows
+	return done.n, nil
+}
+
+// loaded is what one load did, for the writer's state once it commits.
+type loaded struct {
+	n int // new events
+	// held is what the warehouse holds of each request the load touched.
+	held      []*knownRequest
+	deltaRows int  // appended to request_rollup_delta
+	compacted bool // the rollup deltas were folded first
+}
+
+// load writes the batch in the open transaction.
+func (s *Store) load(ctx context.Context, tx *sql.Conn, evs []warehouse.Event, derive warehouse.DeriveFunc) (loaded, error) {
+	var done loaded
+	if !s.recent.known {
+		newest, err := newestRequest(ctx, tx)
+		if err != nil {
+			return done, err
+		}
+		s.recent.setHorizon(newest)
+	}
+	fresh, err := s.newEvents(ctx, tx, evs)
+	if err != nil || len(fresh) == 0 {
+		return done, err
 	}
 	if err := appendRows(ctx, tx, "events", warehouse.EventColumns, eventRows(fresh)); err != nil {
-		return 0, err
+		return done, err
 	}
 	var calls [][]any
-	touched := map[string]bool{}
 	for _, e := range fresh {
 		if row, ok := warehouse.CallValues(e); ok {
 			calls = append(calls, row)
 		}
-		if e.RequestID != "" {
-			touched[e.RequestID] = true
-		}
 	}
 	if err := appendRows(ctx, tx, "insurer_calls", warehouse.CallColumns, calls); err != nil {
-		return 0, err
+		return done, err
 	}
-	if err := s.refreshFacts(ctx, tx, keys(touched), derive); err != nil {
-		return 0, err
+	held, delta, err := s.refreshFacts(ctx, tx, fresh, derive)
+	if err != nil {
+		return done, err
 	}
-	return len(fresh), commit(ctx, tx)
+	if s.deltaRows >= s.compactRows {
+		if err := compactRollup(ctx, tx); err != nil {
+			return done, err
+		}
+		done.compacted = true
+	}
+	if done.deltaRows, err = applyDelta(ctx, tx, delta); err != nil {
+		return done, err
+	}
+	done.n, done.held = len(fresh), held
+	return done, nil
 }
 
-// newEvents returns the events of evs (deduplicated) that the warehouse
-// does not hold. An event's occurred_at is fixed with its id, so the search
-// only reads the row groups of the batch's time span.
+// newestRequest is the latest creation time of a request the warehouse
+// holds (zero if none): the horizon recent starts from.
+func newestRequest(ctx context.Context, tx *sql.Conn) (time.Time, error) {
+	var t sql.NullTime
+	if err := tx.QueryRowContext(ctx, `SELECT max(created_at) FROM request_facts`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("newest request: %w", err)
+	}
+	return t.Time, nil
+}
+
+// newEvents returns the events of evs (deduplicated, in batch order) that
+// the warehouse does not hold. Recent answers for the requests it knows;
+// DuckDB for the others, and an event's occurred_at is fixed with its id,
+// so the search only reads the row groups of their time span.
 func (s *Store) newEvents(ctx context.Context, tx *sql.Conn, evs []warehouse.Event) ([]warehouse.Event, error) {
-	byID := map[string]warehouse.Event{}
-	lo, hi := evs[0].OccurredAt, evs[0].OccurredAt
-	args := []any{nil, nil}
+	isNew := make(map[string]bool, len(evs))
+	var ask []warehouse.Event
 	for _, e := range evs {
-		if _, dup := byID[e.ID]; dup {
+		if _, seen := isNew[e.ID]; seen {
 			continue
 		}
-		byID[e.ID] = e
-		args = append(args, e.ID)
-		lo, hi = minTime(lo, e.OccurredAt), maxTime(hi, e.OccurredAt)
+		if e.RequestID != "" {
+			if held, ok := s.recent.lookup(e.RequestID); ok {
+				isNew[e.ID] = held == nil || !holds(held.evs, e.ID)
+				continue
+			}
+		}
+		isNew[e.ID] = true
+		ask = append(ask, e)
 	}
-	args[0], args[1] = lo.UTC(), hi.UTC()
-	rows, err := tx.QueryContext(ctx, `SELECT event_id FROM events WHERE occurred_at BETWEEN ? AND ? AND event_id IN (`+
-		placeholders(len(args)-2)+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("find loaded events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+	if len(ask) > 0 {
+		if err := loadedEvents(ctx, tx, ask, isNew); err != nil {
 			return nil, err
 		}
-		delete(byID, id)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]warehouse.Event, 0, len(byID))
+	out := make([]warehouse.Event, 0, len(isNew))
 	for _, e := range evs {
-		if _, ok := byID[e.ID]; ok {
+		if isNew[e.ID] {
 			out = append(out, e)
-			delete(byID, e.ID)
+			isNew[e.ID] = false
 		}
 	}
 	return out, nil
 }
 
-// refreshFacts re-derives the facts of the given requests from all their
-// events.
-func (s *Store) refreshFacts(ctx context.Context, tx *sql.Conn, ids []string, derive warehouse.DeriveFunc) error {
+// loadedEvents marks false in isNew the events of evs the warehouse holds.
+func loadedEvents(ctx context.Context, tx *sql.Conn, evs []warehouse.Event, isNew map[string]bool) error {
+	lo, hi := evs[0].OccurredAt, evs[0].OccurredAt
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+		lo, hi = minTime(lo, e.OccurredAt), maxTime(hi, e.OccurredAt)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT event_id FROM events WHERE occurred_at BETWEEN ? AND ? AND event_id IN `+inList,
+		lo.UTC(), hi.UTC(), ids)
+	if err != nil {
+		return fmt.Errorf("find loaded events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		isNew[id] = false
+	}
+	return rows.Err()
+}
+
+// inList is a list of strings bound as one parameter: a statement of one
+// shape whatever the count, which DuckDB joins against rather than
+// comparing each row with every constant (twice as fast as IN (?, ?, ...)
+// at a few hundred ids).
+const inList = `(SELECT unnest(?::VARCHAR[]))`
+
+// prior is what the warehouse holds of a request before a load.
+type prior struct {
+	evs     []warehouse.Event
+	key     warehouse.RollupKey
+	hasFact bool
+}
+
+// refreshFacts re-derives the facts of the requests of fresh from all
+// their events (those held and the fresh ones) and returns what the
+// warehouse holds of each once the transaction commits, and how the
+// rollup changes.
+func (s *Store) refreshFacts(ctx context.Context, tx *sql.Conn, fresh []warehouse.Event, derive warehouse.DeriveFunc) ([]*knownRequest, warehouse.RollupDelta, error) {
+	byReq := map[string][]warehouse.Event{}
+	var ids, misses []string
+	for _, e := range fresh {
+		if e.RequestID == "" {
+			continue
+		}
+		if _, ok := byReq[e.RequestID]; !ok {
+			ids = append(ids, e.RequestID)
+		}
+		byReq[e.RequestID] = append(byReq[e.RequestID], e)
+	}
+	was := make(map[string]prior, len(ids))
+	for _, id := range ids {
+		held, ok := s.recent.lookup(id)
+		switch {
+		case !ok:
+			misses = append(misses, id)
+		case held != nil:
+			was[id] = prior{evs: held.evs, key: held.key, hasFact: true}
+		}
+	}
+	if err := readPrior(ctx, tx, misses, was); err != nil {
+		return nil, nil, err
+	}
+	out := make([]*knownRequest, 0, len(ids))
+	facts := make([][]any, 0, len(ids))
+	var replace []string
+	delta := warehouse.RollupDelta{}
+	for _, id := range ids {
+		p := was[id]
+		all := slices.Concat(p.evs, byReq[id])
+		f := derive(id, all)
+		k := warehouse.RollupKeyOf(f)
+		if p.hasFact {
+			delta.Move(&p.key, k)
+			replace = append(replace, id)
+		} else {
+			delta.Move(nil, k)
+		}
+		facts = append(facts, warehouse.FactValues(f))
+		out = append(out, &knownRequest{id: id, evs: all, key: k})
+	}
+	if len(replace) > 0 {
+		where, args := factsOf(replace)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts WHERE `+where, args...); err != nil {
+			return nil, nil, fmt.Errorf("replace facts: %w", err)
+		}
+	}
+	if err := appendRows(ctx, tx, "request_facts", warehouse.FactColumns, facts); err != nil {
+		return nil, nil, err
+	}
+	return out, delta, nil
+}
+
+// readPrior reads from DuckDB the events and fact keys of the requests
+// recent does not know, into was.
+func readPrior(ctx context.Context, tx *sql.Conn, ids []string, was map[string]prior) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		byReq, err := eventsOf(ctx, tx, chunk)
-		if err != nil {
-			return err
-		}
-		facts := make([][]any, 0, len(chunk))
-		for _, id := range chunk {
-			facts = append(facts, warehouse.FactValues(derive(id, byReq[id])))
-		}
-		args := []any{earliestCreated(chunk)}
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		where := `created_at >= ? AND request_id IN (` + placeholders(len(chunk)) + `)`
-		was, err := oldKeys(ctx, tx, where, args)
-		if err != nil {
-			return err
-		}
-		delta := warehouse.RollupDelta{}
-		for i, id := range chunk {
-			k, ok := was[id]
-			now := warehouse.RollupKeyOf(factOf(facts[i]))
-			if ok {
-				delta.Move(&k, now)
-			} else {
-				delta.Move(nil, now)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts WHERE `+where, args...); err != nil {
-			return fmt.Errorf("replace facts: %w", err)
-		}
-		if err := appendRows(ctx, tx, "request_facts", warehouse.FactColumns, facts); err != nil {
-			return err
-		}
-		if err := applyDelta(ctx, tx, delta); err != nil {
-			return err
-		}
+	evs, err := eventsOf(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	where, args := factsOf(ids)
+	keys, err := oldKeys(ctx, tx, where, args)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		k, ok := keys[id]
+		was[id] = prior{evs: evs[id], key: k, hasFact: ok}
 	}
 	return nil
 }
 
-// factOf reads back the rollup key fields of a FactValues row.
-func factOf(row []any) warehouse.RequestFact {
-	col := func(name string) any { return row[slices.Index(warehouse.FactColumns, name)] }
-	return warehouse.RequestFact{CreatedAt: col("created_at").(time.Time), Province: col("province").(string),
-		Insurer: col("insurer").(string), ServiceType: col("service_type").(string), Status: col("status").(string)}
+// factsOf selects the facts of the requests ids.
+func factsOf(ids []string) (where string, args []any) {
+	return `created_at >= ? AND request_id IN ` + inList, []any{earliestCreated(ids), ids}
 }
 
 // oldKeys reads the rollup keys of the facts where selects.
@@ -325,41 +479,45 @@ func oldKeys(ctx context.Context, tx *sql.Conn, where string, args []any) (map[s
 	return out, rows.Err()
 }
 
-// applyDelta adds delta to the daily rollup and drops the rows that reach
-// zero.
-func applyDelta(ctx context.Context, tx *sql.Conn, delta warehouse.RollupDelta) error {
+// rollupColumns are the columns of request_rollup_daily and
+// request_rollup_delta.
+var rollupColumns = []string{"day", "province", "insurer", "service_type", "status", "n"}
+
+// rollupCompactRows is how many delta rows the writer lets accumulate
+// before it folds them into the daily rollup: reports sum both tables, so
+// the deltas only need to stay small next to it.
+const rollupCompactRows = 20_000
+
+// applyDelta adds delta to the rollup: as rows appended to
+// request_rollup_delta, which reports add to request_rollup_daily. An
+// upsert per load (ON CONFLICT) cost more than all the rest of a load's
+// writes; one every rollupCompactRows rows costs nothing noticeable. It
+// returns how many rows it appended.
+func applyDelta(ctx context.Context, tx *sql.Conn, delta warehouse.RollupDelta) (int, error) {
 	keys := delta.Changes()
-	if len(keys) == 0 {
-		return nil
-	}
 	rows := make([][]any, len(keys))
 	for i, k := range keys {
 		rows[i] = []any{k.Day, k.Province, k.Insurer, k.ServiceType, k.Status, delta[k]}
 	}
-	const per = 4000
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		var args []any
-		var vals []string
-		for _, r := range chunk {
-			vals = append(vals, "(CAST(? AS DATE), ?, ?, ?, ?, ?)")
-			args = append(args, r...)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO request_rollup_daily (day, province, insurer, service_type, status, n) VALUES `+
-			strings.Join(vals, ", ")+` ON CONFLICT (day, province, insurer, service_type, status) DO UPDATE SET n = request_rollup_daily.n + EXCLUDED.n`,
-			args...); err != nil {
-			return fmt.Errorf("update rollup: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM request_rollup_daily WHERE n = 0`); err != nil {
-		return fmt.Errorf("update rollup: %w", err)
+	return len(rows), appendRows(ctx, tx, "request_rollup_delta", rollupColumns, rows)
+}
+
+// compactRollup folds the delta rows into the daily rollup and drops the
+// rows that reach zero.
+func compactRollup(ctx context.Context, tx *sql.Conn) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO request_rollup_daily (day, province, insurer, service_type, status, n)
+SELECT day, province, insurer, service_type, status, sum(n) FROM request_rollup_delta GROUP BY ALL HAVING sum(n) <> 0
+ON CONFLICT (day, province, insurer, service_type, status) DO UPDATE SET n = request_rollup_daily.n + EXCLUDED.n;
+DELETE FROM request_rollup_daily WHERE n = 0;
+DELETE FROM request_rollup_delta;`); err != nil {
+		return fmt.Errorf("compact rollup: %w", err)
 	}
 	return nil
 }
 
 // refreshRollup recomputes the daily rollup from the facts.
 func refreshRollup(ctx context.Context, tx *sql.Conn) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM request_rollup_daily;
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_rollup_daily; DELETE FROM request_rollup_delta;
 INSERT INTO request_rollup_daily SELECT CAST(created_at AS DATE), province, insurer, service_type, status, count(*)
 FROM request_facts GROUP BY ALL`); err != nil {
 		return fmt.Errorf("rollup: %w", err)
@@ -368,12 +526,8 @@ FROM request_facts GROUP BY ALL`); err != nil {
 }
 
 func eventsOf(ctx context.Context, tx *sql.Conn, ids []string) (map[string][]warehouse.Event, error) {
-	args := []any{warehouse.EarliestFor(ids)}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT request_id, payload FROM events WHERE occurred_at >= ? AND request_id IN (`+
-		placeholders(len(ids))+`)`, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT request_id, payload FROM events WHERE occurred_at >= ? AND request_id IN `+inList,
+		warehouse.EarliestFor(ids), ids)
 	if err != nil {
 		return nil, fmt.Errorf("read request events: %w", err)
 	}
@@ -410,12 +564,14 @@ func (s *Store) Rederive(ctx context.Context, derive warehouse.DeriveFunc) (int,
 	if s.writer == nil {
 		return 0, errors.New("duckdb warehouse closed")
 	}
+	// The facts are rewritten: what recent knows of them goes.
+	s.recent.reset()
 	tx := s.writer
 	if err := begin(ctx, tx); err != nil {
 		return 0, err
 	}
 	defer rollback(tx)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts; DELETE FROM insurer_calls; DELETE FROM request_rollup_daily;`); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_facts; DELETE FROM insurer_calls; DELETE FROM request_rollup_daily; DELETE FROM request_rollup_delta;`); err != nil {
 		return 0, fmt.Errorf("empty facts: %w", err)
 	}
 	// Read everything first: DuckDB does not interleave a streaming read
@@ -470,7 +626,11 @@ func (s *Store) Rederive(ctx context.Context, derive warehouse.DeriveFunc) (int,
 	if err := refreshRollup(ctx, tx); err != nil {
 		return 0, err
 	}
-	return len(groups), commit(ctx, tx)
+	if err := commit(ctx, tx); err != nil {
+		return 0, err
+	}
+	s.deltaRows = 0
+	return len(groups), nil
 }
 
 func eventRows(evs []warehouse.Event) [][]any {
@@ -567,14 +727,6 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -593,7 +745,7 @@ func maxTime(a, b time.Time) time.Time {
 // personal-data test) reads to see what the warehouse keeps.
 func (s *Store) Dump(ctx context.Context) (string, error) {
 	var b strings.Builder
-	for _, table := range []string{"events", "request_facts", "insurer_calls", "request_rollup_daily"} {
+	for _, table := range []string{"events", "request_facts", "insurer_calls", "request_rollup_daily", "request_rollup_delta"} {
 		rows, err := s.db.QueryContext(ctx, `SELECT * FROM `+table)
 		if err != nil {
 			return "", err
@@ -620,6 +772,8 @@ func (s *Store) AppendFacts(ctx context.Context, facts []warehouse.RequestFact) 
 	for i, f := range facts {
 		rows[i] = warehouse.FactValues(f)
 	}
+	// Facts without events: recent's horizon no longer holds.
+	s.recent.reset()
 	if err := begin(ctx, s.writer); err != nil {
 		return err
 	}
@@ -645,6 +799,7 @@ func (s *Store) FinishBulk(ctx context.Context) error {
 	if err := commit(ctx, s.writer); err != nil {
 		return err
 	}
+	s.deltaRows = 0
 	_, err := s.writer.ExecContext(ctx, "CHECKPOINT")
 	return err
 }

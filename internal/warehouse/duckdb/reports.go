@@ -35,6 +35,10 @@ var (
 	}
 )
 
+// rollupRows is the daily rollup: its compacted rows and the deltas loads
+// appended since (applyDelta), to be summed.
+const rollupRows = `(SELECT * FROM request_rollup_daily UNION ALL SELECT * FROM request_rollup_delta)`
+
 // rollupSQL is each rollup dimension's grouping key over
 // request_rollup_daily (the others are its columns of the same name).
 var rollupSQL = map[warehouse.Dimension]string{
@@ -92,7 +96,7 @@ func (s *Store) Requests(ctx context.Context, q warehouse.Query) ([]warehouse.Ro
     CAST(coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0) AS BIGINT) AS cancelled,
     CAST(coalesce(sum(n) FILTER (WHERE status = 'unfulfilled'), 0) AS BIGINT) AS unfulfilled,
     CAST(coalesce(sum(n) FILTER (WHERE status = 'rejected'), 0) AS BIGINT) AS rejected`,
-			`FROM request_rollup_daily WHERE day >= CAST(? AS DATE) AND day < CAST(? AS DATE)`, having, warehouse.RequestMeasures)
+			`FROM `+rollupRows+` WHERE day >= CAST(? AS DATE) AND day < CAST(? AS DATE)`, having, warehouse.RequestMeasures)
 		return s.rows(ctx, query+` LIMIT ?`, q.From, q.To, q.Limit+1)
 	}
 	query := grouped(q, `count(*) AS count,

@@ -293,3 +293,16 @@ func requestOf(t *testing.T, payload []byte) string {
 	}
 	return env.RequestID
 }
+
+// LoadShuffled loads f's events into svc in random batches of 1-60, in a
+// shuffled order, with some events repeated: for engine-specific tests.
+func LoadShuffled(t *testing.T, svc *warehouse.Service, f Fixture, seed uint64) {
+	t.Helper()
+	loadShuffled(t, svc, f, seed)
+}
+
+// CheckReports compares svc's reports with the oracle's for f.
+func CheckReports(t *testing.T, svc *warehouse.Service, f Fixture) {
+	t.Helper()
+	checkReports(t, svc, f)
+}
