@@ -80,10 +80,14 @@ func consume(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandl
 		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	c, err := newConsumer(ctx, b, cfg, handler)
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	if err == nil {
+		err = c.run(ctx)
 	}
-	err = c.run(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// Stopped before it had started (while it declared itself): as
+		// clean as a stop after.
+		return nil
+	}
 	if err != nil && b.nc.IsClosed() && !errors.Is(err, ErrClosed) {
 		// Whatever failed, the cause is the closed bus; say so.
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
@@ -122,7 +126,7 @@ type consumer struct {
 func newConsumer(ctx context.Context, b *Bus, cfg ConsumerConfig, handler BatchHandler) (*consumer, error) {
 	ledger, err := openRetryLedger(ctx, b.js, cfg.Stream, cfg.Durable)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	labels := prometheus.Labels{"stream": cfg.Stream, "consumer": cfg.Durable}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -501,3 +501,14 @@ func TestConsumeEndsWhenBusCloses(t *testing.T) {
 		t.Fatal("Consume still running after Close")
 	}
 }
+
+func TestConsumeStoppedWhileDeclaringIsClean(t *testing.T) {
+	t.Parallel()
+	f := setupEmbedded(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // stopped before the consumer could be declared
+	if err := Consume(ctx, f.bus, ConsumerConfig{Stream: StreamJobs, Durable: "never", FilterSubject: "jobs.never.>"},
+		func(context.Context, Delivery) error { return nil }); err != nil {
+		t.Fatalf("a consumer stopped before it started returned %v, want nil", err)
+	}
+}

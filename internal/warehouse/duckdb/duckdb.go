@@ -645,33 +645,7 @@ func eventRows(evs []warehouse.Event) [][]any {
 	return out
 }
 
-// insertRows inserts rows with multi-row INSERT statements of bound
-// parameters.
-func insertRows(ctx context.Context, tx *sql.Conn, table string, cols []string, rows [][]any) error {
-	const maxParams = 30_000
-	per := max(1, maxParams/len(cols))
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
-		args := make([]any, 0, len(chunk)*len(cols))
-		row := "(" + placeholders(len(cols)) + ")"
-		for i, r := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(row)
-			args = append(args, r...)
-		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("insert %s: %w", table, err)
-		}
-	}
-	return nil
-}
-
-// appendRows is insertRows for many rows, through DuckDB's appender (the
-// bulk path: rebuild, benchmark). It joins the transaction open on conn.
+// appendRows appends rows through DuckDB's appender. It joins the transaction open on conn.
 func appendRows(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
