@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/yolda/yolda/internal/identity"
-	"github.com/yolda/yolda/internal/insurance/checks"
+	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/outbox"
 	"github.com/yolda/yolda/internal/realtime"
 )
@@ -30,7 +30,7 @@ func TestRealtimeIgnoresInsuranceCallEvents(t *testing.T) {
 
 	at := time.Now()
 	call, err := outbox.New(outbox.EventSubject(outbox.EventInsuranceCall), outbox.EventInsuranceCall, at, reqID, outbox.SystemActor,
-		checks.Call{Insurer: "anadolu", At: at, LatencyMs: 12.5, Outcome: "error", ErrorKind: "timeout", Attempts: 3})
+		insurance.Call{Insurer: "anadolu", At: at, LatencyMs: 12.5, Outcome: "error", ErrorKind: "timeout", Attempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/yolda/yolda/internal/fold"
 	"github.com/yolda/yolda/internal/geo"
+	"github.com/yolda/yolda/internal/insurance"
 )
 
 // Event types the warehouse derives facts from. Any other type is kept in
@@ -46,11 +47,11 @@ type Event struct {
 	Seq       int64  `json:"seq,omitempty"`
 	ActorRole string `json:"actor_role,omitempty"`
 
-	Created    *Created    `json:"created,omitempty"`
-	Status     *Transition `json:"status,omitempty"`
-	Insurance  *Insurance  `json:"insurance,omitempty"`
-	Assignment *Assignment `json:"assignment,omitempty"`
-	Call       *Call       `json:"call,omitempty"`
+	Created    *Created        `json:"created,omitempty"`
+	Status     *Transition     `json:"status,omitempty"`
+	Insurance  *Insurance      `json:"insurance,omitempty"`
+	Assignment *Assignment     `json:"assignment,omitempty"`
+	Call       *insurance.Call `json:"call,omitempty"`
 	// OfferAccepted is the offer an offer.closed event accepted.
 	OfferAccepted string `json:"offer_accepted,omitempty"`
 }
@@ -93,18 +94,6 @@ type Assignment struct {
 	ETASeconds *float64 `json:"eta_seconds,omitempty"`
 	DistanceKm *float64 `json:"distance_km,omitempty"`
 	OfferID    string   `json:"offer_id,omitempty"`
-}
-
-// Call is one insurance.call event: one policy check the insurance role
-// made (docs/events.md).
-type Call struct {
-	Insurer   string    `json:"insurer"`
-	At        time.Time `json:"at"`
-	LatencyMs float64   `json:"latency_ms"`
-	// Outcome is covered, not_covered or error.
-	Outcome   string `json:"outcome"`
-	ErrorKind string `json:"error_kind,omitempty"`
-	Attempts  int    `json:"attempts,omitempty"`
 }
 
 // envelope is the part of the producer's envelope the warehouse reads.
@@ -234,8 +223,8 @@ func decodeInsurance(data json.RawMessage) (*Insurance, error) {
 	return &d, nil
 }
 
-func decodeCall(data json.RawMessage) (*Call, error) {
-	var d Call
+func decodeCall(data json.RawMessage) (*insurance.Call, error) {
+	var d insurance.Call
 	if err := json.Unmarshal(data, &d); err != nil {
 		return nil, err
 	}

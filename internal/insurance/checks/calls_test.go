@@ -149,7 +149,7 @@ func (r *callRig) pending(t *testing.T) []outbox.Message {
 // callEvent is an insurance.call event as committed.
 type callEvent struct {
 	env     outbox.Envelope
-	call    checks.Call
+	call    insurance.Call
 	payload string
 }
 
