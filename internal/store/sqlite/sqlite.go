@@ -31,8 +31,8 @@ var migrations embed.FS
 
 // Store is the SQLite implementation of every store port.
 type Store struct {
-	write *sql.DB
-	read  *sql.DB
+	write *pool
+	read  *pool
 }
 
 var (
@@ -71,8 +71,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	// Idle readers stay open: a new connection reads the schema again and
+	// prepares every statement again.
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	s := &Store{write: write, read: read}
+	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
+	s := &Store{write: newPool(write), read: newPool(read)}
 	if err := s.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -118,7 +121,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
@@ -145,11 +148,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 // tx runs fn in a write transaction and commits it if fn returns nil.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
+func (s *Store) tx(ctx context.Context, fn func(*txn) error) error {
+	tx, err := s.write.begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	defer tx.ended(ctx)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
