@@ -25,11 +25,11 @@ func BenchmarkHandleCreated(b *testing.B) {
 	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
 	r := intake.Request{ID: "req_01HZX3Q4T8W2B7K9M5N6P0R1S2", OwnerID: "usr_01HZX3Q4T8W2B7K9M5N6P0R1S3",
 		Status: intake.StatusDispatching, ServiceType: intake.Tow,
-		Location: intake.Location{Lat: 41.0082, Lng: 28.9784, Address: "İstiklal Caddesi 12", Province: "İstanbul", District: "Beyoğlu"},
-		Vehicle:  intake.Vehicle{Plate: "34ABC123", Make: "Renault", Model: "Clio", Type: "car"},
-		Policy:   intake.Policy{Insurer: "anadolu", PolicyNumber: "POL-123456"},
-		Contact:  intake.Contact{Name: "Ayşe Yılmaz", Phone: "+905551112233"},
-		Timeline: []intake.TimelineEntry{{Status: intake.StatusReceived, At: at}, {Status: intake.StatusDispatching, At: at}},
+		Location:  intake.Location{Lat: 41.0082, Lng: 28.9784, Address: "İstiklal Caddesi 12", Province: "İstanbul", District: "Beyoğlu"},
+		Vehicle:   intake.Vehicle{Plate: "34ABC123", Make: "Renault", Model: "Clio", Type: "car"},
+		Policy:    intake.Policy{Insurer: "anadolu", PolicyNumber: "POL-123456"},
+		Contact:   intake.Contact{Name: "Ayşe Yılmaz", Phone: "+905551112233"},
+		Timeline:  []intake.TimelineEntry{{Status: intake.StatusReceived, At: at}, {Status: intake.StatusDispatching, At: at}},
 		CreatedAt: at, UpdatedAt: at, Version: 2}
 	m, err := outbox.New(outbox.EventSubject(outbox.EventRequestCreated), outbox.EventRequestCreated, at, r.ID, outbox.SystemActor,
 		intake.CreatedEvent{Request: r, OwnerID: r.OwnerID})
