@@ -121,7 +121,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *txn) error {
+	return s.tx(ctx, func(t *txn) error {
+		tx := t.Tx // statements run once: not worth keeping prepared
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
