@@ -33,6 +33,7 @@ var migrations embed.FS
 type Store struct {
 	write *pool
 	read  *pool
+	group writeGroup
 }
 
 var (
@@ -146,23 +147,6 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// tx runs fn in a write transaction and commits it if fn returns nil.
-func (s *Store) tx(ctx context.Context, fn func(*txn) error) error {
-	tx, err := s.write.begin(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.ended(ctx)
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 // cleanupTimeout bounds the work done after the caller's context may have

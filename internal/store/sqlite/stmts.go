@@ -110,9 +110,12 @@ func (p *pool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 // the transaction has ended (its connection is then free).
 type txn struct {
 	*sql.Tx
-	stmts  *stmtCache
-	bound  map[string]*sql.Stmt // the kept statements, bound to the transaction
-	missed map[string]struct{}
+	// override, when set, is the context of every statement, whatever
+	// context the caller gives (a member of a group commit: see group.go).
+	override context.Context
+	stmts    *stmtCache
+	bound    map[string]*sql.Stmt // the kept statements, bound to the transaction
+	missed   map[string]struct{}
 }
 
 // begin starts a transaction on p.
@@ -133,6 +136,13 @@ func (t *txn) ended(ctx context.Context) {
 		t.stmts.prepare(ctx, q)
 	}
 	t.missed = nil
+}
+
+func (t *txn) ctx(ctx context.Context) context.Context {
+	if t.override != nil {
+		return t.override
+	}
+	return ctx
 }
 
 func (t *txn) stmt(ctx context.Context, q string) *sql.Stmt {
@@ -156,6 +166,7 @@ func (t *txn) stmt(ctx context.Context, q string) *sql.Stmt {
 
 // ExecContext is sql.Tx's, prepared once.
 func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = t.ctx(ctx)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -164,6 +175,7 @@ func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Resul
 
 // QueryContext is sql.Tx's, prepared once.
 func (t *txn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = t.ctx(ctx)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -172,6 +184,7 @@ func (t *txn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Row
 
 // QueryRowContext is sql.Tx's, prepared once.
 func (t *txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = t.ctx(ctx)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
