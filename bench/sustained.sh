@@ -13,7 +13,7 @@
 #   bench/sustained.sh [STEP]                 # default 60s per step
 #   CONFIGS=sqlite bench/sustained.sh 10s     # one configuration, a smoke run
 #
-# Configurations (CONFIGS, default all three):
+# Configurations (CONFIGS, default sqlite postgres postgres-split):
 #   sqlite          every role in one process, SQLite, embedded broker
 #   postgres        every role in one process, PostgreSQL, embedded broker
 #   postgres-split  api+relay in one process, the workers in another,
@@ -21,8 +21,19 @@
 #                   cannot share an embedded broker) and, with drivers, the
 #                   Redis position index (two processes cannot share the
 #                   in-process one)
+#   sqlite-backbone, postgres-backbone
+#                   the backbone alone (api, relay, notify, insurance in one
+#                   process): what intake, the outbox, the broker and the
+#                   batched consumers sustain before dispatch, realtime and
+#                   the warehouse add their work
 #
-# Other settings: RATES (comma-separated), BISECT (2), DRIVERS (10000 if
+# Insurers: one mock insurer (`yolda mock-insurer`, MOCK_LATENCY, default
+# 30ms ± 20ms) answers for the three insurer codes the requests name, so
+# every request's policy check is a real HTTP call behind the breakers; its
+# CPU is not the server's (it shows under the others' CPU). INSURERS=0
+# runs without an insurers file (every request straight to manual review).
+#
+# Other settings: PORT_BASE (18290), RATES (comma-separated), BISECT (2), DRIVERS (10000 if
 # the build has the dispatch role, else 0), REDIS_URL
 # (redis://127.0.0.1:6390/13; its database is flushed), OUT (where the
 # logs, the output and, with PROFILE=1, CPU profiles of the middle third
@@ -34,6 +45,8 @@
 # stopped, by pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Ports: PORT_BASE and the nine after it (two runs at once need two bases).
+port=${PORT_BASE:-18290}
 step=${1:-60s}
 configs=${CONFIGS:-sqlite postgres postgres-split}
 rates=${RATES:-1000,2000,3000,4000,5000,6000,8000,10000,12000}
@@ -53,6 +66,7 @@ stop_started() {
 }
 cleanup() {
 	stop_started
+	[ -n "${started_mock:-}" ] && kill "$started_mock" 2>/dev/null
 	scripts/postgres-test-cluster.sh stop "$work/pg" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
@@ -70,6 +84,16 @@ fi
 if [[ " $configs " == *" postgres-split "* ]]; then
 	go build -o "$work/nats-server" github.com/nats-io/nats-server/v2
 fi
+backbone_roles=api,relay,notify,insurance
+
+if [ "${INSURERS:-1}" = 1 ]; then
+	"$work/yolda" mock-insurer --addr 127.0.0.1:$((port + 8)) --latency "${MOCK_LATENCY:-30ms}" --jitter "${MOCK_JITTER:-20ms}" --seed 1 2>"$out/mock-insurer.log" &
+	started_mock=$!
+	for code in anadolu axa allianz; do
+		printf '  - code: %s\n    name: %s\n    base_url: http://127.0.0.1:%s\n    timeout: 2s\n    bulkhead: 512\n' "$code" "$code" $((port + 8))
+	done | sed '1i insurers:' >"$work/insurers.yaml"
+	export YOLDA_INSURERS_FILE="$work/insurers.yaml"
+fi
 
 # The server's settings: limits off (one address sends everything), and,
 # for dispatch, drivers that never answer: an offer expires after 1 s and
@@ -79,7 +103,7 @@ fi
 export YOLDA_RATE_LIMIT_USER=0 YOLDA_RATE_LIMIT_IP=0 YOLDA_MAX_IN_FLIGHT=0 YOLDA_MAX_CONNS_PER_IP=0 YOLDA_LOG_LEVEL=warn
 export YOLDA_JWT_SECRET=sustained-benchmark-secret-0123456789abcdef
 export YOLDA_OFFER_TIMEOUT=1s YOLDA_DISPATCH_RADII_KM=10 YOLDA_DRIVER_STALE_AFTER=1h
-api=127.0.0.1:18290
+api=127.0.0.1:$((port + 0))
 
 wait_ready() { # host:port log
 	for _ in $(seq 300); do curl -sf "http://$1/readyz" >/dev/null && return; sleep 0.2; done
@@ -95,9 +119,13 @@ for config in $configs; do
 	data="$work/$config"
 	mkdir -p "$data"
 	env_db=()
+	config_drivers=$drivers
 	case $config in
-	sqlite) ;;
-	postgres | postgres-split)
+	*-backbone) config_drivers=0 ;;
+	esac
+	case $config in
+	sqlite | sqlite-backbone) ;;
+	postgres | postgres-split | postgres-backbone)
 		schema=s_${config//-/_}
 		psql -q "$pg_url" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
 		env_db=(YOLDA_DATABASE_URL="${pg_url}&search_path=$schema")
@@ -106,39 +134,41 @@ for config in $configs; do
 	esac
 	env "${env_db[@]}" YOLDA_DATA_DIR="$data" "$work/yolda" users add --role customer --username bench --password bench-password >/dev/null
 
-	bench_args=(-label "$config" -url "http://$api" -step "$step" -rates "$rates" -bisect "$bisect" -drivers "$drivers" -data-dir "$data")
+	bench_args=(-label "$config" -url "http://$api" -step "$step" -rates "$rates" -bisect "$bisect" -drivers "$config_drivers" -data-dir "$data")
 	[ "${PROFILE:-0}" = 1 ] && bench_args+=(-profile-dir "$out")
 	case $config in
-	sqlite | postgres)
-		env "${env_db[@]}" YOLDA_DATA_DIR="$data" YOLDA_ROLES=all YOLDA_PPROF_ADDR=127.0.0.1:18293 \
-			"$work/yolda" serve --http-addr "$api" --ops-addr 127.0.0.1:18291 2>"$out/$config.log" &
+	sqlite | postgres | sqlite-backbone | postgres-backbone)
+		config_roles=all
+		[[ $config == *-backbone ]] && config_roles=$backbone_roles
+		env "${env_db[@]}" YOLDA_DATA_DIR="$data" YOLDA_ROLES=$config_roles YOLDA_PPROF_ADDR=127.0.0.1:$((port + 3)) \
+			"$work/yolda" serve --http-addr "$api" --ops-addr 127.0.0.1:$((port + 1)) 2>"$out/$config.log" &
 		started+=($!)
 		wait_ready "$api" "$out/$config.log"
-		bench_args+=(-ops-urls 127.0.0.1:18291 -pprof-urls 127.0.0.1:18293 -server-pids "${started[-1]}")
+		bench_args+=(-ops-urls 127.0.0.1:$((port + 1)) -pprof-urls 127.0.0.1:$((port + 3)) -server-pids "${started[-1]}")
 		;;
 	postgres-split)
 		mkdir -p "$work/nats"
-		"$work/nats-server" -js -sd "$work/nats" -a 127.0.0.1 -p 14322 2>"$out/nats.log" &
+		"$work/nats-server" -js -sd "$work/nats" -a 127.0.0.1 -p $((port + 9)) 2>"$out/nats.log" &
 		started+=($!)
 		nats_pid=$!
-		for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/14322) 2>/dev/null && break; sleep 0.2; done
-		env_split=(YOLDA_NATS_URL=nats://127.0.0.1:14322)
-		if [ "$drivers" -gt 0 ]; then
+		for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$((port + 9))) 2>/dev/null && break; sleep 0.2; done
+		env_split=(YOLDA_NATS_URL=nats://127.0.0.1:$((port + 9)))
+		if [ "$config_drivers" -gt 0 ]; then
 			redis-cli -u "$redis_url" FLUSHDB >/dev/null
 			env_split+=(YOLDA_REDIS_URL="$redis_url")
 		fi
-		env "${env_db[@]}" "${env_split[@]}" YOLDA_DATA_DIR="$data" YOLDA_ROLES=api,relay YOLDA_PPROF_ADDR=127.0.0.1:18293 \
-			"$work/yolda" serve --http-addr "$api" --ops-addr 127.0.0.1:18291 2>"$out/$config-api.log" &
+		env "${env_db[@]}" "${env_split[@]}" YOLDA_DATA_DIR="$data" YOLDA_ROLES=api,relay YOLDA_PPROF_ADDR=127.0.0.1:$((port + 3)) \
+			"$work/yolda" serve --http-addr "$api" --ops-addr 127.0.0.1:$((port + 1)) 2>"$out/$config-api.log" &
 		started+=($!)
 		api_pid=$!
 		wait_ready "$api" "$out/$config-api.log"
 		mkdir -p "$data/workers"
-		env "${env_db[@]}" "${env_split[@]}" YOLDA_DATA_DIR="$data/workers" YOLDA_ROLES="$worker_roles" YOLDA_PPROF_ADDR=127.0.0.1:18294 \
-			"$work/yolda" serve --http-addr 127.0.0.1:18295 --ops-addr 127.0.0.1:18292 2>"$out/$config-workers.log" &
+		env "${env_db[@]}" "${env_split[@]}" YOLDA_DATA_DIR="$data/workers" YOLDA_ROLES="$worker_roles" YOLDA_PPROF_ADDR=127.0.0.1:$((port + 4)) \
+			"$work/yolda" serve --http-addr 127.0.0.1:$((port + 5)) --ops-addr 127.0.0.1:$((port + 2)) 2>"$out/$config-workers.log" &
 		started+=($!)
 		workers_pid=$!
-		wait_ready 127.0.0.1:18292 "$out/$config-workers.log"
-		bench_args+=(-ops-urls 127.0.0.1:18291,127.0.0.1:18292 -pprof-urls 127.0.0.1:18293,127.0.0.1:18294
+		wait_ready 127.0.0.1:$((port + 2)) "$out/$config-workers.log"
+		bench_args+=(-ops-urls 127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)) -pprof-urls 127.0.0.1:$((port + 3)),127.0.0.1:$((port + 4))
 			-server-pids "$api_pid,$workers_pid,$nats_pid")
 		;;
 	esac

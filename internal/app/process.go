@@ -24,6 +24,7 @@ import (
 	"github.com/yolda/yolda/internal/dispatch"
 	"github.com/yolda/yolda/internal/fleet"
 	"github.com/yolda/yolda/internal/httpapi"
+	"github.com/yolda/yolda/internal/insurance/healthboard"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/realtime"
 	"github.com/yolda/yolda/internal/store/postgres"
@@ -44,10 +45,16 @@ type process struct {
 
 	store *openedStore
 	// broker is nil unless a role needs it.
-	broker      *bus.Bus
-	insurers    insurers
-	requests    *intake.Service
-	deadLetters *deadletter.Service
+	broker   *bus.Bus
+	insurers insurers
+	// board is the insurer health board (nil without a broker, or in a
+	// process that neither posts nor reads it); processKey names this
+	// process there; healthChanges hears the breakers' transitions.
+	board         *bus.HealthBoard
+	processKey    string
+	healthChanges *healthboard.Changes
+	requests      *intake.Service
+	deadLetters   *deadletter.Service
 	// audit is the trail of security events; the api role prunes it.
 	audit *audit.Service
 	// positions and fleet serve the drivers' routes and the dispatch role.
@@ -152,7 +159,8 @@ func (p *process) assemble(ctx context.Context) error {
 	if need&needInsurers != 0 {
 		file = p.cfg.InsurersFile
 	}
-	p.insurers, err = loadInsurers(file, p.env, p.registry, p.log)
+	p.processKey, p.healthChanges = healthboard.ProcessKey(), healthboard.NewChanges()
+	p.insurers, err = loadInsurers(file, p.env, p.registry, p.log, p.healthChanges.BreakerChanged)
 	if err != nil {
 		return err
 	}
@@ -165,6 +173,9 @@ func (p *process) assemble(ctx context.Context) error {
 		if err := p.connectBroker(ctx); err != nil {
 			return err
 		}
+	}
+	if err := p.openHealthBoard(ctx); err != nil {
+		return err
 	}
 
 	if err := p.connectRedis(ctx); err != nil {
@@ -219,7 +230,7 @@ func (p *process) assemble(ctx context.Context) error {
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	deps := httpapi.Deps{
 		Intake: p.requests, Accounts: accounts, Admin: accounts, Audit: trail, Tokens: tokens, DeadLetters: p.deadLetters, Notifications: store,
-		Insurers: p.insurers.clients, Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws, Limiter: limiter,
+		Insurers: p.insurerHealth(), Fleet: p.reporter, Dispatch: p.dispatch, Realtime: ws, Limiter: limiter,
 		Tracking: trackingLinks, Approaches: p.fleet, Candidates: p.fleet, OfferHistory: store, Pending: store, Web: site, ReportsForward: p.reportsForward,
 		Ready: store.Ping, Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{

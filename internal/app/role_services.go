@@ -65,11 +65,14 @@ func (p *process) notifyServices() ([]service, error) {
 	return []service{p.batchConsumer("notify-consumer", notifyConsumer(p.cfg, p.deadLetters), notifyHandler(worker, lag))}, nil
 }
 
-// insuranceServices: the pending-check gauges and one consumer per
-// configured insurer (each with its own concurrency and retry rules).
+// insuranceServices: the pending-check gauges, the publisher of the
+// insurers' health to the board (GET /v1/insurers of every api process
+// reads it) and one consumer per configured insurer (each with its own
+// concurrency and retry rules).
 // Calls stay one per message, behind the insurer's bulkhead; the outcomes
 // that finish together share a transaction (intake's group commit behind
-// RecordInsurance).
+// RecordInsurance), each with its insurance.call event; a deferred check's
+// call event is committed on its own.
 func (p *process) insuranceServices() ([]service, error) {
 	gauges, err := checks.NewPendingGauges(p.store, p.insurers.clients, p.registry, nil, p.log)
 	if err != nil {
@@ -77,8 +80,8 @@ func (p *process) insuranceServices() ([]service, error) {
 	}
 	ss := []service{{name: "insurer-gauges", run: func(ctx context.Context) error {
 		return gauges.Run(ctx, 15*time.Second)
-	}}}
-	handler := insuranceHandler(checks.NewWorker(p.insurers.clients, p.requests, nil, p.log))
+	}}, p.insurerHealthPublisher()}
+	handler := insuranceHandler(checks.NewWorker(p.insurers.clients, p.requests, p.store, nil, p.log))
 	for _, c := range p.insurers.clients.All() {
 		cc := insuranceConsumer(c.Config())
 		cc.DeadLetter = deadLetterHook(p.deadLetters)

@@ -72,10 +72,10 @@ func TestRoleServices(t *testing.T) {
 		{"relay", []string{"relay", "sweeper", "ops"}, true},
 		{"notify", []string{"notify-consumer", "ops"}, true},
 		{"dispatch", []string{"dispatch-consumer", "offer-expirer", "index-reconciler", "ops"}, true},
-		{"insurance", []string{"insurer-gauges", "ops"}, true},
+		{"insurance", []string{"insurer-gauges", "insurer-health-publisher", "ops"}, true},
 		{"warehouse", []string{"http", "warehouse-loader", "warehouse-lag", "ops"}, true},
 		{"all", []string{"http", "audit-retention", "relay", "sweeper", "notify-consumer", "dispatch-consumer", "offer-expirer", "index-reconciler",
-			"realtime-gateway", "realtime-positions", "realtime-events", "insurer-gauges", "warehouse-loader", "warehouse-lag", "ops"}, true},
+			"realtime-gateway", "realtime-positions", "realtime-events", "insurer-gauges", "insurer-health-publisher", "warehouse-loader", "warehouse-lag", "ops"}, true},
 	} {
 		t.Run(tc.roles, func(t *testing.T) {
 			p := testProcess(t, tc.roles, nil)

@@ -36,6 +36,7 @@ type operationalStore interface {
 	deadletter.Store
 	notify.Store
 	checks.PendingSource
+	checks.Outbox
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error
 }

@@ -207,7 +207,7 @@ func warehouseCmd(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, env.Stderr)
-	ins, err := loadInsurers(cfg.InsurersFile, env, nil, log)
+	ins, err := loadInsurers(cfg.InsurersFile, env, nil, log, nil)
 	if err != nil {
 		return err
 	}
@@ -334,7 +334,7 @@ func (p *process) assembleWithoutStore(ctx context.Context, need needs) error {
 	if need&needInsurers != 0 {
 		file = p.cfg.InsurersFile
 	}
-	if p.insurers, err = loadInsurers(file, p.env, p.registry, p.log); err != nil {
+	if p.insurers, err = loadInsurers(file, p.env, p.registry, p.log, nil); err != nil {
 		return err
 	}
 	p.onClose(func() { _ = p.insurers.clients.Close() })
@@ -348,7 +348,7 @@ func (p *process) assembleWithoutStore(ctx context.Context, need needs) error {
 	}
 	proxies, _ := p.cfg.ProxyNets() // validated with the config
 	deps := httpapi.Deps{
-		Accounts: signatureOnly{}, Tokens: tokens, Insurers: p.insurers.clients, Registry: p.registry, Logger: p.log,
+		Accounts: signatureOnly{}, Tokens: tokens, Insurers: p.insurerHealth(), Registry: p.registry, Logger: p.log,
 		Options: httpapi.Options{
 			MaxBodyBytes: p.cfg.MaxBodyBytes, MaxInFlight: p.cfg.MaxInFlight,
 			BodyReadTimeout: p.cfg.BodyReadTimeout, MaxConnsPerIP: p.cfg.MaxConnsPerIP,

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/yolda/yolda/internal/auth"
 	"github.com/yolda/yolda/internal/config"
 	"github.com/yolda/yolda/internal/identity"
+	"github.com/yolda/yolda/internal/insurance/mockinsurer"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/loadgen"
 	"github.com/yolda/yolda/internal/warehouse"
@@ -132,13 +134,23 @@ func allReports(t *testing.T, svc *warehouse.Service) map[string][]warehouse.Row
 }
 
 // TestWarehouseMatchesOperationalDataAndRebuilds runs the platform in one
-// process (SQLite, embedded broker, DuckDB warehouse), submits requests
-// and cancels some, and checks that the warehouse's counts per province,
-// insurer and status become the operational store's. Then it replays the
-// stream into an empty warehouse, and re-derives the live one from its own
-// events: both must give every report exactly as the live warehouse does.
+// process (SQLite, embedded broker, DuckDB warehouse, the insurance role
+// against a mock insurer over HTTP), submits requests and cancels some,
+// and checks that the warehouse's counts per province, insurer and status
+// become the operational store's, and that its insurers report has the
+// insurer's calls and their latency. Then it replays the stream into an
+// empty warehouse, and re-derives the live one from its own events: both
+// must give every report exactly as the live warehouse does.
 func TestWarehouseMatchesOperationalDataAndRebuilds(t *testing.T) {
-	p := testProcess(t, "api,relay,notify,warehouse", nil)
+	const latency = 25 * time.Millisecond
+	mock := mockinsurer.New(mockinsurer.Behaviour{Latency: latency})
+	srv := httptest.NewServer(mock)
+	t.Cleanup(func() { mock.Close(); srv.Close() })
+	insurersFile := filepath.Join(t.TempDir(), "insurers.yaml")
+	if err := os.WriteFile(insurersFile, []byte("insurers:\n  - code: anadolu\n    base_url: "+srv.URL+"\n    verify_before_dispatch: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := testProcess(t, "api,relay,notify,insurance,warehouse", func(c *config.Config) { c.InsurersFile = insurersFile })
 	runProcess(t, p)
 	accounts, err := account.NewService(p.store, &account.Hasher{Memory: 64, Time: 1, Threads: 1})
 	if err != nil {
@@ -166,7 +178,33 @@ func TestWarehouseMatchesOperationalDataAndRebuilds(t *testing.T) {
 			}
 		}
 	}
+	// anadolu's checks settle (the others' insurers are not configured:
+	// manual review at once, no call).
+	eventually(t, "anadolu's checks to settle", func() (bool, string) {
+		n := 0
+		for k, c := range operationalCounts(t, p) {
+			if k.insurer == "anadolu" && k.status == string(intake.StatusAwaitingInsurance) {
+				n += int(c)
+			}
+		}
+		return n == 0, fmt.Sprintf("%d awaiting insurance", n)
+	})
+	calls := mock.Stats().Calls
+	if calls == 0 {
+		t.Fatal("no request was checked with anadolu")
+	}
 	want := operationalCounts(t, p)
+	eventually(t, "the insurers report to count anadolu's calls", func() (bool, string) {
+		row := insurerRow(t, p.warehouse, "anadolu")
+		return number(row["calls"]) == float64(calls), fmt.Sprintf("%v, the insurer answered %d calls", row, calls)
+	})
+	row := insurerRow(t, p.warehouse, "anadolu")
+	if p50, p99 := number(row["latency_p50_ms"]), number(row["latency_p99_ms"]); p50 < float64(latency.Milliseconds()) || p99 < p50 || p99 > 30_000 {
+		t.Errorf("anadolu's call latency: p50 %v ms, p99 %v ms; the insurer takes %s", p50, p99, latency)
+	}
+	if number(row["errors"]) != 0 || number(row["checks"]) < float64(calls) {
+		t.Errorf("anadolu: %v after %d successful calls", row, calls)
+	}
 	eventually(t, "warehouse counts equal the operational ones", func() (bool, string) {
 		got := warehouseCounts(t, p.warehouse)
 		d := cmp.Diff(want, got, cmp.AllowUnexported(groupKey{}))
@@ -206,6 +244,39 @@ func TestWarehouseMatchesOperationalDataAndRebuilds(t *testing.T) {
 	if d := cmp.Diff(live, allReports(t, p.warehouse)); d != "" {
 		t.Errorf("re-derived warehouse differs (-before +after):\n%s", d)
 	}
+}
+
+// insurerRow is insurer's row of the insurers report over the last day
+// (nil when it has none).
+func insurerRow(t *testing.T, svc *warehouse.Service, insurer string) warehouse.Row {
+	t.Helper()
+	q, err := warehouse.ParseQuery(time.Now().Add(-24*time.Hour).Format(time.RFC3339), "", "", time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := svc.Insurers(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Rows {
+		if r["insurer"] == insurer {
+			return r
+		}
+	}
+	return nil
+}
+
+// number is a report cell as a float64 (-1 when it is not a number).
+func number(v any) float64 {
+	switch n := v.(type) {
+	case int64:
+		return float64(n)
+	case int:
+		return float64(n)
+	case float64:
+		return n
+	}
+	return -1
 }
 
 // TestReportsNeverOpenTheOperationalDatabase: a warehouse process whose

@@ -25,6 +25,9 @@ const (
 	// still has. 5 minutes leaves room for both.
 	DefaultDuplicateWindow = 5 * time.Minute
 	DefaultName            = "yolda"
+	// DefaultHealthTTL is how long the health board keeps a process's last
+	// snapshot (see [HealthBoard]).
+	DefaultHealthTTL = 10 * time.Second
 )
 
 // Config chooses and tunes the broker. The zero value (plus a DataDir) runs
@@ -65,6 +68,10 @@ type Config struct {
 	// a re-published copy (0: 5 minutes). It must cover the relay's
 	// republish window.
 	DuplicateWindow time.Duration
+	// HealthTTL is how long the health board keeps a process's last
+	// snapshot (0: 10 s). Every process of a deployment must agree: the
+	// bucket has one TTL, which the last to start sets.
+	HealthTTL time.Duration
 	// Name identifies this process to the broker (and names the embedded
 	// server); "yolda" if empty.
 	Name string
@@ -99,6 +106,9 @@ func (c Config) withDefaults() Config {
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = DefaultDuplicateWindow
 	}
+	if c.HealthTTL == 0 {
+		c.HealthTTL = DefaultHealthTTL
+	}
 	if c.Name == "" {
 		c.Name = DefaultName
 	}
@@ -130,6 +140,10 @@ func (c Config) Validate() error {
 	}
 	if c.DuplicateWindow < 0 {
 		errs = append(errs, errors.New("duplicate window must not be negative"))
+	}
+	if c.HealthTTL != 0 && c.HealthTTL < time.Second {
+		// Processes post every HealthTTL/5: shorter would be a flood.
+		errs = append(errs, errors.New("health ttl must be at least 1s"))
 	}
 	if c.EventsMaxBytes < 0 || c.EventsMaxMsgs < 0 || c.JobsMaxAge < 0 || c.JobsMaxBytes < 0 || c.JobsMaxMsgs < 0 {
 		// Streams are bounded by design: there is no "unlimited".

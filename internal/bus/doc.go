@@ -10,6 +10,9 @@
 // subjects (driver positions) are [Bus.Broadcast] and [Bus.Listen]; a
 // process that wants a stream's messages for itself alone, from now on and
 // without a durable cursor (every realtime gateway), uses [Bus.Follow].
+// What one process sees and the others should (its insurer clients'
+// health) goes on the [HealthBoard]: the last snapshot of each live
+// process, forgotten [HealthTTL] after it was posted.
 //
 // # Broker
 //

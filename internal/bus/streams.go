@@ -80,11 +80,11 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates the streams and the retry bucket, or updates them to
-// the configured settings. It is idempotent and safe to run from every
-// process at start. Settings the broker cannot change in place (retention,
-// storage) fail with the broker's error rather than being recreated: a
-// recreated stream would lose its messages.
+// EnsureStreams creates the streams and the buckets (retries, the health
+// board), or updates them to the configured settings. It is idempotent and
+// safe to run from every process at start. Settings the broker cannot
+// change in place (retention, storage) fail with the broker's error rather
+// than being recreated: a recreated stream would lose its messages.
 func (b *Bus) EnsureStreams(ctx context.Context) error {
 	for _, sc := range b.streamConfigs() {
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -100,6 +100,9 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", retryBucket, err)
+	}
+	if _, err := b.js.CreateOrUpdateKeyValue(ctx, b.healthBucketConfig()); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", healthBucket, err)
 	}
 	return nil
 }

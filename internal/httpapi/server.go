@@ -23,7 +23,7 @@ import (
 	"github.com/yolda/yolda/internal/audit"
 	"github.com/yolda/yolda/internal/deadletter"
 	"github.com/yolda/yolda/internal/identity"
-	"github.com/yolda/yolda/internal/insurance/resilient"
+	"github.com/yolda/yolda/internal/insurance/healthboard"
 	"github.com/yolda/yolda/internal/intake"
 	"github.com/yolda/yolda/internal/notify"
 	"github.com/yolda/yolda/internal/ratelimit"
@@ -39,9 +39,10 @@ type Intake interface {
 	DecideInsurance(ctx context.Context, who identity.Principal, requestID string, decision intake.InsuranceStatus, reason string) (intake.Request, error)
 }
 
-// Insurers reports the configured insurers' health.
+// Insurers reports the insurers' health over the deployment's processes
+// (healthboard.View).
 type Insurers interface {
-	Health() []resilient.Health
+	Health() healthboard.Answer
 }
 
 // DeadLetters lists and re-drives what consumers gave up on.

@@ -50,6 +50,26 @@ type Verdict struct {
 	Raw json.RawMessage
 }
 
+// Outcomes of a call to an insurer, as its metrics and the insurance.call
+// event name them.
+const (
+	OutcomeCovered    = "covered"
+	OutcomeNotCovered = "not_covered"
+	OutcomeError      = "error"
+)
+
+// Outcome names what a call ended in: OutcomeError when err is not nil,
+// else whether v covers.
+func Outcome(v Verdict, err error) string {
+	switch {
+	case err != nil:
+		return OutcomeError
+	case v.Covered:
+		return OutcomeCovered
+	}
+	return OutcomeNotCovered
+}
+
 // Coverage is what a policy covers.
 type Coverage struct {
 	MaxTowKm int      `json:"max_tow_km"`

@@ -49,6 +49,11 @@ type InsuranceOutcome struct {
 	// record shows what the insurer said, not Yolda's reading of it.
 	Coverage json.RawMessage
 	Terms    *Coverage
+	// Outbox holds messages the caller commits with the outcome, in its
+	// transaction, and only if the outcome is recorded: the insurance
+	// role's insurance.call event, so that a call is recorded exactly once
+	// with what it decided.
+	Outbox []outbox.Message
 }
 
 // InsuranceChecked is the data of a request.insurance_checked event:
@@ -163,7 +168,7 @@ func (s *Service) applyInsurance(r *Request, who identity.Principal, o Insurance
 	if err != nil {
 		return Change{}, err
 	}
-	change.Outbox = append(change.Outbox, ev)
+	change.Outbox = append(append(change.Outbox, ev), o.Outbox...)
 	return change, nil
 }
 

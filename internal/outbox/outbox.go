@@ -32,6 +32,10 @@ const (
 
 	EventRequestCreated       = "request.created"
 	EventRequestStatusChanged = "request.status_changed"
+	// EventInsuranceCall is one policy check the insurance role made with
+	// an insurer, for the warehouse's insurers report. It changes no
+	// request, so it names no version.
+	EventInsuranceCall = "insurance.call"
 )
 
 // InsuranceVerifySubject is the subject of the insurance check of one

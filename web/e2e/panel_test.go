@@ -113,6 +113,8 @@ func TestOperatorPanel(t *testing.T) {
 	if breaker := eval[string](panel, `document.querySelector('.insurer[data-insurer=anadolu] .breaker').textContent`); breaker != "closed" {
 		t.Errorf("anadolu's breaker %q, want closed", breaker)
 	}
+	// One process runs every role: the board has its own report.
+	panel.until(`document.querySelector('.insurers-source')?.dataset.source === 'board' && document.querySelector('.insurers-source').textContent.startsWith('Merged from 1 insurance process,')`, 10*time.Second)
 	panel.shot("insurers")
 	panel.click(`[data-view=reports]`)
 	panel.until(`!!document.querySelector('.reports .report, .reports .empty')`, 10*time.Second)

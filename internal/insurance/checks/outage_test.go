@@ -79,7 +79,7 @@ func startPlatform(t *testing.T, insurers map[string]bool, mockBehaviour map[str
 		t.Fatalf("add the customer: %v", err)
 	}
 	p.customer = identity.Principal{UserID: u.ID, Role: u.Role}
-	worker := checks.NewWorker(clients, p.intake, nil, nil)
+	worker := checks.NewWorker(clients, p.intake, store, nil, nil)
 	var wg sync.WaitGroup
 	run := func(f func() error) { wg.Add(1); go func() { defer wg.Done(); _ = f() }() }
 	run(func() error { return rel.Run(ctx) })

@@ -3,7 +3,9 @@
 // decides what the answer (or its absence) means for the request: an
 // outcome that intake stores with its events, or "try again later", past
 // the insurer's patience "manual review". It is the only caller of
-// resilient.Client.Verify.
+// resilient.Client.Verify, and records every check that reached the
+// insurer as an insurance.call event: with the outcome, in its
+// transaction, or on its own when the check is deferred.
 //
 // It knows nothing of the broker: a check that cannot be made now returns
 // a RetryAfter error, which the composition root maps onto the consumer's
@@ -51,6 +53,12 @@ type Requests interface {
 	RecordInsurance(ctx context.Context, who identity.Principal, requestID string, o intake.InsuranceOutcome, receipt *outbox.Receipt) (intake.Request, error)
 }
 
+// Outbox commits messages on their own: the insurance.call events of the
+// checks that settle nothing.
+type Outbox interface {
+	EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error
+}
+
 // system is who the worker acts as.
 var system = identity.Principal{UserID: "system", Role: identity.Operator}
 
@@ -61,19 +69,20 @@ var system = identity.Principal{UserID: "system", Role: identity.Operator}
 type Worker struct {
 	clients  *resilient.Clients
 	requests Requests
+	outbox   Outbox
 	now      func() time.Time
 	log      *slog.Logger
 }
 
 // NewWorker returns a worker. now and log may be nil.
-func NewWorker(clients *resilient.Clients, requests Requests, now func() time.Time, log *slog.Logger) *Worker {
+func NewWorker(clients *resilient.Clients, requests Requests, ob Outbox, now func() time.Time, log *slog.Logger) *Worker {
 	if now == nil {
 		now = time.Now
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{clients: clients, requests: requests, now: now, log: log}
+	return &Worker{clients: clients, requests: requests, outbox: ob, now: now, log: log}
 }
 
 // Handle processes one delivery of an insurance.verify job; delivered is
@@ -115,14 +124,25 @@ func (w *Worker) Handle(ctx context.Context, payload []byte, delivered uint64) e
 		return w.record(ctx, r.ID, intake.InsuranceOutcome{Status: intake.InsuranceManualReview,
 			Reason: "the insurer did not answer within " + cfg.Patience.String()}, receipt)
 	}
-	verdict, err := client.Verify(ctx, insurance.Query{PolicyNumber: job.PolicyNumber, Plate: job.Plate,
+	start := w.now()
+	verdict, attempts, err := client.VerifyCounted(ctx, insurance.Query{PolicyNumber: job.PolicyNumber, Plate: job.Plate,
 		ServiceType: string(job.ServiceType), IncidentAt: job.IncidentAt})
+	var call []outbox.Message
+	if recorded(attempts, err) {
+		m, merr := callEvent(r.ID, job.Insurer, start, w.now(), verdict, attempts, err)
+		if merr != nil {
+			return merr
+		}
+		call = []outbox.Message{m}
+	}
 	if err != nil {
 		delay := min(retryDelay(err, delivered, cfg), max(deadline.Sub(w.now()), time.Second))
 		w.log.Debug("insurance check deferred", "request_id", r.ID, "insurer", job.Insurer, "kind", insurance.Kind(err), "retry_in", delay.String())
+		w.enqueue(ctx, r.ID, call)
 		return &RetryAfter{Delay: delay, Cause: err}
 	}
 	o := outcome(verdict)
+	o.Outbox = call
 	if n := len(verdict.CoverageDocument); n > intake.MaxCoverageBytes {
 		w.log.Warn("insurer's coverage document not stored: too large", "request_id", r.ID, "insurer", job.Insurer,
 			"bytes", n, "max", intake.MaxCoverageBytes)
@@ -130,13 +150,32 @@ func (w *Worker) Handle(ctx context.Context, payload []byte, delivered uint64) e
 	return w.record(ctx, r.ID, o, receipt)
 }
 
+// record stores o, with its insurance.call event if it has one.
 func (w *Worker) record(ctx context.Context, requestID string, o intake.InsuranceOutcome, receipt *outbox.Receipt) error {
 	_, err := w.requests.RecordInsurance(ctx, system, requestID, o, receipt)
 	switch {
-	case err == nil, errors.Is(err, outbox.ErrAlreadyProcessed), errors.Is(err, intake.ErrAlreadyDecided), errors.Is(err, intake.ErrNotFound):
+	case err == nil:
+		return nil
+	case errors.Is(err, outbox.ErrAlreadyProcessed), errors.Is(err, intake.ErrAlreadyDecided), errors.Is(err, intake.ErrNotFound):
+		// Settled meanwhile (by an operator, by another delivery of the
+		// job that overlapped this one): this outcome changed nothing, but
+		// the insurer was called all the same.
+		w.enqueue(ctx, requestID, o.Outbox)
 		return nil
 	}
 	return err
+}
+
+// enqueue commits the insurance.call event of a check that settles
+// nothing. One that cannot be written is logged, not retried: the check
+// matters more than its statistics, and the next delivery calls again.
+func (w *Worker) enqueue(ctx context.Context, requestID string, call []outbox.Message) {
+	if len(call) == 0 {
+		return
+	}
+	if err := w.outbox.EnqueueOutbox(ctx, call); err != nil {
+		w.log.Warn("insurer call not recorded", "request_id", requestID, "err", err)
+	}
 }
 
 // outcome maps an insurer's verdict to the request's insurance outcome: the

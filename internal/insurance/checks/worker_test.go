@@ -20,6 +20,14 @@ import (
 type fakeRequests struct {
 	req      intake.Request
 	outcomes []intake.InsuranceOutcome
+	enqueued []outbox.Message
+	// recordErr is what RecordInsurance answers (nil: recorded).
+	recordErr error
+}
+
+func (f *fakeRequests) EnqueueOutbox(_ context.Context, msgs []outbox.Message) error {
+	f.enqueued = append(f.enqueued, msgs...)
+	return nil
 }
 
 func (f *fakeRequests) Get(context.Context, identity.Principal, string) (intake.Request, error) {
@@ -27,6 +35,9 @@ func (f *fakeRequests) Get(context.Context, identity.Principal, string) (intake.
 }
 
 func (f *fakeRequests) RecordInsurance(_ context.Context, _ identity.Principal, _ string, o intake.InsuranceOutcome, _ *outbox.Receipt) (intake.Request, error) {
+	if f.recordErr != nil {
+		return intake.Request{}, f.recordErr
+	}
 	f.outcomes = append(f.outcomes, o)
 	return f.req, nil
 }
@@ -53,7 +64,7 @@ func newTestWorker(t *testing.T, a adapterFunc) (*Worker, *fakeRequests, []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewWorker(clients, reqs, nil, nil), reqs, job.Payload
+	return NewWorker(clients, reqs, reqs, nil, nil), reqs, job.Payload
 }
 
 // The insurer's coverage document is recorded byte for byte; the terms
@@ -105,5 +116,33 @@ func TestHandleDefersOrFails(t *testing.T) {
 	err = w.Handle(context.Background(), newer, 1)
 	if _, retry := errors.AsType[*RetryAfter](err); !errors.Is(err, outbox.ErrUnknownVersion) || retry {
 		t.Errorf("unknown envelope version: %v", err)
+	}
+}
+
+// A check's call event travels with its outcome; when the outcome changes
+// nothing (an operator settled the question meanwhile) the call, made all
+// the same, is committed on its own, once.
+func TestHandleRecordsTheCallWithTheOutcomeOrAlone(t *testing.T) {
+	covered := func(context.Context, insurance.Query) (insurance.Verdict, error) {
+		return insurance.Verdict{Covered: true}, nil
+	}
+	w, reqs, job := newTestWorker(t, covered)
+	if err := w.Handle(context.Background(), job, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs.outcomes) != 1 || len(reqs.outcomes[0].Outbox) != 1 || len(reqs.enqueued) != 0 {
+		t.Fatalf("recorded: %d outcomes, %d enqueued", len(reqs.outcomes), len(reqs.enqueued))
+	}
+	if m := reqs.outcomes[0].Outbox[0]; m.Subject != "events.insurance.call" {
+		t.Errorf("call event on %s", m.Subject)
+	}
+
+	w, reqs, job = newTestWorker(t, covered)
+	reqs.recordErr = intake.ErrAlreadyDecided
+	if err := w.Handle(context.Background(), job, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs.enqueued) != 1 || reqs.enqueued[0].Subject != "events.insurance.call" {
+		t.Errorf("settled meanwhile: enqueued %v", reqs.enqueued)
 	}
 }

@@ -74,21 +74,21 @@ func TestRetryBudget(t *testing.T) {
 func TestRecentCalls(t *testing.T) {
 	t.Parallel()
 	var r recentCalls
-	if e, p50, p99 := r.summary(); e != 0 || p50 != 0 || p99 != 0 {
+	if n, e, p50, p99 := r.summary(); n != 0 || e != 0 || p50 != 0 || p99 != 0 {
 		t.Fatal("empty summary not zero")
 	}
 	// 1..100ms, every 4th failed: p50 50ms, p99 99ms, error rate 0.25.
 	for i := 1; i <= 100; i++ {
 		r.add(time.Duration(i)*time.Millisecond, i%4 == 0)
 	}
-	if e, p50, p99 := r.summary(); e != 0.25 || p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
-		t.Errorf("summary = %v, %s, %s", e, p50, p99)
+	if n, e, p50, p99 := r.summary(); n != 100 || e != 0.25 || p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
+		t.Errorf("summary = %d, %v, %s, %s", n, e, p50, p99)
 	}
 	// Only the last recentSize count.
 	for range recentSize {
 		r.add(time.Second, false)
 	}
-	if e, p50, p99 := r.summary(); e != 0 || p50 != time.Second || p99 != time.Second {
-		t.Errorf("summary after wrapping = %v, %s, %s", e, p50, p99)
+	if n, e, p50, p99 := r.summary(); n != recentSize || e != 0 || p50 != time.Second || p99 != time.Second {
+		t.Errorf("summary after wrapping = %d, %v, %s, %s", n, e, p50, p99)
 	}
 }

@@ -35,6 +35,11 @@ type Options struct {
 	Now func() time.Time
 	// Rand returns a uniformly random number in [0, n), for backoff jitter.
 	Rand func(n int64) int64
+	// BreakerChanged, if set, hears each breaker transition (the insurer's
+	// code and the state entered), so that the health others read of this
+	// process can be posted at once. It runs with the breaker's lock held:
+	// it must not block or call the client.
+	BreakerChanged func(code, state string)
 }
 
 // Client calls one insurer through its Adapter, safely: see Verify.
@@ -45,6 +50,7 @@ type Client struct {
 	log     *slog.Logger
 	now     func() time.Time
 	randN   func(int64) int64
+	changed func(code, state string)
 
 	slots   chan struct{} // the bulkhead: a send takes a slot
 	breaker *breaker
@@ -80,6 +86,7 @@ func NewClient(cfg insurance.Config, a insurance.Adapter, opts Options) (*Client
 		log:     cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)).With("insurer", cfg.Code),
 		now:     opts.Now,
 		randN:   opts.Rand,
+		changed: opts.BreakerChanged,
 		slots:   make(chan struct{}, cfg.Bulkhead),
 		m:       m,
 	}
@@ -126,15 +133,24 @@ func (c *Client) Config() insurance.Config { return c.cfg }
 // sentinel (see Kind; only an adapter's unclassified errors match none);
 // when ctx ends first it is ErrCanceled.
 func (c *Client) Verify(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+	v, _, err := c.VerifyCounted(ctx, q)
+	return v, err
+}
+
+// VerifyCounted is Verify, also saying how many attempts reached the
+// adapter: 0 when the bulkhead or the breaker turned the call away (or ctx
+// had ended), so that a caller recording its calls can tell a call the
+// insurer saw from one it never heard of.
+func (c *Client) VerifyCounted(ctx context.Context, q insurance.Query) (insurance.Verdict, int, error) {
 	if err := ctx.Err(); err != nil {
-		return insurance.Verdict{}, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.WithKind(insurance.ErrCanceled, err))
+		return insurance.Verdict{}, 0, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.WithKind(insurance.ErrCanceled, err))
 	}
 	select {
 	case c.slots <- struct{}{}:
 	default:
 		c.mRejected.Inc()
 		c.rejected(insurance.KindBulkheadFull)
-		return insurance.Verdict{}, fmt.Errorf("insurer %s: %w (%d calls in flight)", c.cfg.Code, insurance.ErrBulkheadFull, cap(c.slots))
+		return insurance.Verdict{}, 0, fmt.Errorf("insurer %s: %w (%d calls in flight)", c.cfg.Code, insurance.ErrBulkheadFull, cap(c.slots))
 	}
 	c.inFlight.Add(1)
 	c.mInFlight.Inc()
@@ -147,18 +163,19 @@ func (c *Client) Verify(ctx context.Context, q insurance.Query) (insurance.Verdi
 	done, ok := c.breaker.allow()
 	if !ok {
 		c.rejected(insurance.KindUnavailable)
-		return insurance.Verdict{}, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.ErrUnavailable)
+		return insurance.Verdict{}, 0, fmt.Errorf("insurer %s: %w", c.cfg.Code, insurance.ErrUnavailable)
 	}
-	v, err := c.tries(ctx, q)
+	v, n, err := c.tries(ctx, q)
 	done(breakerOutcome(err))
-	return v, err
+	return v, n, err
 }
 
-// tries makes the attempts of one Verify.
-func (c *Client) tries(ctx context.Context, q insurance.Query) (insurance.Verdict, error) {
+// tries makes the attempts of one Verify and says how many it made.
+func (c *Client) tries(ctx context.Context, q insurance.Query) (insurance.Verdict, int, error) {
 	c.budget.call()
 	attempts := c.cfg.Retry.Attempts
 	var err error
+	made := 0
 	for n := range attempts {
 		if n > 0 {
 			if !insurance.Retryable(err) {
@@ -180,12 +197,13 @@ func (c *Client) tries(ctx context.Context, q insurance.Query) (insurance.Verdic
 			c.mRetries.Inc()
 		}
 		var v insurance.Verdict
+		made++
 		if v, err = c.attempt(ctx, q); err == nil {
-			return v, nil
+			return v, made, nil
 		}
 		err = fmt.Errorf("attempt %d/%d: %w", n+1, attempts, err)
 	}
-	return insurance.Verdict{}, fmt.Errorf("insurer %s: %w", c.cfg.Code, err)
+	return insurance.Verdict{}, made, fmt.Errorf("insurer %s: %w", c.cfg.Code, err)
 }
 
 // attempt makes one call to the adapter, under the per-attempt deadline.
@@ -242,6 +260,9 @@ func (c *Client) onStateChange(from, to breakerState) {
 	}
 	c.log.Log(context.Background(), level, "insurer circuit breaker "+to.String(),
 		"from", from.String(), "open_for", c.cfg.Breaker.OpenFor)
+	if c.changed != nil {
+		c.changed(c.cfg.Code, to.String())
+	}
 }
 
 // sleep waits d, or until ctx ends (false).

@@ -17,6 +17,10 @@ type Health struct {
 	Breaker string
 	// Calls and Errors count attempts since start.
 	Calls, Errors uint64
+	// Recent is how many attempts ErrorRate and the latencies summarise
+	// (the last recentSize at most): their weight when the health of
+	// several processes is merged.
+	Recent int
 	// ErrorRate is the share of failed attempts among recent ones.
 	ErrorRate  float64
 	LatencyP50 time.Duration
@@ -52,7 +56,7 @@ func (c *Client) Health() Health {
 		Errors:   c.errs.Load(),
 		InFlight: int(c.inFlight.Load()),
 	}
-	h.ErrorRate, h.LatencyP50, h.LatencyP99 = c.recent.summary()
+	h.Recent, h.ErrorRate, h.LatencyP50, h.LatencyP99 = c.recent.summary()
 	return h
 }
 
@@ -75,11 +79,12 @@ func (r *recentCalls) add(took time.Duration, failed bool) {
 	r.n++
 }
 
-// summary returns the error rate and the 50th and 99th percentile latency
-// (nearest rank) of the recent attempts; zeros if there were none.
-func (r *recentCalls) summary() (errorRate float64, p50, p99 time.Duration) {
+// summary returns how many recent attempts there are, their error rate and
+// their 50th and 99th percentile latency (nearest rank); zeros if there
+// were none.
+func (r *recentCalls) summary() (n int, errorRate float64, p50, p99 time.Duration) {
 	r.mu.Lock()
-	n := min(r.n, recentSize)
+	n = min(r.n, recentSize)
 	took := slices.Clone(r.took[:n])
 	failed := 0
 	for _, f := range r.failed[:n] {
@@ -89,12 +94,12 @@ func (r *recentCalls) summary() (errorRate float64, p50, p99 time.Duration) {
 	}
 	r.mu.Unlock()
 	if n == 0 {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	slices.Sort(took)
 	rank := func(p float64) time.Duration {
 		i := int(math.Ceil(p*float64(n)-1e-9)) - 1 // nearest rank, despite 0.99*100 = 99.00000000000001
 		return took[max(0, min(n-1, i))]
 	}
-	return float64(failed) / float64(n), rank(0.50), rank(0.99)
+	return n, float64(failed) / float64(n), rank(0.50), rank(0.99)
 }

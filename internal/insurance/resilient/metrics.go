@@ -3,14 +3,15 @@ package resilient
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/yolda/yolda/internal/insurance"
 	"github.com/yolda/yolda/internal/telemetry"
 )
 
 // Outcomes of a call to an insurer, as counted in yolda_insurer_calls_total.
 const (
-	outcomeCovered    = "covered"
-	outcomeNotCovered = "not_covered"
-	outcomeError      = "error"
+	outcomeCovered    = insurance.OutcomeCovered
+	outcomeNotCovered = insurance.OutcomeNotCovered
+	outcomeError      = insurance.OutcomeError
 )
 
 // metrics are the insurer collectors. Clients on one registry share them

@@ -93,9 +93,33 @@ async function app(session) {
   render(); // the screen's layout settles before the map loads
   const map = await createMap(mapEl, { center: [41.01, 28.97], zoom: 11, labels: false });
 
-  function say(text) {
+  function say(text, kind = 'info') {
     note = text;
     noteBox.textContent = text || '';
+    noteBox.dataset.kind = kind;
+  }
+
+  // refusal says what the server refused and why, in the driver's words
+  // for the refusals a driver meets, the server's own (title and detail)
+  // for any other. A driver the server has offline is shown offline.
+  function refusal(what, e) {
+    switch (e.kind) {
+      case 'driver-offline':
+        online = false;
+        prefs.online = false;
+        savePrefs();
+        offer = null;
+        return 'You are offline, so the offer was withdrawn. Go online to take offers.';
+      case 'offer-expired':
+        return 'Too late: the offer expired.';
+      case 'offer-taken':
+        return `The offer is no longer open: ${e.problem?.detail || 'it went elsewhere or was withdrawn'}.`;
+      case 'driver-busy':
+        return 'You are on another job: finish it first.';
+    }
+    const p = e.problem;
+    const why = p && p.title && p.detail && !p.errors ? `${p.title}: ${p.detail}` : e.message;
+    return `${what}: ${why}`;
   }
 
   function render() {
@@ -161,7 +185,7 @@ async function app(session) {
         offer = null;
       }
     } catch (e) {
-      say(`Could not change: ${e.message}`);
+      say(refusal(on ? 'Could not go online' : 'Could not go offline', e), 'error');
     }
     render();
   }
@@ -174,7 +198,7 @@ async function app(session) {
       say('Job accepted: drive to the customer.');
     } catch (e) {
       offer = null;
-      say(e.status === 409 ? 'Too late: the offer expired or went to someone else.' : `Could not accept: ${e.message}`);
+      say(refusal('Could not accept', e), 'error');
     }
     render();
   }
@@ -186,7 +210,7 @@ async function app(session) {
       await client.call(`/v1/offers/${o.offer_id}/decline`, { method: 'POST' });
       say('Offer declined.');
     } catch (e) {
-      say(e.status === 409 ? 'That offer had already closed.' : `Could not decline: ${e.message}`);
+      say(e.kind === 'offer-taken' || e.kind === 'offer-expired' ? 'That offer had already closed.' : refusal('Could not decline', e), 'error');
     }
     render();
   }
@@ -197,7 +221,7 @@ async function app(session) {
       job = r.status === 'completed' ? null : r;
       say(r.status === 'completed' ? 'Job completed. Thank you!' : `${STATUS[r.status]}.`);
     } catch (e) {
-      say(`Could not update the job: ${e.message}`);
+      say(refusal('Could not update the job', e), 'error');
       await refreshJob();
     }
     render();
@@ -273,7 +297,11 @@ async function app(session) {
       const to = job && (job.status === 'assigned' || job.status === 'en_route') ? job.location : null;
       moved(sim.step(to, 2));
     }
-    await report();
+    await report().catch((e) => {
+      // A refused position is said, not dropped: the driver is not on the
+      // operators' map meanwhile.
+      if (e.status) say(refusal('Position not shared', e), 'error');
+    });
     render();
   });
   const offers = every(() => (live.live ? 5000 : 1000), async () => {

@@ -2,12 +2,29 @@
 // in sessionStorage (the tab's, gone with it; never a cookie, so that no
 // request is ever authenticated by the browser alone).
 
+// ApiError is a refusal: its message is what the server said (the
+// fields it named, or the problem's detail or title), fit to show.
 export class ApiError extends Error {
   constructor(status, problem) {
-    super((problem && (problem.detail || problem.title)) || `HTTP ${status}`);
+    super(describe(status, problem));
     this.status = status;
     this.problem = problem;
+    // The problem's name (https://yolda.dev/problems/<name>), '' if none.
+    this.kind = (problem && typeof problem.type === 'string' && problem.type.split('/').pop()) || '';
   }
+
+  // field returns what the server said of one field of the body, or ''.
+  field(name) {
+    const f = (this.problem?.errors || []).find((e) => e.field === name);
+    return f ? f.message : '';
+  }
+}
+
+function describe(status, problem) {
+  if (!problem) return `HTTP ${status}`;
+  const fields = Array.isArray(problem.errors) ? problem.errors.filter((e) => e && e.field) : [];
+  if (fields.length) return fields.map((e) => `${e.field} ${e.message}`).join('; ');
+  return problem.detail || problem.title || `HTTP ${status}`;
 }
 
 export function createClient(storageKey) {

@@ -15,6 +15,9 @@ export function detailsDrawer(el, client, state, feats) {
   let candidates = [];
   let offers = [];
   let message = null;
+  // refused: the last manual assignment the server refused, and why
+  // ({ driverId, text }), shown by that driver in the picker.
+  let refused = null;
   let link = null;
   let token = 0; // drops answers to an older open()
 
@@ -27,6 +30,7 @@ export function detailsDrawer(el, client, state, feats) {
       candidates = [];
       offers = [];
       message = null;
+      refused = null;
       link = null;
     }
     current = id;
@@ -71,8 +75,9 @@ export function detailsDrawer(el, client, state, feats) {
 
   const closeButton = () => h('button.ghost.close', { type: 'button', title: 'Close', onclick: close }, '✕');
 
-  async function act(label, fn) {
+  async function act(label, fn, onRefused) {
     message = { kind: 'busy', text: `${label}…` };
+    refused = null;
     render(state.requests.get(current));
     try {
       const r = await fn();
@@ -80,12 +85,28 @@ export function detailsDrawer(el, client, state, feats) {
       message = { kind: 'ok', text: `${label}: done.` };
     } catch (e) {
       message = { kind: 'error', text: `${label}: ${e.message}` };
+      if (onRefused) onRefused(e);
     }
     const r = state.requests.get(current);
     if (r) {
       render(r);
       loadExtras(r);
     }
+  }
+
+  // assign gives the request to a candidate by hand. A refusal that names
+  // the driver (offline, no recent position, cannot do the service) is
+  // shown by that driver; another (busy, the request moved on) above.
+  function assign(r, c) {
+    const who = c.name || c.driver_id;
+    return act(`Assign ${who}`, () => client.call(`/v1/requests/${r.id}/assign`, { method: 'POST', body: { driver_id: c.driver_id } }), (e) => {
+      const why = e.field?.('driver_id');
+      if (why) {
+        refused = { driverId: c.driver_id, text: `${who} ${why}` };
+      } else if (e.kind === 'driver-busy') {
+        refused = { driverId: c.driver_id, text: `${who} is on another job` };
+      }
+    });
   }
 
   function render(r) {
@@ -126,10 +147,13 @@ export function detailsDrawer(el, client, state, feats) {
           : h('p.muted', r.status === 'unfulfilled' ? 'No driver took it: assign one by hand.' : 'No driver yet.'),
         ASSIGNABLE.includes(r.status) && h('div.candidates',
           h('h4', 'Nearest free drivers'),
+          // By the picker, and kept when the refused driver has left the
+          // list (the reload after a refusal drops an offline driver).
+          refused && h('p.field-error', { role: 'alert', dataset: { driverId: refused.driverId } }, refused.text),
           candidates.length ? h('ol.candidate-list', candidates.map((c) => h('li', { dataset: { driverId: c.driver_id } },
             h('span.cand-name', c.name || c.driver_id, ' ', h('span.plate', c.vehicle_plate)),
             h('span.cand-eta', `${duration(c.eta_seconds)} · ${km(c.distance_m)}`),
-            h('button.primary', { type: 'button', dataset: { action: 'assign' }, onclick: () => act(`Assign ${c.name || c.driver_id}`, () => client.call(`/v1/requests/${r.id}/assign`, { method: 'POST', body: { driver_id: c.driver_id } })) }, 'Assign'))))
+            h('button.primary', { type: 'button', dataset: { action: 'assign' }, onclick: () => assign(r, c) }, 'Assign'))))
             : h('p.muted', feats.candidates ? 'No free driver able to do this within 50 km.' : 'This server cannot list candidates.'))),
 
       offers.length > 0 && h('section.box',

@@ -20,7 +20,8 @@ function sparkline(values) {
 
 export function insurersView(state) {
   const grid = h('div.insurers');
-  const el = h('section.insurers-view', h('div.toolbar', h('h2', 'Insurers'), h('span.muted', 'updated every 2 s')), grid);
+  const source = h('p.insurers-source', { role: 'status' });
+  const el = h('section.insurers-view', h('div.toolbar', h('h2', 'Insurers'), h('span.muted', 'updated every 2 s')), source, grid);
   const history = new Map();
 
   function render() {
@@ -32,6 +33,13 @@ export function insurersView(state) {
       history.set(i.code, hst);
     }
     if (!el.isConnected) return;
+    const src = state.insurersSource;
+    source.dataset.source = src?.source || '';
+    source.className = `insurers-source${src?.source === 'local' ? ' error' : ' muted'}`;
+    source.textContent = !src ? ''
+      : src.source === 'local' ? `This server's own view only: ${src.error || 'the health board is unreachable'}.`
+        : src.processes.length ? `Merged from ${src.processes.length} insurance process${src.processes.length === 1 ? '' : 'es'}, last report ${ago(src.processes.reduce((a, p) => (p.reported_at > a ? p.reported_at : a), ''))} ago.`
+          : 'No insurance process is reporting: no insurer is being called.';
     put(grid, list.length ? list.map((i) => h('article', { class: `insurer breaker-${i.breaker}`, dataset: { insurer: i.code } },
       h('header', h('h3', i.name || i.code), h('span', { class: `breaker breaker-${i.breaker}` }, i.breaker)),
       h('div.metrics',

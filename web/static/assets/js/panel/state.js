@@ -8,6 +8,9 @@ export function createState(client) {
   const requests = new Map();
   const drivers = new Map();
   let insurers = [];
+  // Where GET /v1/insurers had the health from: every live insurance
+  // process (the board), or the answering process alone, and why.
+  let insurersSource = null;
   const emit = (type, detail) => events.dispatchEvent(new CustomEvent(type, { detail }));
 
   function upsert(r) {
@@ -24,6 +27,9 @@ export function createState(client) {
     events,
     requests,
     drivers,
+    get insurersSource() {
+      return insurersSource;
+    },
     get insurers() {
       return insurers;
     },
@@ -86,6 +92,7 @@ export function createState(client) {
     async refreshInsurers() {
       const page = await client.call('/v1/insurers');
       insurers = page.items;
+      insurersSource = { source: page.source, error: page.source_error, processes: page.processes || [] };
       emit('insurers');
     },
   };
