@@ -130,7 +130,14 @@ func (w *Worker) notification(payload []byte) (n pendingNotification, ok bool, e
 	var owner, template, body string
 	switch env.Type {
 	case outbox.EventRequestCreated:
-		var data intake.CreatedEvent
+		// The two fields this needs of intake.CreatedEvent: decoding the
+		// whole request was most of this worker's time.
+		var data struct {
+			Request struct {
+				ServiceType intake.ServiceType `json:"service_type"`
+			} `json:"request"`
+			OwnerID string `json:"owner_id"`
+		}
 		if err := json.Unmarshal(env.Data, &data); err != nil {
 			return n, false, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}

@@ -177,11 +177,24 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	var locked []intake.Request
+	versions := make(map[string]int, len(ids))
 	counts := make(map[string]int, len(ids))
 	seen := map[outbox.Receipt]bool{}
-	reads := append(lockRequests(ids, &locked),
-		read{
+	reads := []read{
+		{
+			// The version is all a decision is checked against: not the
+			// whole row and its timeline (lockRequests).
+			sql:  `SELECT id, version FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE`,
+			args: []any{ids},
+			scan: func(row pgx.CollectableRow) error {
+				var id string
+				var v int32
+				err := row.Scan(&id, &v)
+				versions[id] = int(v)
+				return err
+			},
+		},
+		{
 			sql:  `SELECT request_id, count(*) FROM offers WHERE request_id = ANY($1) GROUP BY request_id`,
 			args: []any{ids},
 			scan: func(row pgx.CollectableRow) error {
@@ -202,16 +215,13 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 				seen[rc] = true
 				return err
 			},
-		})
+		},
+	}
 	tx, err := s.beginRead(ctx, reads...)
 	if err != nil {
 		return fmt.Errorf("lock requests: %w", err)
 	}
 	defer rollback(ctx, tx)
-	versions := make(map[string]int, len(locked))
-	for _, r := range locked {
-		versions[r.ID] = r.Version
-	}
 
 	var live []*dispatch.Decision
 	var offers offerRows
@@ -258,21 +268,26 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	}
 
 	w := &pgx.Batch{}
-	var changes []requestChange
+	var changes statusChanges
 	var msgs []outbox.Message
 	rcConsumer, rcMessage = rcConsumer[:0], rcMessage[:0]
 	for _, d := range live {
 		if r := d.Request; r != nil {
-			changes = append(changes, requestChange{Request: r, Entry: d.Change.Timeline, Outbox: d.Change.Outbox})
-		} else {
-			msgs = append(msgs, d.Change.Outbox...)
+			if r.Version != d.Version+1 {
+				return fmt.Errorf("decision for %s: version %d after %d: %w", r.ID, r.Version, d.Version, intake.ErrVersion)
+			}
+			changes.add(r, d.Change.Timeline)
 		}
+		msgs = append(msgs, d.Change.Outbox...)
 		if rc := d.Change.Receipt; rc != nil {
 			rcConsumer, rcMessage = append(rcConsumer, rc.Consumer), append(rcMessage, rc.MessageID)
 		}
 	}
-	if len(changes) > 0 {
-		queueRequestChanges(w, changes)
+	if len(changes.id) > 0 {
+		w.Queue(updateStatusesSQL, changes.id, changes.status, changes.updatedAt, changes.version)
+		if len(changes.tl.tlRequest) > 0 {
+			w.Queue(insertTimelineSQL, changes.tl.timelineArgs()...)
+		}
 	}
 	queueOutbox(w, msgs)
 	if len(rcConsumer) > 0 {
@@ -280,9 +295,9 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 			SELECT consumer, message_id, now() FROM unnest($1::text[], $2::text[]) AS x(consumer, message_id)`, rcConsumer, rcMessage)
 	}
 	wr := tx.SendBatch(ctx, w)
-	if len(changes) > 0 {
+	if len(changes.id) > 0 {
 		tag, err := wr.Exec()
-		if err == nil && tag.RowsAffected() != int64(len(changes)) {
+		if err == nil && tag.RowsAffected() != int64(len(changes.id)) {
 			err = intake.ErrVersion // unreachable under the locks
 		}
 		if err != nil {
@@ -298,6 +313,35 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	}
 	s.outboxCommitted()
 	return nil
+}
+
+// updateStatusesSQL writes what decisions change of their requests
+// (status, updated_at, version), given column by column, over the
+// versions they were made on. The rest of each row is as it was: the
+// full-row updateRequestsSQL would send and compare every column.
+const updateStatusesSQL = `UPDATE requests AS t SET status = u.status, updated_at = u.updated_at, version = u.version,
+	next_nudge_at = NULL, nudges = 0, stuck_at = NULL
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int4[]) AS u(id, status, updated_at, version)
+WHERE t.id = u.id AND t.version = u.version - 1`
+
+// statusChanges holds decisions' request changes column by column, and
+// their timeline entries.
+type statusChanges struct {
+	id, status []string
+	updatedAt  []time.Time
+	version    []int32
+	tl         requestArrays
+}
+
+// add appends r's change and its entry e (if any), appended to r.Timeline.
+func (c *statusChanges) add(r *intake.Request, e *intake.TimelineEntry) {
+	c.id, c.status = append(c.id, r.ID), append(c.status, string(r.Status))
+	c.updatedAt, c.version = append(c.updatedAt, r.UpdatedAt), append(c.version, int32(r.Version))
+	if e != nil {
+		e.Version = r.Version
+		c.tl.addTimeline(r.ID, len(r.Timeline)+1, r.Version, *e)
+		r.Timeline = append(r.Timeline, *e)
+	}
 }
 
 // offerRows holds offers to insert column by column.

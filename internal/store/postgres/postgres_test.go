@@ -336,3 +336,11 @@ func migrationsLine(t *testing.T) string {
 	}
 	return fmt.Sprintf("migrations: %d up to %d", len(files), len(files))
 }
+
+// BenchmarkDecisions: the store's side of a dispatch pass (see
+// storetest.BenchDecisions).
+//
+//	YOLDA_TEST_POSTGRES_URL=... go test -run '^$' -bench Decisions -benchmem ./internal/store/postgres/
+func BenchmarkDecisions(b *testing.B) {
+	storetest.BenchDecisions(b, open(b))
+}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,12 +15,12 @@ var _ audit.Store = (*Store)(nil)
 
 // AppendAudit implements audit.Store.
 func (s *Store) AppendAudit(ctx context.Context, events ...audit.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return insertAudit(ctx, tx, events) })
+	return s.tx(ctx, func(tx *txn) error { return insertAudit(ctx, tx, events) })
 }
 
 // insertAudit writes events in tx: the one way rows enter audit_log, also
 // for the account changes that record theirs in the same transaction.
-func insertAudit(ctx context.Context, tx *sql.Tx, events []audit.Event) error {
+func insertAudit(ctx context.Context, tx *txn, events []audit.Event) error {
 	for _, e := range events {
 		details, err := encodeDetails(e.Details)
 		if err != nil {
@@ -105,7 +104,7 @@ func (s *Store) AuditEvents(ctx context.Context, f audit.Filter) ([]audit.Event,
 // PruneAudit implements audit.Store.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE id IN (
 			SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)`, toMicros(before), limit)
 		if err != nil {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -22,7 +21,7 @@ const receiptExistsSQL = `SELECT EXISTS (SELECT 1 FROM processed_messages WHERE 
 // predecessors in the batch included. An error a row caused wraps
 // intake.ErrRowRejected.
 func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) error {
-	return rowError(s.tx(ctx, func(tx *sql.Tx) error {
+	return rowError(s.tx(ctx, func(tx *txn) error {
 		for _, u := range batch {
 			u.Result, u.Err = intake.Request{}, nil
 			if err := applyUpdate(ctx, tx, u); err != nil {
@@ -35,7 +34,7 @@ func (s *Store) UpdateRequests(ctx context.Context, batch []*intake.Update) erro
 
 // applyUpdate applies one update of a batch. It returns only database
 // errors; the update's own outcome goes to u.Err.
-func applyUpdate(ctx context.Context, tx *sql.Tx, u *intake.Update) error {
+func applyUpdate(ctx context.Context, tx *txn, u *intake.Update) error {
 	if rc := u.Receipt; rc != nil {
 		var seen bool
 		if err := tx.QueryRowContext(ctx, receiptExistsSQL, rc.Consumer, rc.MessageID).Scan(&seen); err != nil {
@@ -81,16 +80,13 @@ func applyUpdate(ctx context.Context, tx *sql.Tx, u *intake.Update) error {
 	return nil
 }
 
+const insertNotificationSQL = `INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+
 // RecordNotificationBatch implements notify.Store.
 func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record) ([]bool, error) {
 	stored := make([]bool, len(rs))
-	err := rowError(s.tx(ctx, func(tx *sql.Tx) error {
-		insertNote, err := tx.PrepareContext(ctx, `INSERT INTO notifications (id, request_id, recipient_id, channel, template, body, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("prepare insert notification: %w", err)
-		}
-		defer insertNote.Close()
+	err := rowError(s.tx(ctx, func(tx *txn) error {
 		now := time.Now()
 		for i, r := range rs {
 			stored[i] = false
@@ -102,7 +98,7 @@ func (s *Store) RecordNotificationBatch(ctx context.Context, rs []notify.Record)
 				return err
 			}
 			for _, n := range r.Notifications {
-				if _, err := insertNote.ExecContext(ctx, n.ID, n.RequestID, n.RecipientID, n.Channel, n.Template, n.Body, toMicros(n.CreatedAt)); err != nil {
+				if _, err := tx.ExecContext(ctx, insertNotificationSQL, n.ID, n.RequestID, n.RecipientID, n.Channel, n.Template, n.Body, toMicros(n.CreatedAt)); err != nil {
 					return fmt.Errorf("insert notification: %w", err)
 				}
 			}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -18,24 +17,7 @@ import (
 // CreateRequests implements intake.Store: the whole batch in one
 // transaction, idempotency decided by the primary key of idempotency_keys.
 func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) error {
-	return rowError(s.tx(ctx, func(tx *sql.Tx) error {
-		insertReq, err := tx.PrepareContext(ctx, insertRequestSQL)
-		if err != nil {
-			return fmt.Errorf("prepare insert request: %w", err)
-		}
-		defer insertReq.Close()
-		// Prepared once per batch: SQLite would otherwise parse each
-		// statement again for every row.
-		insertTL, err := tx.PrepareContext(ctx, insertTimelineSQL)
-		if err != nil {
-			return fmt.Errorf("prepare insert timeline: %w", err)
-		}
-		defer insertTL.Close()
-		insertMsg, err := tx.PrepareContext(ctx, insertOutboxSQL)
-		if err != nil {
-			return fmt.Errorf("prepare insert outbox: %w", err)
-		}
-		defer insertMsg.Close()
+	return rowError(s.tx(ctx, func(tx *txn) error {
 		for _, c := range batch {
 			c.ReplayOf, c.Err = "", nil
 			r := &c.Request
@@ -48,20 +30,18 @@ func (s *Store) CreateRequests(ctx context.Context, batch []*intake.Creation) er
 					continue
 				}
 			}
-			if _, err := insertReq.ExecContext(ctx, requestArgs(r)...); err != nil {
+			if _, err := tx.ExecContext(ctx, insertRequestSQL, requestArgs(r)...); err != nil {
 				return fmt.Errorf("insert request %s: %w", r.ID, err)
 			}
 			for i := range r.Timeline {
 				e := &r.Timeline[i]
 				e.Version = r.Version
-				if _, err := insertTL.ExecContext(ctx, r.ID, i+1, string(e.Status), toMicros(e.At), e.ActorID, e.Reason, e.Version); err != nil {
+				if _, err := tx.ExecContext(ctx, insertTimelineSQL, r.ID, i+1, string(e.Status), toMicros(e.At), e.ActorID, e.Reason, e.Version); err != nil {
 					return fmt.Errorf("insert timeline: %w", err)
 				}
 			}
-			for _, m := range c.Outbox {
-				if _, err := insertMsg.ExecContext(ctx, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
-					return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
-				}
+			if err := insertOutbox(ctx, tx, c.Outbox); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -85,7 +65,7 @@ func rowError(err error) error {
 
 // claimKey records c's idempotency key and reports whether c may be
 // inserted. If the key was taken, it sets c.ReplayOf or c.Err.
-func claimKey(ctx context.Context, tx *sql.Tx, c *intake.Creation) (bool, error) {
+func claimKey(ctx context.Context, tx *txn, c *intake.Creation) (bool, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner_id, key, fingerprint, request_id, created_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		c.Request.OwnerID, c.IdempotencyKey, c.Fingerprint, c.Request.ID, toMicros(c.Request.CreatedAt))

@@ -42,14 +42,16 @@ func scanOffer(row rowScanner) (dispatch.Offer, error) {
 	return o, nil
 }
 
-func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+// inList is "IN" one JSON array of values, the statement's one argument
+// (jsonList): its text stays the same whatever the number of values, so
+// it is prepared once, and a batch may hold more values than SQLite binds
+// variables (32766).
+const inList = `IN (SELECT value FROM json_each(?))`
 
-func anyArgs(ids []string) []any {
-	out := make([]any, len(ids))
-	for i, v := range ids {
-		out[i] = v
-	}
-	return out
+// jsonList is the argument of inList.
+func jsonList[T string | int64](vals []T) string {
+	b, _ := json.Marshal(vals) // strings and integers always encode
+	return string(b)
 }
 
 // Snapshots implements dispatch.Store, from one read transaction.
@@ -58,8 +60,9 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 		return nil, nil
 	}
 	var out []dispatch.Snapshot
-	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
-		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks(len(requestIDs))+`)`, anyArgs(requestIDs)...)
+	err := s.readSnapshot(ctx, func(tx *txn) error {
+		ids := jsonList(requestIDs)
+		reqs, err := readRequests(ctx, tx, `WHERE id `+inList, ids)
 		if err != nil || len(reqs) == 0 {
 			return err
 		}
@@ -69,8 +72,8 @@ func (s *Store) Snapshots(ctx context.Context, requestIDs []string) ([]dispatch.
 			out[i].Request = r
 			byID[r.ID] = &out[i]
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE request_id IN (`+marks(len(requestIDs))+`)
-			ORDER BY request_id, created_at, id`, anyArgs(requestIDs)...)
+		rows, err := tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE request_id `+inList+`
+			ORDER BY request_id, created_at, id`, ids)
 		if err != nil {
 			return fmt.Errorf("read offers: %w", err)
 		}
@@ -102,18 +105,13 @@ const onJobCond = `EXISTS (SELECT 1 FROM requests j WHERE j.driver_id = d.user_i
 const freeDriverCond = `d.availability = 'online' AND NOT ` + onJobCond + `
 	AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.driver_id = d.user_id AND o.status = 'open')`
 
-// FreeDrivers implements dispatch.Store. The ids go as one JSON array: a
-// peak's batch checks more drivers than SQLite binds variables (32766).
+// FreeDrivers implements dispatch.Store.
 func (s *Store) FreeDrivers(ctx context.Context, driverIDs []string) ([]string, error) {
 	if len(driverIDs) == 0 {
 		return nil, nil
 	}
-	ids, err := json.Marshal(driverIDs)
-	if err != nil {
-		return nil, fmt.Errorf("encode driver ids: %w", err)
-	}
-	rows, err := s.read.QueryContext(ctx, `SELECT d.user_id FROM drivers d WHERE d.user_id IN (SELECT value FROM json_each(?)) AND `+freeDriverCond,
-		string(ids))
+	rows, err := s.read.QueryContext(ctx, `SELECT d.user_id FROM drivers d WHERE d.user_id `+inList+` AND `+freeDriverCond,
+		jsonList(driverIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read free drivers: %w", err)
 	}
@@ -145,22 +143,10 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	for _, d := range ds {
 		d.Err = nil
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		// Prepared once per batch: SQLite would otherwise parse each
-		// statement again for every decision.
-		var st decisionStmts
-		defer st.close()
-		for _, q := range []struct {
-			dst **sql.Stmt
-			sql string
-		}{{&st.check, checkDecisionSQL}, {&st.receipt, checkReceiptSQL}, {&st.offer, insertOfferSQL}, {&st.outbox, insertOutboxSQL}} {
-			var err error
-			if *q.dst, err = tx.PrepareContext(ctx, q.sql); err != nil {
-				return fmt.Errorf("prepare: %w", err)
-			}
-		}
+	return s.tx(ctx, func(tx *txn) error {
+		now := time.Now()
 		for _, d := range ds {
-			err := s.commitDecision(ctx, tx, &st, d)
+			err := commitDecision(ctx, tx, d, now)
 			if errors.Is(err, dispatch.ErrStale) || errors.Is(err, dispatch.ErrDriverTaken) || errors.Is(err, outbox.ErrAlreadyProcessed) {
 				d.Err = err
 				continue
@@ -173,43 +159,38 @@ func (s *Store) CommitDecisions(ctx context.Context, ds []*dispatch.Decision) er
 	})
 }
 
-// decisionStmts are CommitDecisions' statements, prepared in its
-// transaction.
-type decisionStmts struct{ check, receipt, offer, outbox *sql.Stmt }
+// checkDecisionSQL reads what a decision was made on, and whether its
+// receipt is recorded, in one statement: it runs once per decision in the
+// writer's transaction.
+const checkDecisionSQL = `SELECT version, (SELECT count(*) FROM offers WHERE request_id = r.id),
+	EXISTS (SELECT 1 FROM processed_messages WHERE consumer = ? AND message_id = ?) FROM requests r WHERE r.id = ?`
 
-func (st *decisionStmts) close() {
-	for _, s := range []*sql.Stmt{st.check, st.receipt, st.offer, st.outbox} {
-		if s != nil {
-			s.Close()
-		}
+// updateStatusSQL writes what a decision changes of a request (status,
+// updated_at, version) over the version it was made on: the columns of
+// the requests_status and requests_open indexes only, where
+// updateRequestSQL rewrites every column and so every index.
+const updateStatusSQL = `UPDATE requests SET status = ?, updated_at = ?, version = ?, next_nudge_at = NULL, nudges = 0, stuck_at = NULL
+	WHERE id = ? AND version = ?`
+
+func commitDecision(ctx context.Context, tx *txn, d *dispatch.Decision, now time.Time) error {
+	var consumer, messageID string
+	if rc := d.Change.Receipt; rc != nil {
+		consumer, messageID = rc.Consumer, rc.MessageID
 	}
-}
-
-const (
-	checkDecisionSQL = `SELECT version, (SELECT count(*) FROM offers WHERE request_id = r.id) FROM requests r WHERE r.id = ?`
-	checkReceiptSQL  = `SELECT count(*) FROM processed_messages WHERE consumer = ? AND message_id = ?`
-)
-
-func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, st *decisionStmts, d *dispatch.Decision) error {
 	var version, offers int
-	err := st.check.QueryRowContext(ctx, d.RequestID).Scan(&version, &offers)
+	var seen bool
+	err := tx.QueryRowContext(ctx, checkDecisionSQL, consumer, messageID, d.RequestID).Scan(&version, &offers, &seen)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && (version != d.Version || offers != d.Offers) {
 		return dispatch.ErrStale
 	}
 	if err != nil {
 		return fmt.Errorf("check request %s: %w", d.RequestID, err)
 	}
-	if rc := d.Change.Receipt; rc != nil {
-		var seen int
-		if err := st.receipt.QueryRowContext(ctx, rc.Consumer, rc.MessageID).Scan(&seen); err != nil {
-			return fmt.Errorf("check receipt: %w", err)
-		}
-		if seen > 0 {
-			return outbox.ErrAlreadyProcessed
-		}
+	if seen {
+		return outbox.ErrAlreadyProcessed
 	}
 	if o := d.Offer; o != nil {
-		res, err := st.offer.ExecContext(ctx, append(offerArgs(o), o.DriverID)...)
+		res, err := tx.ExecContext(ctx, insertOfferSQL, append(offerArgs(o), o.DriverID)...)
 		if err != nil {
 			return fmt.Errorf("insert offer: %w", err)
 		}
@@ -221,33 +202,24 @@ func (s *Store) commitDecision(ctx context.Context, tx *sql.Tx, st *decisionStmt
 		if r.Version != d.Version+1 {
 			return fmt.Errorf("decision for %s: version %d after %d: %w", r.ID, r.Version, d.Version, intake.ErrVersion)
 		}
-		// writeChange writes the outbox rows too.
-		if err := writeChange(ctx, tx, r, d.Version, d.Change); err != nil {
+		// applyChange writes the outbox rows too.
+		if err := applyChange(ctx, tx, r, d.Version, d.Change, updateStatusSQL,
+			string(r.Status), toMicros(r.UpdatedAt), r.Version, r.ID, d.Version); err != nil {
 			return err
 		}
-	} else if err := writeOutbox(ctx, st.outbox, d.Change.Outbox); err != nil {
+	} else if err := insertOutbox(ctx, tx, d.Change.Outbox); err != nil {
 		return err
 	}
 	if rc := d.Change.Receipt; rc != nil {
-		if err := recordReceipt(ctx, tx, *rc, time.Now()); err != nil {
+		if err := recordReceipt(ctx, tx, *rc, now); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// writeOutbox inserts msgs with the prepared insertOutboxSQL.
-func writeOutbox(ctx context.Context, stmt *sql.Stmt, msgs []outbox.Message) error {
-	for _, m := range msgs {
-		if _, err := stmt.ExecContext(ctx, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
-			return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
 		}
 	}
 	return nil
 }
 
 // readRequest reads one request in tx, with its timeline.
-func readRequest(ctx context.Context, tx *sql.Tx, id string) (intake.Request, error) {
+func readRequest(ctx context.Context, tx *txn, id string) (intake.Request, error) {
 	found, err := readRequests(ctx, tx, `WHERE id = ?`, id)
 	if err != nil {
 		return intake.Request{}, err
@@ -258,7 +230,7 @@ func readRequest(ctx context.Context, tx *sql.Tx, id string) (intake.Request, er
 	return found[0], nil
 }
 
-func readOffer(ctx context.Context, tx *sql.Tx, offerID string) (dispatch.Offer, error) {
+func readOffer(ctx context.Context, tx *txn, offerID string) (dispatch.Offer, error) {
 	o, err := scanOffer(tx.QueryRowContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE id = ?`, offerID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return dispatch.Offer{}, dispatch.ErrOfferNotFound
@@ -270,7 +242,7 @@ func readOffer(ctx context.Context, tx *sql.Tx, offerID string) (dispatch.Offer,
 }
 
 // endOffer writes an offer's end; only an open offer ends.
-func endOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer) error {
+func endOffer(ctx context.Context, tx *txn, o *dispatch.Offer) error {
 	res, err := tx.ExecContext(ctx, `UPDATE offers SET status = ?, decided_at = ? WHERE id = ? AND status = 'open'`,
 		string(o.Status), nullMicros(o.DecidedAt), o.ID)
 	if err != nil {
@@ -285,7 +257,7 @@ func endOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer) error {
 // Assign implements dispatch.Store.
 func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*dispatch.Assigning) (intake.Change, error)) (intake.Request, error) {
 	var out intake.Request
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		a := &dispatch.Assigning{}
 		requestID, driverID := t.RequestID, t.DriverID
 		if t.OfferID != "" {
@@ -350,16 +322,19 @@ func (s *Store) Assign(ctx context.Context, t dispatch.AssignTarget, fn func(*di
 // CloseOffer implements dispatch.Store.
 func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) (dispatch.Offer, error) {
 	var out dispatch.Offer
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		o, err := readOffer(ctx, tx, offerID)
 		if err != nil {
 			return err
 		}
-		r, err := readRequest(ctx, tx, o.RequestID)
+		found, err := readRequestRows(ctx, tx, `WHERE id = ?`, o.RequestID)
 		if err != nil {
 			return err
 		}
-		if err := closeOffer(ctx, tx, &o, &r, fn); err != nil {
+		if len(found) == 0 {
+			return fmt.Errorf("offer %s: %w", o.ID, intake.ErrNotFound) // unreachable: a foreign key
+		}
+		if err := closeOffer(ctx, tx, &o, &found[0], fn); err != nil {
 			return err
 		}
 		out = o
@@ -370,7 +345,7 @@ func (s *Store) CloseOffer(ctx context.Context, offerID string, fn func(o *dispa
 
 // closeOffer lets fn end o, an offer for r, and writes the end with fn's
 // outbox messages.
-func closeOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer, r *intake.Request,
+func closeOffer(ctx context.Context, tx *txn, o *dispatch.Offer, r *intake.Request,
 	fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) error {
 	msgs, err := fn(o, r)
 	if err != nil {
@@ -385,7 +360,7 @@ func closeOffer(ctx context.Context, tx *sql.Tx, o *dispatch.Offer, r *intake.Re
 // ExpireOffers implements dispatch.Store. One writer: nothing to skip.
 func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn func(o *dispatch.Offer, r *intake.Request) ([]outbox.Message, error)) ([]dispatch.Offer, error) {
 	var out []dispatch.Offer
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT `+offerColumns+` FROM offers WHERE status = 'open' AND expires_at <= ?
 			ORDER BY expires_at LIMIT ?`, toMicros(now), limit)
@@ -410,11 +385,11 @@ func (s *Store) ExpireOffers(ctx context.Context, now time.Time, limit int, fn f
 		}
 		// Their requests in one read, not one each: this runs in the one
 		// writer's transaction.
-		reqIDs := make([]any, len(due))
+		reqIDs := make([]string, len(due))
 		for i, o := range due {
 			reqIDs[i] = o.RequestID
 		}
-		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks(len(reqIDs))+`)`, reqIDs...)
+		reqs, err := readRequestRows(ctx, tx, `WHERE id `+inList, jsonList(reqIDs))
 		if err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ var _ fleet.Store = (*Store)(nil)
 
 // CreateProvider implements fleet.Store.
 func (s *Store) CreateProvider(ctx context.Context, p fleet.Provider) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO providers (code, name, created_at) VALUES (?, ?, ?)`,
 			p.Code, p.Name, toMicros(p.CreatedAt))
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: providers.code") {
@@ -157,7 +157,7 @@ func (s *Store) TouchDriver(ctx context.Context, id string) (fleet.Driver, error
 // as commits are ordered.
 func (s *Store) bumpDriver(ctx context.Context, id, update string, args ...any) (fleet.Driver, error) {
 	var d fleet.Driver
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, update, args...)
 		if err != nil {
 			return fmt.Errorf("update driver: %w", err)

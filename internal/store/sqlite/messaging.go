@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/deadletter"
@@ -17,7 +16,7 @@ import (
 
 // recordReceipt inserts a processed-message receipt; the primary key turns
 // a second processing into outbox.ErrAlreadyProcessed.
-func recordReceipt(ctx context.Context, tx *sql.Tx, r outbox.Receipt, at time.Time) error {
+func recordReceipt(ctx context.Context, tx *txn, r outbox.Receipt, at time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO processed_messages (consumer, message_id, processed_at)
 		VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.Consumer, r.MessageID, toMicros(at))
 	if err != nil {
@@ -31,7 +30,7 @@ func recordReceipt(ctx context.Context, tx *sql.Tx, r outbox.Receipt, at time.Ti
 
 // AddDeadLetter implements deadletter.Store.
 func (s *Store) AddDeadLetter(ctx context.Context, l deadletter.Letter) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO dead_letters
 			(id, consumer, stream, subject, message_id, payload, error, deliveries, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (consumer, message_id) DO NOTHING`,
@@ -87,7 +86,7 @@ func (s *Store) DeadLetters(ctx context.Context, before string, limit int) ([]de
 // RedriveDeadLetter implements deadletter.Store.
 func (s *Store) RedriveDeadLetter(ctx context.Context, id string, at time.Time, msg func(deadletter.Letter) outbox.Message) (deadletter.Letter, error) {
 	var out deadletter.Letter
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		l, err := scanDeadLetter(tx.QueryRowContext(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return deadletter.ErrNotFound
@@ -133,7 +132,7 @@ func (s *Store) Notifications(ctx context.Context, requestID string) ([]notify.N
 // yet past its deadline is not due: the offer's end commits its next job.
 func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan, now time.Time, limit int) ([]sweeper.Due, error) {
 	var out []sweeper.Due
-	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
+	err := s.readSnapshot(ctx, func(tx *txn) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, nudges, next_nudge_at, stuck_at FROM requests
 			WHERE status = ?
 			AND CASE WHEN next_nudge_at IS NULL THEN updated_at < ? ELSE next_nudge_at <= ? END
@@ -144,7 +143,7 @@ func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan
 		if err != nil {
 			return fmt.Errorf("find due requests: %w", err)
 		}
-		var ids []any
+		var ids []string
 		for rows.Next() {
 			var d sweeper.Due
 			var next, stuck sql.NullInt64
@@ -164,8 +163,7 @@ func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan
 		if err := rows.Err(); err != nil || len(ids) == 0 {
 			return err
 		}
-		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
-		reqs, err := readRequests(ctx, tx, `WHERE id IN (`+marks+`)`, ids...)
+		reqs, err := readRequests(ctx, tx, `WHERE id `+inList, jsonList(ids))
 		if err != nil {
 			return err
 		}
@@ -184,7 +182,7 @@ func (s *Store) DueRequests(ctx context.Context, status intake.Status, olderThan
 // RecordNudges implements sweeper.Store.
 func (s *Store) RecordNudges(ctx context.Context, now time.Time, ds []sweeper.Decision) ([]string, error) {
 	var applied []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		applied = applied[:0]
 		for _, d := range ds {
 			recommit := len(d.Jobs) > 0
@@ -264,7 +262,7 @@ func (s *Store) PendingInsurance(ctx context.Context) ([]intake.PendingChecks, e
 // keysBefore, and returns how many rows it deleted.
 func (s *Store) PruneBookkeeping(ctx context.Context, receiptsBefore, keysBefore time.Time, limit int) (int, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM processed_messages WHERE (consumer, message_id) IN (
 			SELECT consumer, message_id FROM processed_messages WHERE processed_at < ? LIMIT ?)`, toMicros(receiptsBefore), limit)
 		if err != nil {

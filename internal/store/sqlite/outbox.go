@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/yolda/yolda/internal/outbox"
@@ -23,7 +22,7 @@ import (
 
 const insertOutboxSQL = `INSERT INTO outbox (id, subject, payload, created_at) VALUES (?, ?, ?, ?)`
 
-func insertOutbox(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error {
+func insertOutbox(ctx context.Context, tx *txn, msgs []outbox.Message) error {
 	for _, m := range msgs {
 		if _, err := tx.ExecContext(ctx, insertOutboxSQL, m.ID, m.Subject, m.Payload, toMicros(m.CreatedAt)); err != nil {
 			return fmt.Errorf("insert outbox %s: %w", m.Subject, err)
@@ -38,7 +37,7 @@ func insertOutbox(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error 
 func (s *Store) RelayOutbox(ctx context.Context, limit int, lease time.Duration, publish func([]outbox.Message) []outbox.Publication) (int, error) {
 	var claim int64
 	var msgs []outbox.Message
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		now := toMicros(time.Now())
 		var err error
 		msgs, err = queryOutbox(ctx, tx, `SELECT seq, id, subject, payload, created_at FROM outbox
@@ -83,18 +82,17 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, lease time.Duration,
 	// what the broker has confirmed should not be sent again.
 	wctx, cancel := recordContext(ctx)
 	defer cancel()
-	err = s.tx(wctx, func(tx *sql.Tx) error {
+	err = s.tx(wctx, func(tx *txn) error {
 		now := toMicros(time.Now())
 		if len(window) == 0 {
 			_, err := tx.ExecContext(wctx, `UPDATE outbox_claims SET lease_until = ? WHERE id = ?`, now+retry.Microseconds(), claim)
 			return err
 		}
-		seqs := make([]any, len(window))
+		seqs := make([]int64, len(window))
 		for i, w := range window {
 			seqs[i] = w.Seq
 		}
-		marks := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
-		if _, err := tx.ExecContext(wctx, `DELETE FROM outbox WHERE seq IN (`+marks+`)`, seqs...); err != nil {
+		if _, err := tx.ExecContext(wctx, `DELETE FROM outbox WHERE seq `+inList, jsonList(seqs)); err != nil {
 			return fmt.Errorf("delete published rows: %w", err)
 		}
 		doc, _ := json.Marshal(window) // strings, bytes and integers always encode
@@ -207,7 +205,7 @@ func (s *Store) OutboxPublishedAfter(ctx context.Context, stream string, since t
 // time whose lease has ended: the republish window's old records.
 func (s *Store) PruneOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM outbox_claims WHERE id IN (
 			SELECT id FROM outbox_claims WHERE claimed_at < ? AND lease_until < ? ORDER BY id LIMIT ?)`,
 			toMicros(before), toMicros(time.Now()), limit)
@@ -260,5 +258,5 @@ func queryOutbox(ctx context.Context, q querier, query string, args ...any) ([]o
 
 // EnqueueOutbox commits messages on their own (re-driven work).
 func (s *Store) EnqueueOutbox(ctx context.Context, msgs []outbox.Message) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, msgs) })
+	return s.tx(ctx, func(tx *txn) error { return insertOutbox(ctx, tx, msgs) })
 }

@@ -23,6 +23,19 @@ type querier interface {
 // transaction (readSnapshot, or the writer's) so that the requests and
 // their timelines, read by two statements, come from one snapshot.
 func readRequests(ctx context.Context, q querier, where string, args ...any) ([]intake.Request, error) {
+	out, err := readRequestRows(ctx, q, where, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadTimelines(ctx, q, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readRequestRows is readRequests without the timelines, for who does not
+// look at them.
+func readRequestRows(ctx context.Context, q querier, where string, args ...any) ([]intake.Request, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read requests: %w", err)
@@ -40,19 +53,17 @@ func readRequests(ctx context.Context, q querier, where string, args ...any) ([]
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read requests: %w", err)
 	}
-	if err := loadTimelines(ctx, q, out); err != nil {
-		return nil, err
-	}
 	return out, nil
 }
 
 // readSnapshot runs fn in a read transaction on the read pool: in WAL
 // mode every statement of it sees the database as of its first read.
-func (s *Store) readSnapshot(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+func (s *Store) readSnapshot(ctx context.Context, fn func(*txn) error) error {
+	tx, err := s.read.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
+	defer tx.ended(ctx)
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
 	return fn(tx)
 }
@@ -60,7 +71,7 @@ func (s *Store) readSnapshot(ctx context.Context, fn func(*sql.Tx) error) error 
 // Request implements intake.Store.
 func (s *Store) Request(ctx context.Context, id string) (intake.Request, error) {
 	var found []intake.Request
-	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
+	err := s.readSnapshot(ctx, func(tx *txn) error {
 		var err error
 		found, err = readRequests(ctx, tx, `WHERE id = ?`, id)
 		return err
@@ -120,7 +131,7 @@ func (s *Store) Requests(ctx context.Context, f intake.Filter) ([]intake.Request
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, f.Limit)
 	var out []intake.Request
-	err := s.readSnapshot(ctx, func(tx *sql.Tx) error {
+	err := s.readSnapshot(ctx, func(tx *txn) error {
 		var err error
 		out, err = readRequests(ctx, tx, q, args...)
 		return err
@@ -137,16 +148,15 @@ func loadTimelines(ctx context.Context, q querier, reqs []intake.Request) error 
 		return nil
 	}
 	byID := make(map[string]*intake.Request, len(reqs))
-	args := make([]any, len(reqs))
+	ids := make([]string, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
 		byID[r.ID] = r
 		r.Timeline = r.Timeline[:0]
-		args[i] = r.ID
+		ids[i] = r.ID
 	}
-	marks := strings.TrimSuffix(strings.Repeat("?,", len(reqs)), ",")
 	rows, err := q.QueryContext(ctx, `SELECT request_id, status, at, actor_id, reason, version FROM request_timeline
-		WHERE request_id IN (`+marks+`) ORDER BY request_id, seq`, args...)
+		WHERE request_id `+inList+` ORDER BY request_id, seq`, jsonList(ids))
 	if err != nil {
 		return fmt.Errorf("read timelines: %w", err)
 	}
@@ -172,7 +182,7 @@ func loadTimelines(ctx context.Context, q querier, reqs []intake.Request) error 
 // BEGIN IMMEDIATE serialise writers, so fn runs once, on the latest state.
 func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Request) (intake.Change, error)) (intake.Request, error) {
 	var out intake.Request
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		found, err := readRequests(ctx, tx, `WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -206,9 +216,15 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*intake.Re
 // writeChange writes a change made on version before of r: the row (only
 // over that version), its timeline entry (appended to r.Timeline) and its
 // outbox rows. The receipt is the caller's.
-func writeChange(ctx context.Context, tx *sql.Tx, r *intake.Request, before int, change intake.Change) error {
+func writeChange(ctx context.Context, tx *txn, r *intake.Request, before int, change intake.Change) error {
 	args := requestArgs(r)
-	res, err := tx.ExecContext(ctx, updateRequestSQL, append(args[1:], r.ID, before)...)
+	return applyChange(ctx, tx, r, before, change, updateRequestSQL, append(args[1:], r.ID, before)...)
+}
+
+// applyChange is writeChange with the row's update given: update, with
+// args, must write r's row only over version before.
+func applyChange(ctx context.Context, tx *txn, r *intake.Request, before int, change intake.Change, update string, args ...any) error {
+	res, err := tx.ExecContext(ctx, update, args...)
 	if err != nil {
 		return fmt.Errorf("update request: %w", err)
 	}
@@ -227,7 +243,7 @@ func writeChange(ctx context.Context, tx *sql.Tx, r *intake.Request, before int,
 
 const insertTimelineSQL = `INSERT INTO request_timeline (request_id, seq, status, at, actor_id, reason, version) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
-func insertTimeline(ctx context.Context, tx *sql.Tx, requestID string, seq int, e intake.TimelineEntry) error {
+func insertTimeline(ctx context.Context, tx *txn, requestID string, seq int, e intake.TimelineEntry) error {
 	if _, err := tx.ExecContext(ctx, insertTimelineSQL, requestID, seq, string(e.Status), toMicros(e.At), e.ActorID, e.Reason, e.Version); err != nil {
 		return fmt.Errorf("insert timeline: %w", err)
 	}

@@ -31,8 +31,9 @@ var migrations embed.FS
 
 // Store is the SQLite implementation of every store port.
 type Store struct {
-	write *sql.DB
-	read  *sql.DB
+	write *pool
+	read  *pool
+	group writeGroup
 }
 
 var (
@@ -71,8 +72,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	// Idle readers stay open: a new connection reads the schema again and
+	// prepares every statement again.
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	s := &Store{write: write, read: read}
+	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
+	s := &Store{write: newPool(write), read: newPool(read)}
 	if err := s.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -118,7 +122,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(t *txn) error {
+		tx := t.Tx // statements run once: not worth keeping prepared
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
@@ -142,22 +147,6 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// tx runs fn in a write transaction and commits it if fn returns nil.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 // cleanupTimeout bounds the work done after the caller's context may have

@@ -158,3 +158,16 @@ func migrationsLine(t *testing.T) string {
 	}
 	return fmt.Sprintf("migrations: %d up to %d", len(files), len(files))
 }
+
+// BenchmarkDecisions: the store's side of a dispatch pass (see
+// storetest.BenchDecisions).
+//
+//	go test -run '^$' -bench Decisions -benchmem ./internal/store/sqlite/
+func BenchmarkDecisions(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "yolda.db"))
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	storetest.BenchDecisions(b, s)
+}

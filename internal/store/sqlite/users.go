@@ -19,7 +19,7 @@ var _ account.Store = (*Store)(nil)
 
 // CreateUser implements account.Store.
 func (s *Store) CreateUser(ctx context.Context, u account.User, events ...audit.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, username, role, name, phone, password_hash, disabled, token_version, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.Username, string(u.Role), u.Name, u.Phone, u.PasswordHash, u.Disabled, u.TokenVersion,
@@ -136,7 +136,7 @@ func (s *Store) Users(ctx context.Context, f account.UserFilter) ([]account.User
 // SQLite has one writer.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*account.User) ([]audit.Event, error)) (account.User, error) {
 	var out account.User
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` WHERE u.id = ?`, id))
 		if err != nil {
 			return err

@@ -113,7 +113,7 @@ type dispatchFixture struct {
 	drivers  []account.User
 }
 
-func newDispatchFixture(t *testing.T, s DispatchStore, drivers int) *dispatchFixture {
+func newDispatchFixture(t testing.TB, s DispatchStore, drivers int) *dispatchFixture {
 	t.Helper()
 	f := &dispatchFixture{s: s, customer: addUser(t, s, "customer1", identity.Customer)}
 	for i := range drivers {
@@ -128,7 +128,7 @@ func newDispatchFixture(t *testing.T, s DispatchStore, drivers int) *dispatchFix
 
 // dispatching creates n requests in dispatching, each with its dispatch
 // job in the outbox, and returns them as stored.
-func (f *dispatchFixture) dispatching(t *testing.T, n int) []intake.Request {
+func (f *dispatchFixture) dispatching(t testing.TB, n int) []intake.Request {
 	t.Helper()
 	var cs []*intake.Creation
 	for i := range n {
@@ -149,7 +149,7 @@ func (f *dispatchFixture) dispatching(t *testing.T, n int) []intake.Request {
 	return out
 }
 
-func (f *dispatchFixture) request(t *testing.T, id string) intake.Request {
+func (f *dispatchFixture) request(t testing.TB, id string) intake.Request {
 	t.Helper()
 	r, err := f.s.Request(context.Background(), id)
 	if err != nil {

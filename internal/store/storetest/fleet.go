@@ -45,7 +45,7 @@ func addProvider(t *testing.T, s FleetStore, code, name string) fleet.Provider {
 }
 
 // addDriver creates a driver account with the given profile.
-func addDriver(t *testing.T, s FleetStore, username string, kind fleet.VehicleKind, provider string, caps ...intake.ServiceType) account.User {
+func addDriver(t testing.TB, s FleetStore, username string, kind fleet.VehicleKind, provider string, caps ...intake.ServiceType) account.User {
 	t.Helper()
 	u := account.User{
 		ID: id.New("usr", time.Now()), Username: username, Role: identity.Driver, Name: "Name " + username,

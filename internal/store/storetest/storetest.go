@@ -54,7 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 
 var base = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func addUser(t *testing.T, s Store, username string, role identity.Role) account.User {
+func addUser(t testing.TB, s Store, username string, role identity.Role) account.User {
 	t.Helper()
 	u := account.User{
 		ID: id.New("usr", time.Now()), Username: username, Role: role,
@@ -100,7 +100,7 @@ func creation(r intake.Request, key, fingerprint string) *intake.Creation {
 	return &intake.Creation{Request: r, IdempotencyKey: key, Fingerprint: fingerprint, Outbox: []outbox.Message{job, msg}}
 }
 
-func mustCreate(t *testing.T, s Store, cs ...*intake.Creation) {
+func mustCreate(t testing.TB, s Store, cs ...*intake.Creation) {
 	t.Helper()
 	if err := s.CreateRequests(context.Background(), cs); err != nil {
 		t.Fatalf("CreateRequests: %v", err)
