@@ -33,6 +33,7 @@ func (p *process) apiServices() ([]service, error) {
 // which only a relay moves.
 func (p *process) relayServices() ([]service, error) {
 	rel := relay.New(p.store, p.broker, relay.Options{
+		Batch: p.cfg.RelayBatch, Workers: p.cfg.RelayWorkers,
 		RepublishWindow: p.cfg.RepublishWindow, Retention: p.cfg.OutboxRetention,
 		ReceiptRetention: receiptRetention(p.cfg),
 	}, p.log, p.registry)

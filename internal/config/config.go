@@ -134,6 +134,12 @@ type Config struct {
 	// OutboxRetention is how long published outbox rows are kept; it must
 	// exceed RepublishWindow.
 	OutboxRetention time.Duration
+	// RelayBatch is how many outbox rows one relay round claims and
+	// publishes.
+	RelayBatch int
+	// RelayWorkers is how many relay rounds run at once in this process
+	// while a backlog lasts.
+	RelayWorkers int
 	// SweepInterval is how often the sweeper looks for stuck requests.
 	SweepInterval time.Duration
 	// WorkerConcurrency is the handlers (for a batching consumer: the
@@ -247,6 +253,8 @@ func Defaults() Config {
 		EventsMaxAge:      7 * 24 * time.Hour,
 		DuplicateWindow:   5 * time.Minute,
 		RepublishWindow:   150 * time.Second,
+		RelayBatch:        2000,
+		RelayWorkers:      1,
 		OutboxRetention:   time.Hour,
 		SweepInterval:     10 * time.Second,
 		WorkerConcurrency: 8,
@@ -317,6 +325,8 @@ func (c *Config) settings() []setting {
 		{"nats-duplicate-window", "how long the streams remember a message id to drop a second copy", &c.DuplicateWindow, shown},
 		{"relay-republish-window", "how far back the relay publishes again when the broker may have lost its unflushed tail", &c.RepublishWindow, shown},
 		{"outbox-retention", "how long sent outbox rows are kept", &c.OutboxRetention, shown},
+		{"relay-batch", "outbox rows one relay round claims and publishes", &c.RelayBatch, shown},
+		{"relay-workers", "relay rounds at once in this process while a backlog lasts (above 1, rounds overtake each other as several relays do)", &c.RelayWorkers, shown},
 		{"sweep-interval", "how often the sweeper looks for stuck requests", &c.SweepInterval, shown},
 		{"worker-concurrency", "handlers (or batches) in flight per consumer in this process", &c.WorkerConcurrency, shown},
 		{"consumer-batch-max", "messages a batching consumer applies in one transaction at most (1: one each)", &c.ConsumerBatchMax, shown},
@@ -579,6 +589,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SweepInterval <= 0 {
 		bad("sweep-interval must be positive")
+	}
+	if c.RelayBatch < 1 || c.RelayBatch > 10_000 {
+		bad("relay-batch must be 1-10000")
+	}
+	if c.RelayWorkers < 1 || c.RelayWorkers > 64 {
+		bad("relay-workers must be 1-64")
 	}
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 1024 {
 		bad("worker-concurrency must be 1-1024")

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,8 +71,13 @@ const publishTimeout = 10 * time.Second
 
 // Options tune the relay. Zero values take the defaults.
 type Options struct {
-	// Batch is how many rows one publish round takes (500).
+	// Batch is how many rows one publish round takes (2000).
 	Batch int
+	// Workers is how many rounds run at once while a backlog lasts (1).
+	// Above 1, rounds overtake each other as several relays' do: a
+	// request's messages reach the broker in seq order only per round
+	// (docs/events.md, "Order and versions").
+	Workers int
 	// Poll is the fallback interval when no wake-up arrives (1s).
 	Poll time.Duration
 	// RepublishWindow is how far back the relay looks for messages the
@@ -103,7 +109,10 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Batch <= 0 {
-		o.Batch = 500
+		o.Batch = 2000
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
@@ -225,42 +234,64 @@ func (r *Relay) Run(ctx context.Context) error {
 // drain relays until the outbox has nothing left to claim or a round
 // fails; it reports whether every round succeeded. Rows a stream refused
 // at its limit do not fail the round: they are held back, and the rows
-// behind them go out.
+// behind them go out. While a backlog lasts (a round came back full),
+// Workers rounds run at once, each on rows of its own claim: a round's
+// two short transactions and its publish then overlap other rounds'
+// instead of queueing behind them.
 func (r *Relay) drain(ctx context.Context) bool {
-	for ctx.Err() == nil {
-		failed := false
-		claimed := 0
-		n, err := r.store.RelayOutbox(ctx, r.opts.Batch, r.opts.Lease, func(msgs []outbox.Message) []outbox.Publication {
-			claimed = len(msgs)
-			pubs, full, other := r.publish(ctx, msgs)
-			for i, m := range msgs {
-				if pubs[i].Confirmed() {
-					r.metrics.lag.Observe(r.now().Sub(m.CreatedAt).Seconds())
+	full, ok := r.round(ctx)
+	if !ok || !full {
+		return ok
+	}
+	var failed atomic.Bool
+	var rounds sync.WaitGroup
+	for range r.opts.Workers {
+		rounds.Go(func() {
+			for ctx.Err() == nil && !failed.Load() {
+				full, ok := r.round(ctx)
+				if !ok {
+					failed.Store(true)
+				}
+				if !full {
+					return
 				}
 			}
-			if full > 0 {
-				r.metrics.held.Add(float64(full))
-				r.log.Warn("a stream is at its limit: rows kept in the outbox and tried again", "rows", full,
-					"retry_in", r.opts.FullBackoff.String())
-			}
-			failed = other > 0
-			return pubs
 		})
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Warn("relay round failed", "err", err)
-			}
-			return false
-		}
-		r.metrics.relayed.Add(float64(n))
-		if failed {
-			return false
-		}
-		if claimed < r.opts.Batch {
-			return true
-		}
 	}
-	return true
+	rounds.Wait()
+	return !failed.Load()
+}
+
+// round claims up to Batch rows, publishes them and records what the
+// broker confirmed. It reports whether it claimed a whole batch (more may
+// be waiting) and whether it succeeded.
+func (r *Relay) round(ctx context.Context) (full, ok bool) {
+	failed := false
+	claimed := 0
+	n, err := r.store.RelayOutbox(ctx, r.opts.Batch, r.opts.Lease, func(msgs []outbox.Message) []outbox.Publication {
+		claimed = len(msgs)
+		pubs, full, other := r.publish(ctx, msgs)
+		for i, m := range msgs {
+			if pubs[i].Confirmed() {
+				r.metrics.lag.Observe(r.now().Sub(m.CreatedAt).Seconds())
+			}
+		}
+		if full > 0 {
+			r.metrics.held.Add(float64(full))
+			r.log.Warn("a stream is at its limit: rows kept in the outbox and tried again", "rows", full,
+				"retry_in", r.opts.FullBackoff.String())
+		}
+		failed = other > 0
+		return pubs
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("relay round failed", "err", err)
+		}
+		return false, false
+	}
+	r.metrics.relayed.Add(float64(n))
+	return claimed == r.opts.Batch, !failed
 }
 
 // publish sends msgs and returns what the broker said of each, with how
@@ -525,5 +556,5 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // String describes the relay's settings for the start-up log.
 func (o Options) String() string {
 	o = o.withDefaults()
-	return fmt.Sprintf("batch=%d poll=%s republish_window=%s retention=%s lease=%s", o.Batch, o.Poll, o.RepublishWindow, o.Retention, o.Lease)
+	return fmt.Sprintf("batch=%d workers=%d poll=%s republish_window=%s retention=%s lease=%s", o.Batch, o.Workers, o.Poll, o.RepublishWindow, o.Retention, o.Lease)
 }
