@@ -33,7 +33,9 @@
 # CPU is not the server's (it shows under the others' CPU). INSURERS=0
 # runs without an insurers file (every request straight to manual review).
 #
-# Other settings: PORT_BASE (18290), RATES (comma-separated), BISECT (2), DRIVERS (10000 if
+# Other settings: PORT_BASE (18290), RATES (comma-separated), BISECT (2),
+# RESOLUTION (500 requests/s: bisection stops when held and failed are
+# this close), DRIVERS (10000 if
 # the build has the dispatch role, else 0), REDIS_URL
 # (redis://127.0.0.1:6390/13; its database is flushed), OUT (where the
 # logs, the output and, with PROFILE=1, CPU profiles of the middle third
@@ -51,6 +53,7 @@ step=${1:-60s}
 configs=${CONFIGS:-sqlite postgres postgres-split}
 rates=${RATES:-1000,2000,3000,4000,5000,6000,8000,10000,12000}
 bisect=${BISECT:-2}
+resolution=${RESOLUTION:-500}
 redis_url=${REDIS_URL:-redis://127.0.0.1:6390/13}
 out=${OUT:-$(mktemp -d /tmp/yolda-sustained.XXXXXX)}
 mkdir -p "$out"
@@ -134,7 +137,7 @@ for config in $configs; do
 	esac
 	env "${env_db[@]}" YOLDA_DATA_DIR="$data" "$work/yolda" users add --role customer --username bench --password bench-password >/dev/null
 
-	bench_args=(-label "$config" -url "http://$api" -step "$step" -rates "$rates" -bisect "$bisect" -drivers "$config_drivers" -data-dir "$data")
+	bench_args=(-label "$config" -url "http://$api" -step "$step" -rates "$rates" -bisect "$bisect" -resolution "$resolution" -drivers "$config_drivers" -data-dir "$data")
 	[ "${PROFILE:-0}" = 1 ] && bench_args+=(-profile-dir "$out")
 	case $config in
 	sqlite | postgres | sqlite-backbone | postgres-backbone)
