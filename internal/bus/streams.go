@@ -87,24 +87,48 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 // than being recreated: a recreated stream would lose its messages.
 func (b *Bus) EnsureStreams(ctx context.Context) error {
 	for _, sc := range b.streamConfigs() {
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := untilAnswered(ctx, func() error {
+			_, err := b.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
-	_, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	retries := jetstream.KeyValueConfig{
 		Bucket:      retryBucket,
 		Description: "explicit retries per consumer and message, so they do not count as failures",
 		TTL:         retryLedgerTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    b.cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", retryBucket, err)
 	}
-	if _, err := b.js.CreateOrUpdateKeyValue(ctx, b.healthBucketConfig()); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", healthBucket, err)
+	for _, kv := range []jetstream.KeyValueConfig{retries, b.healthBucketConfig()} {
+		if err := untilAnswered(ctx, func() error {
+			_, err := b.js.CreateOrUpdateKeyValue(ctx, kv)
+			return err
+		}); err != nil {
+			return fmt.Errorf("ensure bucket %s: %w", kv.Bucket, err)
+		}
 	}
 	return nil
+}
+
+// ensureAttempts is how many times a declaration that timed out is sent
+// again: a cluster that has just elected its leader, or a slow disk, can
+// take longer than one API request's timeout to create a replicated
+// stream. Declarations are idempotent.
+const ensureAttempts = 4
+
+// untilAnswered runs declare until it gets an answer other than a timeout,
+// at most ensureAttempts times while ctx lasts.
+func untilAnswered(ctx context.Context, declare func() error) error {
+	var err error
+	for range ensureAttempts {
+		if err = declare(); err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return err
+		}
+	}
+	return err
 }
 
 // HasMessage reports whether the stream that holds subject still has a
